@@ -1,0 +1,49 @@
+// swift-tools-version:6.0
+// Amalgam: merge neural networks (LLM checkpoints above all) on an ordinary CPU.
+//
+// Layers, dependencies pointing one way:
+//   AmalgamCore (tensors, dtypes, kernels, JSON, mapped files)
+//     -> AmalgamCheckpoint (safetensors, Hugging Face folders, GGUF)
+//       -> AmalgamMerge (merge methods, mergekit YAML, streaming executor)
+//         -> the `amalgam` command (AmalgamCLI), the only target that prints or exits.
+import PackageDescription
+
+let package = Package(
+    name: "Amalgam",
+    products: [
+        .library(name: "Amalgam", targets: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge"]),
+        .executable(name: "amalgam", targets: ["AmalgamCLI"]),
+        .executable(name: "amalgam-bench", targets: ["AmalgamBench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CAmalgamBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .target(name: "AmalgamCore", dependencies: ["CAmalgamBLAS"]),
+        .target(name: "AmalgamCheckpoint", dependencies: ["AmalgamCore"]),
+        .target(
+            name: "AmalgamMerge",
+            dependencies: ["AmalgamCore", "AmalgamCheckpoint", .product(name: "Yams", package: "Yams")]
+        ),
+        .executableTarget(
+            name: "AmalgamCLI",
+            dependencies: [
+                "AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "AmalgamBench",
+            dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge"]
+        ),
+        .testTarget(name: "AmalgamCoreTests", dependencies: ["AmalgamCore"]),
+        .testTarget(name: "AmalgamCheckpointTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint"]),
+        .testTarget(name: "AmalgamMergeTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge"]),
+    ]
+)

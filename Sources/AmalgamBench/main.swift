@@ -1,0 +1,1 @@
+print("amalgam-bench: no benchmarks yet")

@@ -1,0 +1,14 @@
+import ArgumentParser
+
+/// The `amalgam` command: the only place that parses arguments, prints, or exits.
+@main
+struct Amalgam: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "amalgam",
+        abstract: "Merge neural networks (LLM checkpoints above all) on an ordinary CPU.",
+        version: "0.1.0",
+        subcommands: [
+            Inspect.self,
+        ]
+    )
+}

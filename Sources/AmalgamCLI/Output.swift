@@ -1,0 +1,28 @@
+import Foundation
+
+/// Writes a line to standard error (progress, warnings), leaving standard output for results.
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+/// Whether standard error is a terminal (progress lines are drawn only then).
+let standardErrorIsTerminal: Bool = isatty(2) != 0
+
+/// Human-readable byte count.
+func formatBytes(_ n: Int) -> String {
+    let units = ["B", "KB", "MB", "GB", "TB"]
+    var v = Double(n)
+    var u = 0
+    while v >= 1000 && u < units.count - 1 { v /= 1000; u += 1 }
+    return u == 0 ? "\(n) B" : String(format: "%.2f %@", v, units[u])
+}
+
+/// Human-readable count (parameters).
+func formatCount(_ n: Int) -> String {
+    switch n {
+    case 1_000_000_000...: return String(format: "%.2fB", Double(n) / 1e9)
+    case 1_000_000...: return String(format: "%.1fM", Double(n) / 1e6)
+    case 1_000...: return String(format: "%.1fK", Double(n) / 1e3)
+    default: return "\(n)"
+    }
+}

@@ -1,0 +1,128 @@
+import AmalgamCore
+
+/// A model's `config.json`: every field kept as read (so unknown ones are written back unchanged),
+/// with typed accessors for what Amalgam uses.
+public struct ModelConfig: Sendable, Equatable {
+    /// All fields, in file order.
+    public var raw: JSONObject
+    /// Where it was read from, for messages.
+    public let path: String
+
+    public init(raw: JSONObject, path: String) {
+        self.raw = raw
+        self.path = path
+    }
+
+    /// Reads and parses `config.json`.
+    public init(contentsOf path: String) throws(CheckpointError) {
+        let file: MappedFile
+        do { file = try MappedFile(path: path) } catch { throw .file(error) }
+        let json: JSONValue
+        do { json = try JSONValue.parse(file.bytes(offset: 0, count: file.count)) } catch {
+            throw .invalidConfig(path: path, key: "(file)", reason: error.description)
+        }
+        guard case let .object(o) = json else { throw .invalidConfig(path: path, key: "(file)", reason: "not a JSON object") }
+        self.init(raw: o, path: path)
+    }
+
+    /// The text transformers would write: `json.dumps(config, indent=2, sort_keys=True) + "\n"`.
+    public func jsonText() -> String { JSONValue.object(raw).pythonText() + "\n" }
+
+    public var modelType: String? { raw["model_type"]?.stringValue }
+    public var architectures: [String] { raw["architectures"]?.arrayValue?.compactMap(\.stringValue) ?? [] }
+
+    /// The number of transformer layers, if the config states it.
+    public var numHiddenLayers: Int? {
+        get { (raw["num_hidden_layers"] ?? raw["n_layer"] ?? raw["num_layers"])?.intValue }
+        set { raw["num_hidden_layers"] = newValue.map { .int($0) } }
+    }
+
+    public var vocabSize: Int? {
+        get { raw["vocab_size"]?.intValue }
+        set { raw["vocab_size"] = newValue.map { .int($0) } }
+    }
+
+    /// `dtype` (transformers 5) or `torch_dtype` (earlier).
+    public var dtype: DType? {
+        get { (raw["dtype"] ?? raw["torch_dtype"])?.stringValue.flatMap { DType(torchName: $0) } }
+        set {
+            let key = raw["torch_dtype"] != nil && raw["dtype"] == nil ? "torch_dtype" : "dtype"
+            raw[key] = newValue.map { .string($0.torchName) }
+        }
+    }
+
+    /// Whether `model_type` is one of the Llama-family types Amalgam runs (llama, mistral, qwen2, qwen3).
+    public var isLlamaFamily: Bool { LlamaConfig.modelTypes.contains(modelType ?? "") }
+
+    /// The typed Llama-family configuration; throws naming the missing or bad key.
+    public func llama() throws(CheckpointError) -> LlamaConfig { try LlamaConfig(self) }
+}
+
+/// The configuration of a Llama-family decoder (llama, mistral, qwen2, qwen3).
+public struct LlamaConfig: Sendable, Equatable {
+    public static let modelTypes: Set<String> = ["llama", "mistral", "qwen2", "qwen3"]
+
+    public var modelType: String
+    public var hiddenSize: Int
+    public var intermediateSize: Int
+    public var numHiddenLayers: Int
+    public var numAttentionHeads: Int
+    public var numKeyValueHeads: Int
+    public var headDim: Int
+    public var vocabSize: Int
+    public var rmsNormEps: Double
+    public var ropeTheta: Double
+    /// Rope scaling parameters (`rope_scaling`, or the non-default part of `rope_parameters`).
+    public var ropeScaling: JSONObject?
+    public var maxPositionEmbeddings: Int
+    public var tieWordEmbeddings: Bool
+    public var slidingWindow: Int?
+    public var attentionBias: Bool
+    public var bosTokenId: Int?
+    public var eosTokenIds: [Int]
+
+    init(_ config: ModelConfig) throws(CheckpointError) {
+        let raw = config.raw
+        let path = config.path
+        func int(_ key: String) throws(CheckpointError) -> Int {
+            guard let v = raw[key] else { throw .invalidConfig(path: path, key: key, reason: "missing; a Llama-family config.json must have it") }
+            guard let i = v.intValue, i > 0 else { throw .invalidConfig(path: path, key: key, reason: "must be a positive integer") }
+            return i
+        }
+        guard let type = config.modelType else { throw .invalidConfig(path: path, key: "model_type", reason: "missing") }
+        guard Self.modelTypes.contains(type) else {
+            throw .invalidConfig(path: path, key: "model_type", reason: "'\(type)' is not a Llama-family type (accepted: \(Self.modelTypes.sorted().joined(separator: ", ")))")
+        }
+        modelType = type
+        hiddenSize = try int("hidden_size")
+        intermediateSize = try int("intermediate_size")
+        numHiddenLayers = try int("num_hidden_layers")
+        numAttentionHeads = try int("num_attention_heads")
+        numKeyValueHeads = raw["num_key_value_heads"].flatMap { $0.isNull ? nil : $0 } != nil ? try int("num_key_value_heads") : numAttentionHeads
+        headDim = raw["head_dim"].flatMap { $0.isNull ? nil : $0 } != nil ? try int("head_dim") : hiddenSize / numAttentionHeads
+        vocabSize = try int("vocab_size")
+        guard numAttentionHeads % numKeyValueHeads == 0 else {
+            throw .invalidConfig(path: path, key: "num_key_value_heads", reason: "\(numKeyValueHeads) does not divide num_attention_heads (\(numAttentionHeads))")
+        }
+        rmsNormEps = raw["rms_norm_eps"]?.doubleValue ?? 1e-6
+        let ropeParameters = raw["rope_parameters"]?.objectValue
+        ropeTheta = raw["rope_theta"]?.doubleValue ?? ropeParameters?["rope_theta"]?.doubleValue ?? 10000
+        if let scaling = raw["rope_scaling"]?.objectValue {
+            ropeScaling = scaling
+        } else if let p = ropeParameters, let kind = p["rope_type"]?.stringValue, kind != "default" {
+            ropeScaling = p
+        } else {
+            ropeScaling = nil
+        }
+        maxPositionEmbeddings = raw["max_position_embeddings"]?.intValue ?? 2048
+        tieWordEmbeddings = raw["tie_word_embeddings"]?.boolValue ?? false
+        slidingWindow = raw["sliding_window"]?.intValue
+        attentionBias = raw["attention_bias"]?.boolValue ?? (type == "qwen2")
+        bosTokenId = raw["bos_token_id"]?.intValue
+        if let e = raw["eos_token_id"] {
+            eosTokenIds = e.arrayValue?.compactMap(\.intValue) ?? e.intValue.map { [$0] } ?? []
+        } else {
+            eosTokenIds = []
+        }
+    }
+}

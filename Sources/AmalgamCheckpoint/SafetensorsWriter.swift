@@ -1,0 +1,147 @@
+import AmalgamCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where each tensor goes in a safetensors file, decided before any data is written, exactly as the
+/// reference `safetensors` library decides it: tensors sorted by dtype (the Rust crate's enum order,
+/// descending) then by name, packed from offset 0, the compact JSON header padded with spaces to a
+/// multiple of 8 bytes.
+public struct SafetensorsLayout: Sendable {
+    public struct Entry: Sendable {
+        public let info: TensorInfo
+        /// Absolute offset in the file.
+        public let fileOffset: Int
+    }
+
+    public let entries: [Entry]
+    public let header: [UInt8]
+    public let fileSize: Int
+    private let index: [String: Int]
+
+    public init(tensors: [TensorInfo], metadata: [(key: String, value: String)]? = [("format", "pt")]) throws(CheckpointError) {
+        var seen = Set<String>()
+        for t in tensors where !seen.insert(t.name).inserted { throw .duplicateTensor(path: "(output)", tensor: t.name) }
+        let sorted = tensors.sorted {
+            $0.dtype.safetensorsRank != $1.dtype.safetensorsRank
+                ? $0.dtype.safetensorsRank > $1.dtype.safetensorsRank
+                : Array($0.name.utf8).lexicographicallyPrecedes(Array($1.name.utf8))
+        }
+        var object = JSONObject()
+        if let metadata {
+            var meta = JSONObject()
+            for (k, v) in metadata { meta[k] = .string(v) }
+            object["__metadata__"] = .object(meta)
+        }
+        var offset = 0
+        var relative: [Int] = []
+        for t in sorted {
+            object[t.name] = .object(JSONObject([
+                ("dtype", .string(t.dtype.rawValue)),
+                ("shape", .array(t.shape.map { .int($0) })),
+                ("data_offsets", .array([.int(offset), .int(offset + t.byteCount)])),
+            ]))
+            relative.append(offset)
+            offset += t.byteCount
+        }
+        var headerBytes = Array(JSONValue.object(object).compactText().utf8)
+        headerBytes.append(contentsOf: repeatElement(UInt8(ascii: " "), count: (8 - headerBytes.count % 8) % 8))
+        var full = withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian) { Array($0) }
+        full.append(contentsOf: headerBytes)
+        header = full
+        let dataStart = full.count
+        entries = zip(sorted, relative).map { Entry(info: $0, fileOffset: dataStart + $1) }
+        fileSize = dataStart + offset
+        index = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($1.info.name, $0) })
+    }
+
+    public func entry(_ name: String) -> Entry? { index[name].map { entries[$0] } }
+}
+
+/// Writes one safetensors file whose layout is fixed up front; tensors may arrive in any order
+/// (each goes to its place with `pwrite`), so a merge can stream them as it produces them.
+public final class SafetensorsWriter: @unchecked Sendable {
+    public let path: String
+    public let layout: SafetensorsLayout
+    private let fd: Int32
+    private var written: Set<String> = []
+    private let lock = Lock()
+
+    /// Creates (or truncates) `path` and writes the header.
+    public init(path: String, layout: SafetensorsLayout) throws(CheckpointError) {
+        self.path = path
+        self.layout = layout
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw .file(.cannotWrite(path: path, reason: String(cString: strerror(errno)))) }
+        guard ftruncate(fd, off_t(layout.fileSize)) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw .file(.cannotWrite(path: path, reason: reason))
+        }
+        let headerWrite: Result<Void, CheckpointError> = layout.header.withUnsafeBytes { b in
+            Result { () throws(CheckpointError) in try writeAll(b, at: 0) }
+        }
+        try headerWrite.get()
+    }
+
+    deinit { if fd >= 0 { close(fd) } }
+
+    private func writeAll(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(CheckpointError) {
+        var done = 0
+        while done < bytes.count {
+            let r = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done))
+            if r < 0 {
+                if errno == EINTR { continue }
+                throw .file(.cannotWrite(path: path, reason: String(cString: strerror(errno))))
+            }
+            done += r
+        }
+    }
+
+    /// Writes a tensor's bytes (already in the layout's dtype). Safe to call from several threads.
+    public func write(_ name: String, bytes: UnsafeRawBufferPointer) throws(CheckpointError) {
+        guard let entry = layout.entry(name) else {
+            throw .unexpectedTensor(path: path, tensor: name, reason: "not part of this file's layout")
+        }
+        guard bytes.count == entry.info.byteCount else {
+            throw .unexpectedTensor(path: path, tensor: name, reason: "got \(bytes.count) bytes, the layout says \(entry.info.byteCount)")
+        }
+        if bytes.count > 0 { try writeAll(bytes, at: entry.fileOffset) }
+        lock.withLock { _ = written.insert(name) }
+    }
+
+    /// Writes a tensor, converting it to the layout's dtype when needed.
+    public func write(_ name: String, tensor: Tensor) throws(CheckpointError) {
+        guard let entry = layout.entry(name) else {
+            throw .unexpectedTensor(path: path, tensor: name, reason: "not part of this file's layout")
+        }
+        guard tensor.shape == entry.info.shape else {
+            throw .unexpectedTensor(path: path, tensor: name, reason: "shape \(tensor.shape), the layout says \(entry.info.shape)")
+        }
+        let t = tensor.converted(to: entry.info.dtype)
+        try write(name, bytes: t.bytes)
+    }
+
+    /// Checks every tensor was written and flushes the file to disk.
+    public func finish() throws(CheckpointError) {
+        let missing = layout.entries.map(\.info.name).filter { !written.contains($0) }
+        guard missing.isEmpty else { throw .incompleteWrite(path: path, missing: missing) }
+        guard fsync(fd) == 0 else { throw .file(.cannotWrite(path: path, reason: String(cString: strerror(errno)))) }
+    }
+
+    /// Writes whole tensors into a new file at `path`, atomically.
+    public static func save(_ tensors: [(name: String, tensor: Tensor)], to path: String,
+                            metadata: [(key: String, value: String)]? = [("format", "pt")]) throws(CheckpointError) {
+        let layout = try SafetensorsLayout(tensors: tensors.map { TensorInfo(name: $0.name, dtype: $0.tensor.dtype, shape: $0.tensor.shape) }, metadata: metadata)
+        let tmp = path + ".partial-\(getpid())"
+        do {
+            let writer = try SafetensorsWriter(path: tmp, layout: layout)
+            for (name, t) in tensors { try writer.write(name, bytes: t.bytes) }
+            try writer.finish()
+        } catch {
+            unlink(tmp)
+            throw error
+        }
+        guard rename(tmp, path) == 0 else { throw .file(.cannotWrite(path: path, reason: String(cString: strerror(errno)))) }
+    }
+}

@@ -1,0 +1,113 @@
+/// Conversion kernels between element types. These are hot loops: they run at memory bandwidth
+/// only when built for the host CPU (F16C, AVX-512), which the README's commands do.
+public enum Convert {
+    /// Decodes `count` elements of `dtype` from `source` into f32.
+    public static func toFloat32(_ source: UnsafeRawBufferPointer, from dtype: DType, into out: UnsafeMutableBufferPointer<Float>) {
+        let n = out.count
+        precondition(source.count >= n * dtype.byteSize, "source too short")
+        guard n > 0, let src = source.baseAddress, let dst = out.baseAddress else { return }
+        switch dtype {
+        case .f32:
+            dst.update(from: src.assumingMemoryBound(to: Float.self), count: n)
+        case .bf16:
+            bf16ToFloat32(src.assumingMemoryBound(to: UInt16.self), dst, n)
+        case .f16:
+            f16ToFloat32(src.assumingMemoryBound(to: Float16.self), dst, n)
+        case .f64:
+            let s = src.assumingMemoryBound(to: Double.self)
+            for i in 0..<n { dst[i] = Float(s[i]) }
+        case .i64:
+            let s = src.assumingMemoryBound(to: Int64.self)
+            for i in 0..<n { dst[i] = Float(s[i]) }
+        case .i32:
+            let s = src.assumingMemoryBound(to: Int32.self)
+            for i in 0..<n { dst[i] = Float(s[i]) }
+        case .i16:
+            let s = src.assumingMemoryBound(to: Int16.self)
+            for i in 0..<n { dst[i] = Float(s[i]) }
+        case .i8:
+            let s = src.assumingMemoryBound(to: Int8.self)
+            for i in 0..<n { dst[i] = Float(s[i]) }
+        case .u8, .bool:
+            let s = src.assumingMemoryBound(to: UInt8.self)
+            for i in 0..<n { dst[i] = Float(s[i]) }
+        }
+    }
+
+    /// Encodes f32 values as `dtype` into `out` (round to nearest even for bf16 and f16).
+    public static func fromFloat32(_ source: UnsafeBufferPointer<Float>, to dtype: DType, into out: UnsafeMutableRawBufferPointer) {
+        let n = source.count
+        precondition(out.count >= n * dtype.byteSize, "destination too short")
+        guard n > 0, let src = source.baseAddress, let dst = out.baseAddress else { return }
+        switch dtype {
+        case .f32:
+            dst.assumingMemoryBound(to: Float.self).update(from: src, count: n)
+        case .bf16:
+            float32ToBF16(src, dst.assumingMemoryBound(to: UInt16.self), n)
+        case .f16:
+            let d = dst.assumingMemoryBound(to: Float16.self)
+            for i in 0..<n { d[i] = Float16(src[i]) }
+        case .f64:
+            let d = dst.assumingMemoryBound(to: Double.self)
+            for i in 0..<n { d[i] = Double(src[i]) }
+        case .i64:
+            let d = dst.assumingMemoryBound(to: Int64.self)
+            for i in 0..<n { d[i] = Int64(exactly: src[i].rounded(.towardZero)) ?? 0 }
+        case .i32:
+            let d = dst.assumingMemoryBound(to: Int32.self)
+            for i in 0..<n { d[i] = Int32(exactly: src[i].rounded(.towardZero)) ?? 0 }
+        case .i16:
+            let d = dst.assumingMemoryBound(to: Int16.self)
+            for i in 0..<n { d[i] = Int16(exactly: src[i].rounded(.towardZero)) ?? 0 }
+        case .i8:
+            let d = dst.assumingMemoryBound(to: Int8.self)
+            for i in 0..<n { d[i] = Int8(exactly: src[i].rounded(.towardZero)) ?? 0 }
+        case .u8:
+            let d = dst.assumingMemoryBound(to: UInt8.self)
+            for i in 0..<n { d[i] = UInt8(exactly: src[i].rounded(.towardZero)) ?? 0 }
+        case .bool:
+            let d = dst.assumingMemoryBound(to: UInt8.self)
+            for i in 0..<n { d[i] = src[i] != 0 ? 1 : 0 }
+        }
+    }
+
+    @inline(__always)
+    static func bf16ToFloat32(_ s: UnsafePointer<UInt16>, _ d: UnsafeMutablePointer<Float>, _ n: Int) {
+        let d32 = UnsafeMutableRawPointer(d).assumingMemoryBound(to: UInt32.self)
+        var i = 0
+        while i + 16 <= n {
+            let v = UnsafeRawPointer(s + i).loadUnaligned(as: SIMD16<UInt16>.self)
+            let w = SIMD16<UInt32>(truncatingIfNeeded: v) &<< 16
+            UnsafeMutableRawPointer(d32 + i).storeBytes(of: w, as: SIMD16<UInt32>.self)
+            i += 16
+        }
+        while i < n { d32[i] = UInt32(s[i]) << 16; i += 1 }
+    }
+
+    @inline(__always)
+    static func f16ToFloat32(_ s: UnsafePointer<Float16>, _ d: UnsafeMutablePointer<Float>, _ n: Int) {
+        var i = 0
+        while i + 16 <= n {
+            let v = UnsafeRawPointer(s + i).loadUnaligned(as: SIMD16<Float16>.self)
+            UnsafeMutableRawPointer(d + i).storeBytes(of: SIMD16<Float>(v), as: SIMD16<Float>.self)
+            i += 16
+        }
+        while i < n { d[i] = Float(s[i]); i += 1 }
+    }
+
+    @inline(__always)
+    static func float32ToBF16(_ s: UnsafePointer<Float>, _ d: UnsafeMutablePointer<UInt16>, _ n: Int) {
+        var i = 0
+        let s32 = UnsafeRawPointer(s).assumingMemoryBound(to: UInt32.self)
+        while i + 16 <= n {
+            let u = UnsafeRawPointer(s32 + i).loadUnaligned(as: SIMD16<UInt32>.self)
+            let rounded = (u &+ 0x7FFF &+ ((u &>> 16) & 1)) &>> 16
+            let quiet = (u &>> 16) | 0x0040
+            let isNaN = (u & 0x7FFF_FFFF) .> 0x7F80_0000
+            let r = rounded.replacing(with: quiet, where: isNaN)
+            UnsafeMutableRawPointer(d + i).storeBytes(of: SIMD16<UInt16>(truncatingIfNeeded: r), as: SIMD16<UInt16>.self)
+            i += 16
+        }
+        while i < n { d[i] = BFloat16.bits(from: s[i]); i += 1 }
+    }
+}

@@ -1,0 +1,116 @@
+import Foundation
+
+/// The bytes behind a tensor: memory we own, or a range of a mapped file.
+public final class TensorStorage: @unchecked Sendable {
+    /// Start of the bytes.
+    public let base: UnsafeRawPointer?
+    /// Number of bytes.
+    public let count: Int
+    private let owned: UnsafeMutableRawPointer?
+    private let file: MappedFile?
+
+    /// Fresh zeroed memory of `count` bytes, 64-byte aligned.
+    public init(zeroedByteCount count: Int) {
+        let p = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1), alignment: 64)
+        p.initializeMemory(as: UInt8.self, repeating: 0, count: max(count, 1))
+        owned = p
+        base = UnsafeRawPointer(p)
+        self.count = count
+        file = nil
+    }
+
+    /// A zero-copy view of `[offset, offset + count)` of a mapped file.
+    public init(file: MappedFile, offset: Int, count: Int) {
+        let bytes = file.bytes(offset: offset, count: count)
+        base = bytes.baseAddress
+        self.count = count
+        owned = nil
+        self.file = file
+    }
+
+    deinit { owned?.deallocate() }
+
+    /// Whether the bytes belong to a mapped file.
+    public var isMapped: Bool { file != nil }
+
+    /// Writable bytes; only owned storage may be written.
+    public var mutableBase: UnsafeMutableRawPointer? { owned }
+}
+
+/// A dense, contiguous, row-major tensor of any `DType`.
+public struct Tensor: Sendable {
+    public let dtype: DType
+    public let shape: [Int]
+    public let storage: TensorStorage
+
+    /// Wraps existing storage; its size must be `shape × dtype size`.
+    public init(dtype: DType, shape: [Int], storage: TensorStorage) {
+        precondition(storage.count == Tensor.elementCount(shape) * dtype.byteSize, "storage size does not match shape")
+        self.dtype = dtype
+        self.shape = shape
+        self.storage = storage
+    }
+
+    /// A zero-filled tensor we own.
+    public init(zeros dtype: DType, shape: [Int]) {
+        self.init(dtype: dtype, shape: shape,
+                  storage: TensorStorage(zeroedByteCount: Tensor.elementCount(shape) * dtype.byteSize))
+    }
+
+    /// An f32 tensor holding `values`.
+    public init(_ values: [Float], shape: [Int]) {
+        precondition(values.count == Tensor.elementCount(shape), "\(values.count) values for shape \(shape)")
+        self.init(zeros: .f32, shape: shape)
+        values.withUnsafeBytes { storage.mutableBase!.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+    }
+
+    /// Number of elements of a shape (1 for a scalar).
+    public static func elementCount(_ shape: [Int]) -> Int { shape.reduce(1, *) }
+
+    public var elementCount: Int { Tensor.elementCount(shape) }
+    public var byteCount: Int { storage.count }
+    public var rank: Int { shape.count }
+
+    /// Strides in elements of the contiguous row-major layout.
+    public var strides: [Int] {
+        var result = [Int](repeating: 1, count: shape.count)
+        var step = 1
+        for axis in stride(from: shape.count - 1, through: 0, by: -1) {
+            result[axis] = step
+            step *= shape[axis]
+        }
+        return result
+    }
+
+    /// The raw bytes.
+    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: storage.base, count: storage.count) }
+
+    /// The values as f32 (a copy; integer types are converted by value).
+    public func floats() -> [Float] {
+        [Float](unsafeUninitializedCapacity: elementCount) { buffer, initialized in
+            Convert.toFloat32(bytes, from: dtype, into: buffer)
+            initialized = elementCount
+        }
+    }
+
+    /// The same values stored as `target` (float targets round to nearest even).
+    public func converted(to target: DType) -> Tensor {
+        if target == dtype { return self }
+        let out = Tensor(zeros: target, shape: shape)
+        let outBytes = UnsafeMutableRawBufferPointer(start: out.storage.mutableBase, count: out.byteCount)
+        if dtype == .f32 {
+            Convert.fromFloat32(bytes.bindMemory(to: Float.self), to: target, into: outBytes)
+        } else if target == .f32 {
+            Convert.toFloat32(bytes, from: dtype, into: outBytes.bindMemory(to: Float.self))
+        } else {
+            let tmp = floats()
+            tmp.withUnsafeBufferPointer { Convert.fromFloat32($0, to: target, into: outBytes) }
+        }
+        return out
+    }
+
+    /// Same bytes, another shape with the same element count.
+    public func reshaped(_ newShape: [Int]) -> Tensor {
+        Tensor(dtype: dtype, shape: newShape, storage: storage)
+    }
+}

@@ -1,0 +1,6 @@
+import Testing
+@testable import AmalgamCore
+
+@Test func bf16RoundsToNearestEven() {
+    #expect(BFloat16.bits(from: 1.0) == 0x3F80)
+}

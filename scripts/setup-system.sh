@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs the system packages Amalgam needs, only when missing (idempotent), on Debian.
+set -euo pipefail
+need=()
+for pkg in libopenblas-dev pkg-config unzip; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    echo "installing: ${need[*]}" >&2
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
