@@ -11,7 +11,9 @@ import PackageDescription
 let package = Package(
     name: "Amalgam",
     products: [
-        .library(name: "Amalgam", targets: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge"]),
+        .library(name: "Amalgam", targets: [
+            "AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamTokenizer", "AmalgamModels", "AmalgamSearch",
+        ]),
         .executable(name: "amalgam", targets: ["AmalgamCLI"]),
         .executable(name: "amalgam-bench", targets: ["AmalgamBench"]),
     ],
@@ -31,19 +33,25 @@ let package = Package(
             name: "AmalgamMerge",
             dependencies: ["AmalgamCore", "AmalgamCheckpoint", .product(name: "Yams", package: "Yams")]
         ),
+        .target(name: "AmalgamTokenizer", dependencies: ["AmalgamCore"]),
+        .target(name: "AmalgamModels", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "CAmalgamBLAS"]),
+        .target(name: "AmalgamSearch", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamModels", "AmalgamTokenizer"]),
         .executableTarget(
             name: "AmalgamCLI",
             dependencies: [
-                "AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge",
+                "AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamTokenizer", "AmalgamModels", "AmalgamSearch",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
             name: "AmalgamBench",
-            dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge"]
+            dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamTokenizer", "AmalgamModels", "AmalgamSearch"]
         ),
         .testTarget(name: "AmalgamCoreTests", dependencies: ["AmalgamCore"]),
         .testTarget(name: "AmalgamCheckpointTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint"]),
         .testTarget(name: "AmalgamMergeTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge"]),
+        .testTarget(name: "AmalgamTokenizerTests", dependencies: ["AmalgamCore", "AmalgamTokenizer"]),
+        .testTarget(name: "AmalgamModelsTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamModels"]),
+        .testTarget(name: "AmalgamSearchTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamModels", "AmalgamSearch"]),
     ]
 )

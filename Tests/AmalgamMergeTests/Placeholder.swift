@@ -1,6 +1,4 @@
 import Testing
-@testable import AmalgamCore
+import AmalgamMerge
 
-@Test func placeholderB() {
-    #expect(BFloat16.bits(from: 1.0) == 0x3F80)
-}
+@Test func mergeModuleBuilds() {}

@@ -1,0 +1,1 @@
+// The AmalgamModels module; see DEVELOPERS.md for what belongs here.

@@ -1,0 +1,1 @@
+// The AmalgamSearch module; see DEVELOPERS.md for what belongs here.

@@ -1,0 +1,1 @@
+// The AmalgamTokenizer module; see DEVELOPERS.md for what belongs here.

@@ -1,6 +1,0 @@
-import Testing
-@testable import AmalgamCore
-
-@Test func placeholderA() {
-    #expect(BFloat16.bits(from: 1.0) == 0x3F80)
-}

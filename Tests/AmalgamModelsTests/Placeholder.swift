@@ -1,0 +1,4 @@
+import Testing
+import AmalgamModels
+
+@Test func modelsModuleBuilds() {}

@@ -1,0 +1,4 @@
+import Testing
+import AmalgamSearch
+
+@Test func searchModuleBuilds() {}

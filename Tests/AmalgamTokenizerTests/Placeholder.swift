@@ -1,0 +1,4 @@
+import Testing
+import AmalgamTokenizer
+
+@Test func tokenizerModuleBuilds() {}
