@@ -1,1 +1,20 @@
-print("amalgam-bench: no benchmarks yet")
+import Foundation
+
+/// `amalgam-bench NAME [ARGS]`: each benchmark prints our figure beside a reference measured in the
+/// same run, plus peak memory.
+let benchmarks: [(name: String, summary: String, run: ([String]) throws -> Void)] = [
+    ("synth-models", "write random Llama-shaped bf16 models (a base and fine-tunes) for merge benchmarks", SynthModels.run),
+]
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+guard let name = arguments.first, let bench = benchmarks.first(where: { $0.name == name }) else {
+    print("usage: amalgam-bench NAME [ARGS]\n")
+    for b in benchmarks { print("  \(b.name.padding(toLength: 18, withPad: " ", startingAt: 0)) \(b.summary)") }
+    exit(arguments.isEmpty ? 0 : 2)
+}
+do {
+    try bench.run(Array(arguments.dropFirst()))
+} catch {
+    FileHandle.standardError.write(Data("amalgam-bench \(name): \(error)\n".utf8))
+    exit(1)
+}

@@ -1,0 +1,120 @@
+import AmalgamCheckpoint
+import AmalgamCore
+import AmalgamMerge
+import ArgumentParser
+import Foundation
+
+/// `amalgam merge CONFIG OUT_DIR`: run a mergekit-style merge config.
+struct Merge: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Merge models as a mergekit YAML config describes, streaming tensor by tensor.",
+        discussion: "The output folder appears only when the merge is complete."
+    )
+
+    @Argument(help: "The merge config (mergekit YAML).")
+    var config: String
+
+    @Argument(help: "The output model folder.")
+    var output: String?
+
+    @Option(help: "Largest shard, in bytes or as 5GB, 500MB, 2GiB.")
+    var outShardSize = "5GB"
+
+    @Option(help: "Seed for random methods (dare, della, …). Same seed, same bytes.")
+    var seed: UInt64 = 0
+
+    @Flag(help: "Print the plan (inputs and parameters of every output tensor) without merging.")
+    var dryRun = false
+
+    @Flag(help: "Replace the output folder if it exists.")
+    var overwrite = false
+
+    @Flag(help: "No progress line.")
+    var quiet = false
+
+    func validate() throws {
+        if !dryRun && output == nil { throw ValidationError("give an output folder (or --dry-run)") }
+    }
+
+    func run() throws {
+        let shardSize = try parseShardSize(outShardSize)
+        let mergeConfig = try MergeConfig(contentsOf: config)
+        let plan = try MergePlan(config: mergeConfig, seed: seed)
+        if dryRun {
+            print(PlanReport.text(plan), terminator: "")
+            return
+        }
+        let progress = ProgressLine(enabled: !quiet && standardErrorIsTerminal, label: "merge")
+        var options = MergeOptions(outputPath: output!, maxShardSize: shardSize, overwrite: overwrite)
+        options.progress = { p in progress.update(p) }
+        let start = Date()
+        try MergeExecutor(plan: plan).run(options)
+        progress.finish()
+        let seconds = Date().timeIntervalSince(start)
+        printError(String(format: "merged %d tensors (%@ read, %@ written) in %.1f s into %@",
+                          plan.steps.count, formatBytes(plan.inputBytes), formatBytes(plan.outputBytes), seconds, output!))
+    }
+}
+
+/// The plan as `--dry-run` prints it.
+enum PlanReport {
+    static func text(_ plan: MergePlan) -> String {
+        var out = "method: \(plan.method.name)\n"
+        out += "models:\n"
+        for (i, m) in plan.models.enumerated() { out += "  [\(i)] \(m.reference)\(i == plan.donor ? "  (config and tokenizer donor)" : "")\n" }
+        out += "output: \(plan.steps.count) tensors, \(formatBytes(plan.outputBytes)); reads \(formatBytes(plan.inputBytes))\n"
+        for s in plan.steps {
+            out += "\(s.outputName) \(s.outputDType.rawValue) \(s.outputShape)"
+            if !s.parameters.values.isEmpty { out += "  {" + describe(s.parameters) + "}" }
+            out += "\n"
+            for (j, input) in s.inputs.enumerated() {
+                out += "    ← [\(input.model)] \(input.tensorName)"
+                if j == s.baseIndex { out += " (base)" }
+                if !input.parameters.values.isEmpty { out += "  {" + describe(input.parameters) + "}" }
+                out += "\n"
+            }
+        }
+        return out
+    }
+
+    private static func describe(_ p: Parameters) -> String {
+        p.values.keys.sorted().map { "\($0): \(p.values[$0]!)" }.joined(separator: ", ")
+    }
+}
+
+/// A one-line progress display on standard error, redrawn in place; silent when not a terminal.
+final class ProgressLine: @unchecked Sendable {
+    private let enabled: Bool
+    private let label: String
+    private let lock = Lock()
+    private var lastDraw = Date.distantPast
+
+    init(enabled: Bool, label: String) {
+        self.enabled = enabled
+        self.label = label
+    }
+
+    func update(_ p: MergeProgress) {
+        guard enabled else { return }
+        lock.withLock {
+            let now = Date()
+            guard now.timeIntervalSince(lastDraw) > 0.1 || p.tensorsDone == p.tensorsTotal else { return }
+            lastDraw = now
+            let rate = p.secondsElapsed > 0 ? Double(p.bytesDone) / p.secondsElapsed : 0
+            let eta = rate > 0 ? Double(p.bytesTotal - p.bytesDone) / rate : 0
+            let line = String(format: "\r[%@] %d/%d tensors · %@ / %@ · %@/s · ETA %@   ", label, p.tensorsDone, p.tensorsTotal,
+                              formatBytes(p.bytesDone), formatBytes(p.bytesTotal), formatBytes(Int(rate)), formatDuration(eta))
+            FileHandle.standardError.write(Data(line.utf8))
+        }
+    }
+
+    func finish() {
+        guard enabled else { return }
+        FileHandle.standardError.write(Data("\n".utf8))
+    }
+}
+
+func formatDuration(_ seconds: Double) -> String {
+    let s = Int(seconds.rounded())
+    return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+}

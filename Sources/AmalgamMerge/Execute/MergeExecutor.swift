@@ -1,0 +1,202 @@
+import AmalgamCheckpoint
+import AmalgamCore
+import Dispatch
+import Foundation
+
+/// How far a merge has got, for progress displays.
+public struct MergeProgress: Sendable {
+    public let tensorsDone: Int
+    public let tensorsTotal: Int
+    /// Bytes read and written so far.
+    public let bytesDone: Int
+    public let bytesTotal: Int
+    public let secondsElapsed: Double
+}
+
+/// Options of one merge run.
+public struct MergeOptions: Sendable {
+    public var outputPath: String
+    public var maxShardSize: Int
+    public var overwrite: Bool
+    /// Tensors merged at once (each holds its inputs in f32); defaults to the core count.
+    public var concurrentTensors: Int
+    public var progress: (@Sendable (MergeProgress) -> Void)?
+
+    public init(outputPath: String, maxShardSize: Int = 5_000_000_000, overwrite: Bool = false,
+                concurrentTensors: Int = ProcessInfo.activeProcessorCountCached, progress: (@Sendable (MergeProgress) -> Void)? = nil) {
+        self.outputPath = outputPath
+        self.maxShardSize = maxShardSize
+        self.overwrite = overwrite
+        self.concurrentTensors = concurrentTensors
+        self.progress = progress
+    }
+}
+
+/// Runs a plan: for each output tensor, map its inputs, merge, write, release — so memory holds only
+/// the tensors in flight, whatever the model size. The folder appears only when complete.
+public struct MergeExecutor: Sendable {
+    public let plan: MergePlan
+
+    public init(plan: MergePlan) { self.plan = plan }
+
+    /// Merges into `options.outputPath`.
+    public func run(_ options: MergeOptions) throws(MergeError) {
+        let output: AtomicOutput
+        do {
+            output = try AtomicOutput(path: options.outputPath, overwrite: options.overwrite)
+            try output.makeWorkingDirectory()
+        } catch { throw .checkpoint(.file(error)) }
+        do throws(MergeError) {
+            try writeTensors(into: output.workingPath, options)
+            try writeCompanions(into: output.workingPath)
+            do { try output.commit() } catch { throw MergeError.checkpoint(.file(error)) }
+        } catch {
+            output.abandon()
+            throw error
+        }
+    }
+
+    private func writeTensors(into directory: String, _ options: MergeOptions) throws(MergeError) {
+        let infos = plan.steps.map { TensorInfo(name: $0.outputName, dtype: $0.outputDType, shape: $0.outputShape) }
+        let writer: CheckpointWriter
+        do { writer = try CheckpointWriter(directory: directory, tensors: infos, maxShardSize: options.maxShardSize) } catch {
+            throw .checkpoint(error)
+        }
+        let state = RunState(total: plan.steps.count, bytesTotal: plan.inputBytes + plan.outputBytes)
+        let workers = max(1, min(options.concurrentTensors, plan.steps.count))
+        let plan = self.plan
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            while let i = state.next() {
+                do {
+                    let bytes = try Self.execute(plan.steps[i], plan: plan, writer: writer)
+                    if let p = state.finished(bytes: bytes), let progress = options.progress { progress(p) }
+                } catch {
+                    state.fail(error)
+                }
+            }
+        }
+        if let error = state.error { throw error }
+        do { try writer.finish() } catch { throw .checkpoint(error) }
+    }
+
+    /// Merges one output tensor and writes it; returns the bytes read and written.
+    static func execute(_ step: MergePlan.Step, plan: MergePlan, writer: CheckpointWriter) throws(MergeError) -> Int {
+        var inputs: [MergeInput] = []
+        var read = 0
+        do {
+            if step.copiesInput {
+                let input = step.inputs[step.baseIndex ?? 0]
+                let t = try plan.models[input.model].tensors.tensor(input.tensorName)
+                try writer.write(step.outputName, bytes: t.bytes)
+                plan.models[input.model].tensors.release(input.tensorName)
+                return 2 * t.byteCount
+            }
+            for input in step.inputs {
+                let source = plan.models[input.model].tensors
+                let t = try source.tensor(input.tensorName)
+                read += input.info.byteCount
+                var values = t.floats()
+                if let compute = plan.computeDType, compute != t.dtype, compute.byteSize < t.dtype.byteSize {
+                    roundInPlace(&values, to: compute)
+                }
+                source.release(input.tensorName)
+                inputs.append(MergeInput(model: plan.models[input.model].reference, values: values, shape: t.shape, parameters: input.parameters))
+            }
+        } catch {
+            throw .checkpoint(error)
+        }
+        let context = MergeContext(tensorName: step.outputName, baseIndex: step.baseIndex, parameters: step.parameters,
+                                   seed: step.seed, isEmbedding: step.isEmbedding)
+        let (values, shape) = try plan.method.merge(inputs, context: context)
+        guard shape == step.outputShape, values.count == Tensor.elementCount(shape) else {
+            throw .method(method: plan.method.name, tensor: step.outputName,
+                          reason: "produced shape \(shape) but the plan expected \(step.outputShape)")
+        }
+        inputs.removeAll()
+        let bytes = Tensor.elementCount(shape) * step.outputDType.byteSize
+        do {
+            if step.outputDType == .f32 {
+                let r: Result<Void, CheckpointError> = values.withUnsafeBytes { b in
+                    Result { () throws(CheckpointError) in try writer.write(step.outputName, bytes: b) }
+                }
+                try r.get()
+            } else {
+                let out = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes, 1), alignment: 64)
+                defer { out.deallocate() }
+                values.withUnsafeBufferPointer { Convert.fromFloat32($0, to: step.outputDType, into: out) }
+                try writer.write(step.outputName, bytes: UnsafeRawBufferPointer(rebasing: out[0..<bytes]))
+            }
+        } catch {
+            throw .checkpoint(error)
+        }
+        return read + bytes
+    }
+
+    /// Writes config.json, the tokenizer and generation files of the donor model, the config used and a
+    /// model card.
+    private func writeCompanions(into directory: String) throws(MergeError) {
+        do {
+            try writeFileAtomically(plan.outputConfig.jsonText(), to: directory + "/config.json")
+            let donor = plan.models[plan.donor]
+            for name in donor.companions {
+                let data = try Data(contentsOf: URL(fileURLWithPath: donor.path + "/" + name))
+                try writeFileAtomically([UInt8](data), to: directory + "/" + name)
+            }
+            try writeFileAtomically(plan.config.sourceText, to: directory + "/mergekit_config.yml")
+            try writeFileAtomically(ModelCard.text(for: plan), to: directory + "/README.md")
+        } catch let error as FileError {
+            throw .checkpoint(.file(error))
+        } catch {
+            throw .checkpoint(.file(.cannotWrite(path: directory, reason: "\(error)")))
+        }
+    }
+}
+
+/// Rounds f32 values to `dtype` and back, as loading them in that dtype would.
+func roundInPlace(_ values: inout [Float], to dtype: DType) {
+    switch dtype {
+    case .bf16: for i in values.indices { values[i] = BFloat16.round(values[i]) }
+    case .f16: for i in values.indices { values[i] = Float(Float16(values[i])) }
+    default: break
+    }
+}
+
+/// Shared bookkeeping of the worker threads.
+private final class RunState: @unchecked Sendable {
+    private let lock = Lock()
+    private var nextIndex = 0
+    private var done = 0
+    private var bytes = 0
+    private(set) var error: MergeError?
+    let total: Int
+    let bytesTotal: Int
+    let start = DispatchTime.now()
+
+    init(total: Int, bytesTotal: Int) {
+        self.total = total
+        self.bytesTotal = bytesTotal
+    }
+
+    func next() -> Int? {
+        lock.withLock {
+            guard error == nil, nextIndex < total else { return nil }
+            defer { nextIndex += 1 }
+            return nextIndex
+        }
+    }
+
+    func finished(bytes n: Int) -> MergeProgress? {
+        lock.withLock {
+            done += 1
+            bytes += n
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+            return MergeProgress(tensorsDone: done, tensorsTotal: total, bytesDone: bytes, bytesTotal: bytesTotal, secondsElapsed: seconds)
+        }
+    }
+
+    func fail(_ e: Error) {
+        lock.withLock {
+            if error == nil { error = (e as? MergeError) ?? .method(method: "?", tensor: "?", reason: "\(e)") }
+        }
+    }
+}

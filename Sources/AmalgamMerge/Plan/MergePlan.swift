@@ -1,0 +1,283 @@
+import AmalgamCheckpoint
+import AmalgamCore
+import Foundation
+
+/// What a merge will do, decided before any tensor is read: for every output tensor, which input
+/// tensors feed it, with which parameters. Planning reads only headers and configs.
+public struct MergePlan: Sendable {
+    /// One input of one output tensor.
+    public struct Input: Sendable {
+        /// Index into `models`.
+        public let model: Int
+        /// The tensor's name in that model.
+        public let tensorName: String
+        public let info: TensorInfo
+        /// Per-model parameters resolved for this tensor.
+        public let parameters: Parameters
+    }
+
+    /// One output tensor.
+    public struct Step: Sendable {
+        public let outputName: String
+        public let outputShape: [Int]
+        public let outputDType: DType
+        public let inputs: [Input]
+        /// Index into `inputs` of the base model.
+        public let baseIndex: Int?
+        /// Global parameters resolved for this tensor.
+        public let parameters: Parameters
+        public let isEmbedding: Bool
+        /// Copied unchanged from the first input (integer buffers and the like).
+        public let copiesInput: Bool
+        public let seed: UInt64
+    }
+
+    public let config: MergeConfig
+    public let method: any MergeMethod
+    public let models: [OpenedModel]
+    public let steps: [Step]
+    /// The output's `config.json`.
+    public let outputConfig: ModelConfig
+    /// The model whose tokenizer and generation files are copied (base, else first).
+    public let donor: Int
+    /// Dtype inputs are rounded to before merging (`dtype:`), if any.
+    public let computeDType: DType?
+
+    /// Bytes the merge reads (every input tensor once).
+    public var inputBytes: Int { steps.reduce(0) { $0 + $1.inputs.reduce(0) { $0 + $1.info.byteCount } } }
+    /// Bytes the merge writes.
+    public var outputBytes: Int { steps.reduce(0) { $0 + Tensor.elementCount($1.outputShape) * $1.outputDType.byteSize } }
+
+    /// Plans `config`, opening every referenced model. `seed` makes random methods reproducible.
+    public init(config: MergeConfig, seed: UInt64 = 0) throws(MergeError) {
+        guard let method = MergeMethods.named(config.mergeMethod) else {
+            throw .config(path: config.path, key: "merge_method", reason: "unknown method '\(config.mergeMethod)'")
+        }
+        self.config = config
+        self.method = method
+        computeDType = config.dtype
+        let configDir = (config.path as NSString).deletingLastPathComponent
+
+        var models: [OpenedModel] = []
+        var index: [String: Int] = [:]
+        for ref in config.referencedModels {
+            index[ref] = models.count
+            models.append(try OpenedModel.open(ref, relativeTo: configDir.isEmpty ? nil : configDir))
+        }
+        self.models = models
+        donor = config.baseModel.flatMap { index[$0] } ?? 0
+
+        // `models:` is one slice over every layer, with the base appended when not listed.
+        let slices: [MergeConfig.OutputSlice]
+        if let inputs = config.models {
+            var sources = inputs.map { m in
+                MergeConfig.InputSlice(model: m.model, layerRange: 0..<models[index[m.model]!].layerCount, parameters: m.parameters)
+            }
+            if let base = config.baseModel, !inputs.contains(where: { $0.model == base }) {
+                sources.append(MergeConfig.InputSlice(model: base, layerRange: 0..<models[index[base]!].layerCount, parameters: nil))
+            }
+            let counts = Set(sources.map(\.layerRange.count))
+            guard counts.count == 1 else {
+                throw .config(path: config.path, key: "models", reason: "the models have different layer counts (\(sources.map { "\($0.model): \($0.layerRange.count)" }.joined(separator: ", "))); use `slices:` to choose layers")
+            }
+            slices = [MergeConfig.OutputSlice(sources: sources, baseModel: nil, parameters: nil)]
+        } else {
+            slices = config.slices!
+        }
+
+        var planner = Planner(config: config, method: method, models: models, modelIndex: index, seed: seed)
+        try planner.plan(slices: slices)
+        steps = planner.steps
+
+        var out = models[donor].config
+        if config.slices != nil { out.numHiddenLayers = planner.outputLayers }
+        if let d = config.outDType ?? config.dtype { out.dtype = d }
+        outputConfig = out
+    }
+}
+
+/// Builds the steps of a plan, slice by slice, as mergekit's planner does.
+private struct Planner {
+    let config: MergeConfig
+    let method: any MergeMethod
+    let models: [OpenedModel]
+    let modelIndex: [String: Int]
+    let seed: UInt64
+    var steps: [MergePlan.Step] = []
+    var outputLayers = 0
+
+    init(config: MergeConfig, method: any MergeMethod, models: [OpenedModel], modelIndex: [String: Int], seed: UInt64) {
+        self.config = config
+        self.method = method
+        self.models = models
+        self.modelIndex = modelIndex
+        self.seed = seed
+    }
+
+    mutating func plan(slices: [MergeConfig.OutputSlice]) throws(MergeError) {
+        for (i, s) in slices.enumerated() {
+            for src in s.sources {
+                let m = models[modelIndex[src.model]!]
+                guard src.layerRange.upperBound <= m.layerCount else {
+                    throw .config(path: config.path, key: "slices[\(i)].sources.layer_range",
+                                  reason: "\(src.model) has \(m.layerCount) layers; [\(src.layerRange.lowerBound), \(src.layerRange.upperBound)] is out of range")
+                }
+            }
+        }
+        let first = slices[0]
+        let last = slices[slices.count - 1]
+        let firstModel = models[modelIndex[first.sources[0].model]!]
+        let globals = firstModel.tensors.tensorInfos.filter { TensorName($0.name).layer == nil }
+        let isPost: (TensorInfo) -> Bool = { [.finalNorm, .lmHead].contains(TensorName($0.name).role) }
+
+        for info in sortedForOutput(globals.filter { !isPost($0) }) {
+            try planTensor(outputName: info.name, inputNames: first.sources.map { _ in info.name }, slice: first, t: 0)
+        }
+        for s in slices {
+            let n = s.sources[0].layerRange.count
+            for offset in 0..<n {
+                let t = n > 1 ? Double(offset) / Double(n - 1) : 1
+                let templateLayer = s.sources[0].layerRange.lowerBound + offset
+                let template = firstLayerTensors(of: models[modelIndex[s.sources[0].model]!], layer: templateLayer)
+                for info in template {
+                    let name = TensorName(info.name)
+                    try planTensor(outputName: name.withLayer(outputLayers),
+                                   inputNames: s.sources.map { name.withLayer($0.layerRange.lowerBound + offset) },
+                                   slice: s, t: t)
+                }
+                outputLayers += 1
+            }
+        }
+        // Post weights: from the last slice's sources; lm_head only if some input has it.
+        let lastModels = last.sources.map { models[modelIndex[$0.model]!] }
+        var post = sortedForOutput(globals.filter(isPost))
+        if !post.contains(where: { TensorName($0.name).role == .lmHead }),
+           let head = lastModels.lazy.compactMap({ $0.tensors.info("lm_head.weight") }).first {
+            post.append(head)
+        }
+        for info in post {
+            try planTensor(outputName: info.name, inputNames: last.sources.map { _ in info.name }, slice: last, t: 0)
+        }
+    }
+
+    private func firstLayerTensors(of model: OpenedModel, layer: Int) -> [TensorInfo] {
+        sortedForOutput(model.tensors.tensorInfos.filter { TensorName($0.name).layer == layer })
+    }
+
+    /// Orders tensors as transformers' state dict does (embeddings; per layer q, k, v, o, norms, gate,
+    /// up, down, layer norms; final norm; lm_head), so shards match what `save_pretrained` writes.
+    private func sortedForOutput(_ infos: [TensorInfo]) -> [TensorInfo] {
+        let order: [TensorRole] = [.embedding, .attentionQ, .attentionK, .attentionV, .attentionO, .queryNorm, .keyNorm,
+                                   .mlpGate, .mlpUp, .mlpDown, .inputNorm, .postAttentionNorm, .other, .finalNorm, .lmHead]
+        return infos.enumerated().sorted { a, b in
+            let ra = order.firstIndex(of: TensorName(a.element.name).role)!
+            let rb = order.firstIndex(of: TensorName(b.element.name).role)!
+            if ra != rb { return ra < rb }
+            let ba = a.element.name.hasSuffix(".bias"), bb = b.element.name.hasSuffix(".bias")
+            if ba != bb { return !ba }
+            return a.offset < b.offset
+        }.map(\.element)
+    }
+
+    /// The settings scopes, highest precedence first, for one model (or the shared ones when nil).
+    private func scopes(slice: MergeConfig.OutputSlice, model: String?) -> [ParameterSettings?] {
+        var result: [ParameterSettings?] = []
+        if let model { result += slice.sources.filter { $0.model == model }.map(\.parameters) }
+        result.append(slice.parameters)
+        result.append(config.parameters)
+        return result
+    }
+
+    private func resolve(_ spec: ParameterSpec, scopes: [ParameterSettings?], tensorName: String, t: Double) -> ParameterValue?? {
+        for scope in scopes {
+            if let setting = scope?[spec.name], let value = setting.resolve(tensorName: tensorName, t: t, kind: spec.kind) {
+                return .some(value)
+            }
+        }
+        return spec.defaultValue.map { .some($0) } ?? nil
+    }
+
+    mutating func planTensor(outputName: String, inputNames: [String], slice: MergeConfig.OutputSlice, t: Double) throws(MergeError) {
+        let baseRef = slice.baseModel ?? config.baseModel
+        var inputs: [MergePlan.Input] = []
+        var baseIndex: Int?
+        for (src, name) in zip(slice.sources, inputNames) {
+            let mi = modelIndex[src.model]!
+            let model = models[mi]
+            var tensorName = name
+            var info = model.tensors.info(name)
+            if info == nil, TensorName(name).role == .lmHead, let tied = model.tensors.info("model.embed_tokens.weight") {
+                // A tied lm_head is the embedding (mergekit's `tied_names`).
+                tensorName = tied.name
+                info = tied
+            }
+            guard let info else {
+                throw .config(path: model.path, key: name, reason: "tensor missing from this model but needed for output '\(outputName)'; the inputs must share an architecture")
+            }
+            var values: [String: ParameterValue] = [:]
+            let isBase = src.model == baseRef
+            for spec in method.perModelParameters {
+                switch resolve(spec, scopes: scopes(slice: slice, model: src.model), tensorName: name, t: t) {
+                case let .some(v?): values[spec.name] = v
+                case .some(nil):
+                    throw .config(path: config.path, key: spec.name, reason: "invalid value for \(src.model) at '\(name)'")
+                case nil:
+                    if !isBase {
+                        throw .config(path: config.path, key: spec.name, reason: "required by '\(method.name)' but not set for \(src.model) (tensor '\(name)')")
+                    }
+                }
+            }
+            if isBase, baseIndex == nil { baseIndex = inputs.count }
+            inputs.append(MergePlan.Input(model: mi, tensorName: tensorName, info: TensorInfo(name: tensorName, dtype: info.dtype, shape: info.shape), parameters: Parameters(values)))
+        }
+        var global: [String: ParameterValue] = [:]
+        for spec in method.globalParameters {
+            switch resolve(spec, scopes: scopes(slice: slice, model: nil), tensorName: outputName, t: t) {
+            case let .some(v?): global[spec.name] = v
+            case .some(nil): throw .config(path: config.path, key: spec.name, reason: "invalid value at '\(outputName)'")
+            case nil: throw .config(path: config.path, key: spec.name, reason: "required by '\(method.name)' but not set (tensor '\(outputName)')")
+            }
+        }
+        let role = TensorName(outputName).role
+        let isEmbedding = role.isEmbeddingLike
+        let reference = inputs[baseIndex ?? 0].info
+        let copies = !reference.dtype.isFloatingPoint
+        let shape = try outputShape(inputs: inputs, baseIndex: baseIndex, isEmbedding: isEmbedding, outputName: outputName)
+        let outDType = copies ? reference.dtype : (config.outDType ?? config.dtype ?? reference.dtype)
+        steps.append(MergePlan.Step(outputName: outputName, outputShape: shape, outputDType: outDType, inputs: inputs,
+                                    baseIndex: baseIndex, parameters: Parameters(global), isEmbedding: isEmbedding,
+                                    copiesInput: copies, seed: tensorSeed(seed, outputName)))
+    }
+
+    /// The shape the method will produce: the common shape; for embeddings of different vocab sizes,
+    /// the base's (task-arithmetic family) or the common top-left submatrix (the others).
+    private func outputShape(inputs: [MergePlan.Input], baseIndex: Int?, isEmbedding: Bool, outputName: String) throws(MergeError) -> [Int] {
+        let shapes = inputs.map(\.info.shape)
+        if Set(shapes).count == 1 || method.name == "passthrough" { return shapes[0] }
+        if isEmbedding, Set(shapes.map(\.count)).count == 1 {
+            if method.slicesEmbeddingsToBase, let b = baseIndex { return shapes[b] }
+            return (0..<shapes[0].count).map { d in shapes.map { $0[d] }.min()! }
+        }
+        throw .method(method: method.name, tensor: outputName,
+                      reason: "input shapes differ: " + zip(inputs, shapes).map { "\(models[$0.model].reference) \($1)" }.joined(separator: ", "))
+    }
+}
+
+/// A tensor's seed: the run seed mixed with a stable hash of its name (FNV-1a), so draws do not
+/// depend on the order or thread tensors are merged in.
+func tensorSeed(_ seed: UInt64, _ name: String) -> UInt64 {
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    for b in name.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+    var z = seed ^ h &+ 0x9e37_79b9_7f4a_7c15
+    z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+    z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+    return z ^ (z >> 31)
+}
+
+extension MergeMethod {
+    /// Whether the method slices non-base embeddings to the base's shape (the task-arithmetic family
+    /// and the other base-relative methods) rather than cutting all to the common submatrix.
+    public var slicesEmbeddingsToBase: Bool {
+        ["task_arithmetic", "ties", "dare_ties", "dare_linear", "breadcrumbs", "breadcrumbs_ties", "della", "della_linear"].contains(name)
+    }
+}
