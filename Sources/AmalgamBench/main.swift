@@ -4,6 +4,7 @@ import Foundation
 /// same run, plus peak memory.
 let benchmarks: [(name: String, summary: String, run: ([String]) throws -> Void)] = [
     ("synth-models", "write random Llama-shaped bf16 models (a base and fine-tunes) for merge benchmarks", SynthModels.run),
+    ("memcpy", "memory bandwidth of memcpy (the reference for streaming kernels)", MemcpyBench.run),
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())

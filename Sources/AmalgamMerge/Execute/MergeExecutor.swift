@@ -105,6 +105,12 @@ public struct MergeExecutor: Sendable {
         } catch {
             throw .checkpoint(error)
         }
+        if step.permutesVocabulary, let vocabulary = plan.vocabulary {
+            let width = step.outputShape[1]
+            let permuted = vocabulary.permute(inputs: zip(step.inputs, inputs).map { ($0.model, $1.values, $1.shape[0]) },
+                                              width: width, base: step.baseIndex.map { step.inputs[$0].model })
+            inputs = zip(inputs, permuted).map { MergeInput(model: $0.model, values: $1, shape: step.outputShape, parameters: $0.parameters) }
+        }
         let context = MergeContext(tensorName: step.outputName, baseIndex: step.baseIndex, parameters: step.parameters,
                                    seed: step.seed, isEmbedding: step.isEmbedding)
         let (values, shape) = try plan.method.merge(inputs, context: context)
@@ -137,15 +143,18 @@ public struct MergeExecutor: Sendable {
     private func writeCompanions(into directory: String) throws(MergeError) {
         do {
             try writeFileAtomically(plan.outputConfig.jsonText(), to: directory + "/config.json")
-            let donor = plan.models[plan.donor]
+            let donor = plan.models[plan.vocabulary?.tokenizerDonor ?? plan.donor]
             for name in donor.companions {
                 let data = try Data(contentsOf: URL(fileURLWithPath: donor.path + "/" + name))
                 try writeFileAtomically([UInt8](data), to: directory + "/" + name)
             }
+            try TokenizerFiles.write(plan: plan, into: directory)
             try writeFileAtomically(plan.config.sourceText, to: directory + "/mergekit_config.yml")
             try writeFileAtomically(ModelCard.text(for: plan), to: directory + "/README.md")
         } catch let error as FileError {
             throw .checkpoint(.file(error))
+        } catch let error as MergeError {
+            throw error
         } catch {
             throw .checkpoint(.file(.cannotWrite(path: directory, reason: "\(error)")))
         }

@@ -29,6 +29,8 @@ public struct MergePlan: Sendable {
         public let isEmbedding: Bool
         /// Copied unchanged from the first input (integer buffers and the like).
         public let copiesInput: Bool
+        /// Rows are re-indexed into the output vocabulary before merging (`tokenizer_source`).
+        public let permutesVocabulary: Bool
         public let seed: UInt64
     }
 
@@ -42,6 +44,8 @@ public struct MergePlan: Sendable {
     public let donor: Int
     /// Dtype inputs are rounded to before merging (`dtype:`), if any.
     public let computeDType: DType?
+    /// The output vocabulary, when the config sets `tokenizer_source` or `tokenizer`.
+    public let vocabulary: VocabularyPlan?
 
     /// Bytes the merge reads (every input tensor once).
     public var inputBytes: Int { steps.reduce(0) { $0 + $1.inputs.reduce(0) { $0 + $1.info.byteCount } } }
@@ -85,12 +89,14 @@ public struct MergePlan: Sendable {
             slices = config.slices!
         }
 
-        var planner = Planner(config: config, method: method, models: models, modelIndex: index, seed: seed)
+        vocabulary = try config.tokenizer.map { t throws(MergeError) in try VocabularyPlan.build(settings: t, config: config, models: models, index: index) }
+        var planner = Planner(config: config, method: method, models: models, modelIndex: index, seed: seed, vocabulary: vocabulary)
         try planner.plan(slices: slices)
         steps = planner.steps
 
         var out = models[donor].config
         if config.slices != nil { out.numHiddenLayers = planner.outputLayers }
+        if let v = vocabulary { out.vocabSize = v.paddedSize }
         if let d = config.outDType ?? config.dtype { out.dtype = d }
         outputConfig = out
     }
@@ -103,10 +109,12 @@ private struct Planner {
     let models: [OpenedModel]
     let modelIndex: [String: Int]
     let seed: UInt64
+    let vocabulary: VocabularyPlan?
     var steps: [MergePlan.Step] = []
     var outputLayers = 0
 
-    init(config: MergeConfig, method: any MergeMethod, models: [OpenedModel], modelIndex: [String: Int], seed: UInt64) {
+    init(config: MergeConfig, method: any MergeMethod, models: [OpenedModel], modelIndex: [String: Int], seed: UInt64, vocabulary: VocabularyPlan?) {
+        self.vocabulary = vocabulary
         self.config = config
         self.method = method
         self.models = models
@@ -242,11 +250,21 @@ private struct Planner {
         let isEmbedding = role.isEmbeddingLike
         let reference = inputs[baseIndex ?? 0].info
         let copies = !reference.dtype.isFloatingPoint
-        let shape = try outputShape(inputs: inputs, baseIndex: baseIndex, isEmbedding: isEmbedding, outputName: outputName)
+        let permutes = isEmbedding && vocabulary != nil && !copies
+        let shape: [Int]
+        if permutes, let v = vocabulary {
+            let widths = Set(inputs.map { Array($0.info.shape.dropFirst()) })
+            guard widths.count == 1, inputs[0].info.shape.count == 2 else {
+                throw .method(method: method.name, tensor: outputName, reason: "embedding widths differ: \(inputs.map(\.info.shape))")
+            }
+            shape = [v.paddedSize, inputs[0].info.shape[1]]
+        } else {
+            shape = try outputShape(inputs: inputs, baseIndex: baseIndex, isEmbedding: isEmbedding, outputName: outputName)
+        }
         let outDType = copies ? reference.dtype : (config.outDType ?? config.dtype ?? reference.dtype)
         steps.append(MergePlan.Step(outputName: outputName, outputShape: shape, outputDType: outDType, inputs: inputs,
                                     baseIndex: baseIndex, parameters: Parameters(global), isEmbedding: isEmbedding,
-                                    copiesInput: copies, seed: tensorSeed(seed, outputName)))
+                                    copiesInput: copies, permutesVocabulary: permutes, seed: tensorSeed(seed, outputName)))
     }
 
     /// The shape the method will produce: the common shape; for embeddings of different vocab sizes,

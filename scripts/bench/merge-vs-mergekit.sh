@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Benchmark: amalgam merge against mergekit 0.1.5 on the same machine, in the same run.
+# Models: random Llama-shaped bf16 checkpoints (~0.54 GB each) written by `amalgam-bench synth-models`.
+# Cases: linear merge of 2 models; TIES merge of 3 fine-tunes + base. Inputs are read once before each
+# tool runs, so both see a warm page cache. Prints wall times, the ratio and both peak RSS values.
+# Needs: mergekit 0.1.5 in a Python environment (MERGEKIT_ENV, default /opt/refenv; made with
+# `python3 -m venv /opt/refenv && /opt/refenv/bin/pip install mergekit==0.1.5`), and GNU time.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ENV=${MERGEKIT_ENV:-/opt/refenv}
+WORK=${BENCH_DIR:-bench-data}
+scripts/setup-system.sh
+dpkg -s time >/dev/null 2>&1 || apt-get install -y -qq time >/dev/null
+scripts/build.sh >/dev/null
+mkdir -p "$WORK"
+.build/release/amalgam-bench synth-models --out "$WORK/models" ${SYNTH_ARGS:-}
+M=$(cd "$WORK/models" && pwd)
+cat > "$WORK/linear.yml" <<YML
+models:
+  - model: $M/base
+    parameters: {weight: 0.6}
+  - model: $M/ft1
+    parameters: {weight: 0.4}
+merge_method: linear
+dtype: bfloat16
+YML
+cat > "$WORK/ties.yml" <<YML
+models:
+  - model: $M/ft1
+    parameters: {weight: 0.5, density: 0.5}
+  - model: $M/ft2
+    parameters: {weight: 0.3, density: 0.5}
+  - model: $M/ft3
+    parameters: {weight: 0.2, density: 0.5}
+merge_method: ties
+base_model: $M/base
+parameters: {normalize: true}
+dtype: bfloat16
+YML
+warm() { cat "$M"/*/*.safetensors > /dev/null; }
+measure() { # label, command...
+    local label=$1; shift
+    warm
+    /usr/bin/time -f "%e %M" -o "$WORK/time.txt" "$@" > "$WORK/$label.log" 2>&1 || { cat "$WORK/$label.log"; exit 1; }
+    cat "$WORK/time.txt"
+}
+memcpy=$(.build/release/amalgam-bench memcpy --quiet)
+printf "%-8s %12s %12s %10s %14s %14s %12s\n" case amalgam_s mergekit_s speedup amalgam_MB mergekit_MB amalgam_GB/s
+for case in linear ties; do
+    rm -rf "$WORK/out-amalgam" "$WORK/out-mergekit"
+    read -r a_s a_kb < <(measure "$case-amalgam" .build/release/amalgam merge --quiet "$WORK/$case.yml" "$WORK/out-amalgam")
+    read -r m_s m_kb < <(measure "$case-mergekit" "$ENV/bin/mergekit-yaml" "$WORK/$case.yml" "$WORK/out-mergekit" --no-copy-tokenizer --quiet)
+    bytes=$(( $(du -cb "$M"/base/*.safetensors | tail -1 | cut -f1) * ( $([ $case = linear ] && echo 2 || echo 4) + 1 ) ))
+    awk -v c=$case -v a=$a_s -v m=$m_s -v ak=$a_kb -v mk=$m_kb -v b=$bytes 'BEGIN { printf "%-8s %12.2f %12.2f %9.1fx %14.0f %14.0f %12.2f\n", c, a, m, m/a, ak/1024, mk/1024, b/a/1e9 }'
+done
+echo "memcpy bandwidth measured in this run: $memcpy GB/s (bytes read + written per second)"
