@@ -224,15 +224,14 @@ private struct Planner {
             }
             var values: [String: ParameterValue] = [:]
             let isBase = src.model == baseRef
-            for spec in method.perModelParameters {
+            // As in mergekit, the base reads only the parameters every input has (not `NON_BASE` ones).
+            for spec in method.perModelParameters where !(isBase && spec.nonBaseOnly) {
                 switch resolve(spec, scopes: scopes(slice: slice, model: src.model), tensorName: name, t: t) {
                 case let .some(v?): values[spec.name] = v
                 case .some(nil):
                     throw .config(path: config.path, key: spec.name, reason: "invalid value for \(src.model) at '\(name)'")
                 case nil:
-                    if !isBase {
-                        throw .config(path: config.path, key: spec.name, reason: "required by '\(method.name)' but not set for \(src.model) (tensor '\(name)')")
-                    }
+                    throw .config(path: config.path, key: spec.name, reason: "required by '\(method.name)' but not set for \(src.model) (tensor '\(name)')")
                 }
             }
             if isBase, baseIndex == nil { baseIndex = inputs.count }
