@@ -32,27 +32,29 @@ struct Merge: ParsableCommand {
     @Flag(help: "No progress line.")
     var quiet = false
 
-    func validate() throws {
-        if !dryRun && output == nil { throw ValidationError("give an output folder (or --dry-run)") }
-    }
-
     func run() throws {
         let shardSize = try parseShardSize(outShardSize)
-        let mergeConfig = try MergeConfig(contentsOf: config)
-        let plan = try MergePlan(config: mergeConfig, seed: seed)
-        if dryRun {
-            print(PlanReport.text(plan), terminator: "")
-            return
+        let stages = try MergeConfig.stages(contentsOf: config)
+        for (i, stage) in stages.enumerated() {
+            let isLast = i == stages.count - 1
+            let destination = (isLast ? output : nil) ?? stage.outPath
+            if !dryRun && destination == nil { throw ValidationError("give an output folder (or --dry-run)") }
+            if stages.count > 1 { printError("stage \(i + 1)/\(stages.count)\(stage.name.map { " (\($0))" } ?? "") → \(destination ?? "-")") }
+            let plan = try MergePlan(config: stage, seed: seed)
+            if dryRun {
+                print(PlanReport.text(plan), terminator: "")
+                continue
+            }
+            let progress = ProgressLine(enabled: !quiet && standardErrorIsTerminal, label: "merge")
+            var options = MergeOptions(outputPath: destination!, maxShardSize: shardSize, overwrite: overwrite)
+            options.progress = { p in progress.update(p) }
+            let start = Date()
+            try MergeExecutor(plan: plan).run(options)
+            progress.finish()
+            let seconds = Date().timeIntervalSince(start)
+            printError(String(format: "merged %d tensors (%@ read, %@ written) in %.1f s into %@",
+                              plan.steps.count, formatBytes(plan.inputBytes), formatBytes(plan.outputBytes), seconds, destination!))
         }
-        let progress = ProgressLine(enabled: !quiet && standardErrorIsTerminal, label: "merge")
-        var options = MergeOptions(outputPath: output!, maxShardSize: shardSize, overwrite: overwrite)
-        options.progress = { p in progress.update(p) }
-        let start = Date()
-        try MergeExecutor(plan: plan).run(options)
-        progress.finish()
-        let seconds = Date().timeIntervalSince(start)
-        printError(String(format: "merged %d tensors (%@ read, %@ written) in %.1f s into %@",
-                          plan.steps.count, formatBytes(plan.inputBytes), formatBytes(plan.outputBytes), seconds, output!))
     }
 }
 

@@ -21,6 +21,19 @@ indirect enum ConfigNode: Sendable {
         return try convert(root, path: path, keyPath: "")
     }
 
+    /// Parses every document of a multi-document YAML text (`---` separated).
+    static func parseAll(yaml: String, path: String) throws(MergeError) -> [ConfigNode] {
+        var result: [ConfigNode] = []
+        do {
+            for node in try Yams.compose_all(yaml: yaml) { result.append(try convert(node, path: path, keyPath: "")) }
+        } catch let error as MergeError {
+            throw error
+        } catch {
+            throw .config(path: path, key: "(file)", reason: "not valid YAML: \(error)")
+        }
+        return result
+    }
+
     private static func convert(_ node: Node, path: String, keyPath: String) throws(MergeError) -> ConfigNode {
         switch node {
         case let .scalar(s):

@@ -58,6 +58,10 @@ public struct MergeConfig: Sendable, Equatable {
     public var chatTemplate: String?
     /// The YAML text as given, recorded in the output folder.
     public var sourceText: String
+    /// In a multi-stage file: where this stage writes its model (`out_path`).
+    public var outPath: String?
+    /// In a multi-stage file: the stage's name, which later stages may use as a model path.
+    public var name: String?
 
     static let topLevelKeys = [
         "merge_method", "base_model", "models", "slices", "modules", "parameters", "dtype", "out_dtype",
@@ -75,10 +79,51 @@ public struct MergeConfig: Sendable, Equatable {
 
     /// Parses and validates YAML text; `path` is used in messages.
     public init(yaml: String, path: String = "(config)") throws(MergeError) {
+        try self.init(node: ConfigNode.parse(yaml: yaml, path: path), text: yaml, path: path, isStage: false)
+    }
+
+    /// Reads a file of one or more `---`-separated merges (mergekit-mega's format: every stage names
+    /// its `out_path`, and later stages may use an earlier stage's `name` or `out_path` as a model).
+    public static func stages(contentsOf path: String) throws(MergeError) -> [MergeConfig] {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw .config(path: path, key: "(file)", reason: "cannot read: \(error.localizedDescription)")
+        }
+        let documents = try ConfigNode.parseAll(yaml: text, path: path)
+        if documents.count <= 1 { return [try MergeConfig(yaml: text, path: path)] }
+        let texts = text.components(separatedBy: "\n---").map { $0.hasPrefix("---") ? String($0.dropFirst(3)) : $0 }
+            .filter { !$0.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty }
+        var stages: [MergeConfig] = []
+        var names: [String: String] = [:]
+        for (i, doc) in documents.enumerated() {
+            var stage = try MergeConfig(node: doc, text: i < texts.count ? texts[i] : text, path: path + "#\(i + 1)", isStage: true)
+            guard let out = stage.outPath else {
+                throw .config(path: path + "#\(i + 1)", key: "out_path", reason: "every stage of a multi-document config needs `out_path`")
+            }
+            stage.renameModels { names[$0] ?? $0 }
+            if let n = stage.name { names[n] = out }
+            stages.append(stage)
+        }
+        return stages
+    }
+
+    /// Applies `rename` to every model reference (stage names to their output paths).
+    mutating func renameModels(_ rename: (String) -> String) {
+        baseModel = baseModel.map(rename)
+        models = models?.map { InputModel(model: rename($0.model), parameters: $0.parameters) }
+        slices = slices?.map { s in
+            OutputSlice(sources: s.sources.map { InputSlice(model: rename($0.model), layerRange: $0.layerRange, parameters: $0.parameters) },
+                        baseModel: s.baseModel.map(rename), parameters: s.parameters)
+        }
+    }
+
+    init(node: ConfigNode, text: String, path: String, isStage: Bool) throws(MergeError) {
         self.path = path
-        sourceText = yaml
-        let root = try ConfigMapping(ConfigNode.parse(yaml: yaml, path: path), path: path, keyPath: "")
-        try root.rejectUnknown(Self.topLevelKeys)
+        sourceText = text
+        let root = try ConfigMapping(node, path: path, keyPath: "")
+        try root.rejectUnknown(Self.topLevelKeys + (isStage ? ["out_path", "name"] : []))
+        outPath = try root.string("out_path")
+        name = try root.string("name")
         guard let method = try root.string("merge_method") else {
             throw .config(path: path, key: "merge_method", reason: "missing; accepted: \(MergeMethods.all.map(\.name).sorted().joined(separator: ", "))")
         }

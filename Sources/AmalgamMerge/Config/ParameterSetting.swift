@@ -113,7 +113,7 @@ public indirect enum ParameterSetting: Sendable, Equatable {
 
     private static func conditional(_ node: ConfigNode, path: String, keyPath: String) throws(MergeError) -> ConditionalSetting {
         let map = try ConfigMapping(node, path: path, keyPath: keyPath)
-        try map.rejectUnknown(["filter", "value"])
+        try map.rejectUnknown(["filter", "pattern", "value"])
         guard let valueNode = map["value"] else {
             throw .config(path: path, key: map.child("value"), reason: "missing; a conditional parameter needs `value` (and optionally `filter`)")
         }
@@ -121,7 +121,8 @@ public indirect enum ParameterSetting: Sendable, Equatable {
         if case .conditional = value {
             throw .config(path: path, key: map.child("value"), reason: "must be a scalar or a list of scalars")
         }
-        return ConditionalSetting(filter: try map.string("filter"), value: value)
+        // `pattern` is the spelling of some older published configs; it means `filter`.
+        return ConditionalSetting(filter: try map.string("filter") ?? map.string("pattern"), value: value)
     }
 }
 
