@@ -122,7 +122,9 @@ public indirect enum ParameterSetting: Sendable, Equatable {
             throw .config(path: path, key: map.child("value"), reason: "must be a scalar or a list of scalars")
         }
         // `pattern` is the spelling of some older published configs; it means `filter`.
-        return ConditionalSetting(filter: try map.string("filter") ?? map.string("pattern"), value: value)
+        let filter = try map.string("filter")
+        let pattern = try map.string("pattern")
+        return ConditionalSetting(filter: filter ?? pattern, value: value)
     }
 }
 
