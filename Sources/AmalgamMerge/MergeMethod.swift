@@ -35,10 +35,14 @@ public enum ParameterValue: Sendable, Equatable, CustomStringConvertible {
 public struct ParameterSpec: Sendable, Equatable {
     public let name: String
     public let defaultValue: ParameterValue?
+    /// For per-model parameters: whether only non-base models read it (mergekit's `NON_BASE` scope,
+    /// e.g. `weight` and `density` of ties), so a base without it is not an error.
+    public let nonBaseOnly: Bool
 
-    public init(_ name: String, default defaultValue: ParameterValue?) {
+    public init(_ name: String, default defaultValue: ParameterValue?, nonBaseOnly: Bool = false) {
         self.name = name
         self.defaultValue = defaultValue
+        self.nonBaseOnly = nonBaseOnly
     }
 
     public var isRequired: Bool { defaultValue == nil }
