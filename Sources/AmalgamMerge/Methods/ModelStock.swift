@@ -1,0 +1,52 @@
+/// Model Stock: interpolate between the base and the average of the others by
+/// `t = N·cos/(1 + (N−1)·cos)`, cos the mean pairwise cosine of the task vectors, over the whole tensor
+/// or (`filter_wise`) per row of the last dim.
+public struct ModelStock: MergeMethod {
+    public init() {}
+    public var name: String { "model_stock" }
+    public var globalParameters: [ParameterSpec] { [ParameterSpec("filter_wise", default: .bool(false))] }
+    public var perModelParameters: [ParameterSpec] { [] }
+    public var requiresBase: Bool { true }
+
+    public func merge(_ inputs: [MergeInput], context: MergeContext) throws(MergeError) -> (values: [Float], shape: [Int]) {
+        let baseIndex = try requireBase(context)
+        let aligned = try align(inputs, context)
+        let others = aligned.nonBaseIndices
+        guard others.count >= 2 else {
+            throw fail(context, "needs the base and at least two other models, got \(others.count) besides the base")
+        }
+        let shape = aligned.shape
+        let base = aligned.tensors[baseIndex]
+        let offsets = others.map { Kernels.difference(aligned.tensors[$0], base) }
+        let n = base.count
+        let rowLength = (try globalBool("filter_wise", context)) && !shape.isEmpty ? shape[shape.count - 1] : n
+        let count = Double(others.count)
+        var out = [Float](repeating: 0, count: n)
+        var row = 0
+        while row * rowLength < n || (n == 0 && row == 0) {
+            let range = row * rowLength..<min(n, (row + 1) * rowLength)
+            var cosSum = 0.0, pairs = 0.0
+            let norms = offsets.map { o in o[range].reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot() }
+            for a in offsets.indices {
+                for b in offsets.indices where b > a {
+                    var d = 0.0
+                    for j in range { d += Double(offsets[a][j]) * Double(offsets[b][j]) }
+                    cosSum += min(max(d / max(norms[a] * norms[b], 1e-6), -1), 1)
+                    pairs += 1
+                }
+            }
+            let cosTheta = cosSum / pairs
+            let denominator = 1 + (count - 1) * cosTheta
+            // At the singularity mergekit keeps the base for that row.
+            let t = Float(abs(denominator) < 1e-6 ? 0 : count * cosTheta / denominator)
+            for j in range {
+                var sum: Float = 0
+                for o in others { sum += aligned.tensors[o][j] }
+                out[j] = t * (sum / Float(count)) + (1 - t) * base[j]
+            }
+            row += 1
+            if n == 0 { break }
+        }
+        return (out, shape)
+    }
+}

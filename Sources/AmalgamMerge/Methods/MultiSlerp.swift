@@ -1,0 +1,69 @@
+import Foundation
+
+/// Multi-SLERP: barycentric interpolation on the hypersphere of any number of models (their task
+/// vectors if there is a base): project onto the tangent space at the weighted mean direction, mix
+/// there, map back with the exponential map and scale by the weighted mean norm.
+public struct MultiSlerp: MergeMethod {
+    public init() {}
+    public var name: String { "multislerp" }
+    public var globalParameters: [ParameterSpec] {
+        [ParameterSpec("normalize_weights", default: .bool(true)), ParameterSpec("eps", default: .number(1e-8))]
+    }
+    public var perModelParameters: [ParameterSpec] { [ParameterSpec("weight", default: nil, nonBaseOnly: true)] }
+
+    public func merge(_ inputs: [MergeInput], context: MergeContext) throws(MergeError) -> (values: [Float], shape: [Int]) {
+        let aligned = try align(inputs, context)
+        let others = aligned.nonBaseIndices
+        guard !others.isEmpty else { throw fail(context, "needs at least one model besides the base") }
+        // mergekit returns a lone non-base model as it is, base or not.
+        if others.count == 1 { return (aligned.tensors[others[0]], aligned.shape) }
+        var weights: [Double] = []
+        for index in others { weights.append(try modelNumber("weight", inputs[index], context)) }
+        if try globalBool("normalize_weights", context) {
+            let total = weights.reduce(0, +)
+            weights = weights.map { $0 / total }
+        }
+        let eps = try globalNumber("eps", context)
+        let base = aligned.base
+        let vectors = others.map { index in base.map { Kernels.difference(aligned.tensors[index], $0) } ?? aligned.tensors[index] }
+        let norms = vectors.map(Kernels.norm)
+        let n = aligned.elementCount
+
+        // m = Σ wᵢ·xᵢ/(‖xᵢ‖+eps): the weighted mean of the unit vectors.
+        var mean = [Double](repeating: 0, count: n)
+        for (x, (w, norm)) in zip(vectors, zip(weights, norms)) {
+            let c = w / (norm + eps)
+            for i in 0..<n { mean[i] += c * Double(x[i]) }
+        }
+        let meanNorm = mean.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        if meanNorm < eps {
+            guard vectors.count == 2 else {
+                throw fail(context, "the weighted sum of the unit task vectors is zero (antipodal models with "
+                    + "balancing weights); change the weights")
+            }
+            var out = [Float](repeating: 0, count: n)
+            for i in 0..<n { out[i] = Float(weights[0]) * vectors[0][i] + Float(weights[1]) * vectors[1][i] }
+            return (base.map { Kernels.sum($0, out) } ?? out, aligned.shape)
+        }
+        for i in 0..<n { mean[i] /= meanNorm }
+        // τ = Σ wᵢ(uᵢ − (uᵢ·m)m) = (Σ wᵢuᵢ) − (Σ wᵢ(uᵢ·m))·m, and Σ wᵢuᵢ is the unnormalised mean.
+        var projection = 0.0
+        for (x, (w, norm)) in zip(vectors, zip(weights, norms)) {
+            var d = 0.0
+            for i in 0..<n { d += Double(x[i]) * mean[i] }
+            projection += w * d / (norm + eps)
+        }
+        var tangentSquares = 0.0
+        var tangent = [Double](repeating: 0, count: n)
+        for i in 0..<n {
+            tangent[i] = mean[i] * meanNorm - projection * mean[i]
+            tangentSquares += tangent[i] * tangent[i]
+        }
+        let tangentNorm = tangentSquares.squareRoot() + eps
+        let scale = zip(norms, weights).reduce(0.0) { $0 + $1.0 * $1.1 }
+        let c = cos(tangentNorm), s = sin(tangentNorm) / tangentNorm
+        var out = [Float](repeating: 0, count: n)
+        for i in 0..<n { out[i] = Float((mean[i] * c + tangent[i] * s) * scale) }
+        return (base.map { Kernels.sum($0, out) } ?? out, aligned.shape)
+    }
+}

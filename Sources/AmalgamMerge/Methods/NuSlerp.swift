@@ -1,0 +1,66 @@
+import Foundation
+
+/// NuSLERP: spherical interpolation of exactly two non-base models with `t = w₂/(w₁+w₂)`; with a base,
+/// of their task vectors (then added back). Over the whole tensor (`nuslerp_flatten`, default), or
+/// per row of the last dim, or per column (`nuslerp_row_wise`).
+public struct NuSlerp: MergeMethod {
+    public init() {}
+    public var name: String { "nuslerp" }
+    public var globalParameters: [ParameterSpec] {
+        [ParameterSpec("nuslerp_flatten", default: .bool(true)), ParameterSpec("nuslerp_row_wise", default: .bool(false))]
+    }
+    public var perModelParameters: [ParameterSpec] { [ParameterSpec("weight", default: nil, nonBaseOnly: true)] }
+
+    public func merge(_ inputs: [MergeInput], context: MergeContext) throws(MergeError) -> (values: [Float], shape: [Int]) {
+        let aligned = try align(inputs, context)
+        let others = aligned.nonBaseIndices
+        if inputs.count == 1 { return (aligned.tensors[0], aligned.shape) }
+        guard others.count == 2 else {
+            throw fail(context, "interpolates exactly two models besides the base, got \(others.count): "
+                + others.map { aligned.models[$0] }.joined(separator: ", ") + "; use multislerp for more")
+        }
+        let w1 = try modelNumber("weight", inputs[others[0]], context)
+        let w2 = try modelNumber("weight", inputs[others[1]], context)
+        let total = w1 + w2
+        let t = abs(total) < 1e-6 ? 0.5 : w2 / total
+        var v0 = aligned.tensors[others[0]], v1 = aligned.tensors[others[1]]
+        if let base = aligned.base {
+            v0 = Kernels.difference(v0, base)
+            v1 = Kernels.difference(v1, base)
+        }
+        let flatten = try globalBool("nuslerp_flatten", context)
+        let rowWise = try globalBool("nuslerp_row_wise", context)
+        let shape = aligned.shape
+        let n = v0.count
+        // The vectors interpolated: `count` of them, each `length` long with elements `stride` apart.
+        let (count, length, stride): (Int, Int, Int)
+        if flatten || shape.count < 2 {
+            (count, length, stride) = (1, n, 1)
+        } else if rowWise {
+            (count, length, stride) = (n / shape[0], shape[0], n / shape[0])
+        } else {
+            (count, length, stride) = (n / shape[shape.count - 1], shape[shape.count - 1], 1)
+        }
+        var out = [Float](repeating: 0, count: n)
+        var a = [Float](repeating: 0, count: length), b = a
+        for v in 0..<count {
+            let start = stride == 1 ? v * length : v
+            for j in 0..<length { a[j] = v0[start + j * stride]; b[j] = v1[start + j * stride] }
+            let (c0, c1) = NuSlerp.coefficients(t: t, a, b)
+            for j in 0..<length { out[start + j * stride] = c0 * a[j] + c1 * b[j] }
+        }
+        if let base = aligned.base { out = Kernels.sum(base, out) }
+        return (out, shape)
+    }
+
+    /// The coefficients of `a` and `b`: `sin((1−t)θ)/sin θ` and `sin(tθ)/sin θ` with θ the angle between
+    /// them (norms clamped at 1e-7), or `1−t` and `t` when they are colinear (`1 − cos²θ ≤ 1e-16`).
+    static func coefficients(t: Double, _ a: [Float], _ b: [Float]) -> (Float, Float) {
+        let na = max(Kernels.norm(a), 1e-7), nb = max(Kernels.norm(b), 1e-7)
+        let cosTheta = min(max(Kernels.dot(a, b) / (na * nb), -1), 1)
+        if 1 - cosTheta * cosTheta <= 1e-16 { return (Float(1 - t), Float(t)) }
+        let theta = acos(cosTheta)
+        let s = sin(theta)
+        return (Float(sin((1 - t) * theta) / s), Float(sin(t * theta) / s))
+    }
+}

@@ -1,0 +1,53 @@
+/// RAM (Reinforced Agent Merging): add each task vector's entries above `epsilon` to the base, whole
+/// where only one model changed that position, divided by the number of models that did elsewhere.
+/// `ramplus_tl` also boosts each model's unique entries by `1 + r·clamp(shared/unique, 0, alpha)`.
+public struct RAM: MergeMethod {
+    /// Whether this is `ramplus_tl`.
+    public let plus: Bool
+
+    public init(plus: Bool) { self.plus = plus }
+    public var name: String { plus ? "ramplus_tl" : "ram" }
+    public var globalParameters: [ParameterSpec] {
+        plus ? [ParameterSpec("r", default: .number(0.1)), ParameterSpec("alpha", default: .number(0.2)),
+                ParameterSpec("epsilon", default: .number(1e-5))]
+             : [ParameterSpec("epsilon", default: .number(1e-5))]
+    }
+    public var perModelParameters: [ParameterSpec] { [] }
+    public var requiresBase: Bool { true }
+
+    public func merge(_ inputs: [MergeInput], context: MergeContext) throws(MergeError) -> (values: [Float], shape: [Int]) {
+        let baseIndex = try requireBase(context)
+        let aligned = try align(inputs, context)
+        let base = aligned.tensors[baseIndex]
+        let others = aligned.nonBaseIndices
+        if others.isEmpty { return (base, aligned.shape) }
+        let epsilon = Float(try globalNumber("epsilon", context))
+        let vectors = others.map { Kernels.difference(aligned.tensors[$0], base) }
+        let n = base.count
+        // Models changing each position by more than epsilon.
+        var counts = [UInt8](repeating: 0, count: n)
+        for v in vectors { for i in 0..<n where abs(v[i]) > epsilon { counts[i] &+= 1 } }
+
+        var boost = [Float](repeating: 1, count: vectors.count)
+        if plus {
+            let r = try globalNumber("r", context), alpha = try globalNumber("alpha", context)
+            for (m, v) in vectors.enumerated() {
+                var shared = 0, unique = 0
+                for i in 0..<n where abs(v[i]) > epsilon { if counts[i] > 1 { shared += 1 } else { unique += 1 } }
+                let rho = Float(shared) / max(Float(unique), epsilon)
+                boost[m] = 1 + Float(r) * min(max(rho, 0), Float(alpha))
+            }
+        }
+        var out = base
+        for i in 0..<n {
+            let c = counts[i]
+            if c == 0 { continue }
+            var sum: Float = 0
+            for (m, v) in vectors.enumerated() where abs(v[i]) > epsilon {
+                sum += c == 1 ? v[i] * boost[m] : v[i] / Float(c)
+            }
+            out[i] = base[i] + sum
+        }
+        return (out, aligned.shape)
+    }
+}

@@ -1,0 +1,62 @@
+/// SCE (select, calculate, erase): keep the positions where the task vectors vary most
+/// (`select_topk`), weight each task vector by its mean square, erase entries that disagree with the
+/// elected sign, and add the weighted mean back to the base.
+public struct SCE: MergeMethod {
+    public init() {}
+    public var name: String { "sce" }
+    public var globalParameters: [ParameterSpec] {
+        [ParameterSpec("int8_mask", default: .bool(false)), ParameterSpec("select_topk", default: .number(1))]
+    }
+    public var perModelParameters: [ParameterSpec] { [] }
+    public var requiresBase: Bool { true }
+
+    public func merge(_ inputs: [MergeInput], context: MergeContext) throws(MergeError) -> (values: [Float], shape: [Int]) {
+        let baseIndex = try requireBase(context)
+        let aligned = try align(inputs, context)
+        let base = aligned.tensors[baseIndex]
+        let others = aligned.nonBaseIndices
+        if others.isEmpty { return (base, aligned.shape) }
+        var vectors = others.map { Kernels.difference(aligned.tensors[$0], base) }
+        let n = base.count
+
+        let topk = try globalNumber("select_topk", context)
+        if topk < 1 {
+            let keep = SCE.selection(vectors, density: topk)
+            for v in vectors.indices {
+                vectors[v].withUnsafeMutableBufferPointer { p in
+                    for i in 0..<n where !keep[i] { p[i] = 0 }
+                }
+            }
+        }
+        // ωᵢ = mean(τᵢ²) / Σⱼ mean(τⱼ²), uniform when that sum is below 1e-6.
+        var weights = vectors.map { Float(Kernels.sumOfSquares($0) / Double(max(n, 1))) }
+        let total = weights.reduce(0, +)
+        weights = abs(total) < 1e-6 ? weights.map { _ in 1 / Float(weights.count) } : weights.map { $0 / total }
+
+        var (mixed, divisor) = SignConsensus.mix(vectors, scales: weights, coefficients: weights)
+        for i in 0..<n { mixed[i] = base[i] + mixed[i] / max(divisor[i], 1e-6) }
+        return (mixed, aligned.shape)
+    }
+
+    /// The positions kept by `select_topk`: the `int(count_nonzero(var)·density)` largest variances
+    /// across models (biased), ties at the threshold to the lowest indices.
+    static func selection(_ vectors: [[Float]], density: Double) -> [Bool] {
+        let n = vectors.first?.count ?? 0
+        if density <= 0 { return [Bool](repeating: false, count: n) }
+        let m = Double(vectors.count)
+        var keys = [UInt32](repeating: 0, count: n)
+        var nonzero = 0
+        for i in 0..<n {
+            var mean = 0.0
+            for v in vectors { mean += Double(v[i]) }
+            mean /= m
+            var variance = 0.0
+            for v in vectors { let d = Double(v[i]) - mean; variance += d * d }
+            let value = Float(variance / m)
+            if value != 0 { nonzero += 1 }
+            keys[i] = Selection.key(value)
+        }
+        let k = Int(Double(nonzero) * density)
+        return Selection.mask(keys, Selection.cut(keys, count: k, descending: true))
+    }
+}

@@ -1,0 +1,146 @@
+import AmalgamCore
+import Dispatch
+import Foundation
+
+/// How a task vector is thinned before merging (mergekit's `SparsificationMethod`).
+public enum Sparsifier: String, Sendable, CaseIterable {
+    /// Keep the top `density` fraction by magnitude (TIES).
+    case magnitude
+    /// Keep each element with probability `density` (DARE).
+    case random
+    /// Drop the top `gamma` fraction as outliers, then the smallest, keeping `density` (breadcrumbs).
+    case magnitudeOutliers = "magnitude_outliers"
+    /// Keep each element with a probability rising linearly with its magnitude rank in its row (DELLA).
+    case dellaMagprune = "della_magprune"
+}
+
+/// The sparsifiers as pure functions on one task vector, following mergekit 0.1.5's `sparsify.py`.
+/// `density ≥ 1` leaves the vector untouched (no rescale either), as mergekit does.
+public enum Sparsification {
+    /// Elements per random stream: each fixed chunk draws from its own generator, so the mask is the
+    /// same whether the chunks run on one thread or many.
+    public static let randomChunk = 1 << 16
+
+    /// Rescales `masked` to the L1 norm of `original` (mergekit's `RescaleNorm.l1`; not DARE's 1/p):
+    /// skipped when either norm is below 1e-7.
+    public static func rescaleL1(_ masked: inout [Float], original l1Before: Double) {
+        let l1After = masked.withUnsafeBufferPointer { Kernels.l1($0) }
+        if l1Before < 1e-7 || l1After < 1e-7 { return }
+        let scale = Float(Float(l1Before) / Float(l1After))
+        masked.withUnsafeMutableBufferPointer { m in
+            for i in m.indices { m[i] *= scale }
+        }
+    }
+
+    /// Keeps the `max(1, int(density·n))` largest magnitudes (ties at the threshold: lowest indices,
+    /// see `Selection`); `density ≤ 0` gives zeros.
+    public static func magnitude(_ delta: inout [Float], density: Double, rescale: Bool) {
+        if density >= 1 { return }
+        if density <= 0 || delta.isEmpty { zero(&delta); return }
+        let k = max(1, Int(density * Double(delta.count)))
+        let keys = delta.map(Selection.key)
+        apply(Selection.mask(keys, Selection.cut(keys, count: k, descending: true)), to: &delta, rescale: rescale)
+    }
+
+    /// Breadcrumbs: in ascending magnitude order keep ranks `[n_bot, n_bot + int(density·n))` where
+    /// `n_bot = max(0, n − int(density·n) − int(gamma·n))`: the `gamma` largest go first as outliers,
+    /// then the smallest until `density` remain.
+    public static func magnitudeOutliers(_ delta: inout [Float], density: Double, gamma: Double, rescale: Bool) {
+        if density >= 1 { return }
+        let n = delta.count
+        let target = Int(density * Double(n))
+        let top = Int(gamma * Double(n))
+        let bottom = max(0, n - target - top)
+        let keys = delta.map(Selection.key)
+        let below = Selection.mask(keys, Selection.cut(keys, count: bottom, descending: false))
+        let upTo = Selection.mask(keys, Selection.cut(keys, count: min(n, bottom + max(0, target)), descending: false))
+        var mask = [Bool](repeating: false, count: n)
+        for i in 0..<n { mask[i] = upTo[i] && !below[i] }
+        apply(mask, to: &delta, rescale: rescale)
+    }
+
+    /// DARE: keeps each element with probability `density`, drawn from `seed`.
+    public static func random(_ delta: inout [Float], density: Double, rescale: Bool, seed: UInt64) {
+        if density >= 1 { return }
+        let mask = bernoulliMask(count: delta.count, seed: seed) { _ in density }
+        apply(mask, to: &delta, rescale: rescale)
+    }
+
+    /// Whether `density ± epsilon` lies strictly inside (0, 1), as DELLA requires.
+    public static func dellaAccepts(density: Double, epsilon: Double) -> Bool {
+        density >= 1 || density <= 0 || (density - epsilon > 0 && density + epsilon < 1)
+    }
+
+    /// DELLA's MagPrune: in each row along dim 1 (a 1-D tensor is one row) rank the magnitudes
+    /// 1…n ascending (ties: lower index first) and keep each element with probability
+    /// `(density − ε) + 2ε·(rank − 1)/(n − 1)`; a row of one element keeps with probability `density`
+    /// (mergekit divides 0 by 0 there). Callers check `dellaAccepts` first.
+    public static func dellaMagprune(_ delta: inout [Float], shape: [Int], density: Double, epsilon: Double,
+                                     rescale: Bool, seed: UInt64) {
+        if density >= 1 { return }
+        if density <= 0 { zero(&delta); return }
+        let probabilities = dellaProbabilities(delta, shape: shape, density: density, epsilon: epsilon)
+        let mask = bernoulliMask(count: delta.count, seed: seed) { probabilities[$0] }
+        apply(mask, to: &delta, rescale: rescale)
+    }
+
+    /// The keep probability of each element under DELLA's MagPrune.
+    public static func dellaProbabilities(_ delta: [Float], shape: [Int], density: Double, epsilon: Double) -> [Double] {
+        // View as [outer, length, inner]; rows run along dim 1 (stride `inner`).
+        let (outer, length, inner): (Int, Int, Int) = shape.count < 2
+            ? (1, delta.count, 1)
+            : (shape[0], shape[1], shape.dropFirst(2).reduce(1, *))
+        var probabilities = [Double](repeating: density, count: delta.count)
+        if length < 2 { return probabilities }
+        var order = [Int](repeating: 0, count: length)
+        var keys = [UInt32](repeating: 0, count: length)
+        for o in 0..<outer {
+            for j in 0..<inner {
+                let start = o * length * inner + j
+                for r in 0..<length { keys[r] = Selection.key(delta[start + r * inner]); order[r] = r }
+                order.sort { keys[$0] < keys[$1] || (keys[$0] == keys[$1] && $0 < $1) }
+                for (rank, r) in order.enumerated() {
+                    let rankNorm = Double(rank) / Double(length - 1)
+                    probabilities[start + r * inner] = (density - epsilon) + rankNorm * 2 * epsilon
+                }
+            }
+        }
+        return probabilities
+    }
+
+    /// One Bernoulli draw per element, element `i` kept with probability `probability(i)`. Chunk `c`
+    /// of `randomChunk` elements draws, in element order, from stream `c` of `seed`.
+    public static func bernoulliMask(count: Int, seed: UInt64,
+                                     probability: @escaping @Sendable (Int) -> Double) -> [Bool] {
+        var mask = [Bool](repeating: false, count: count)
+        let chunks = (count + randomChunk - 1) / randomChunk
+        mask.withUnsafeMutableBufferPointer { m in
+            let out = SendablePointer(m.baseAddress!)
+            let draw: @Sendable (Int) -> Void = { c in
+                var generator = SeededGenerator(seed: SeedDerivation.seed(seed, stream: c))
+                for i in c * randomChunk..<min(count, (c + 1) * randomChunk) {
+                    out.base[i] = generator.bernoulli(probability(i))
+                }
+            }
+            if chunks <= 1 || ProcessInfo.activeProcessorCountCached == 1 {
+                for c in 0..<chunks { draw(c) }
+            } else {
+                DispatchQueue.concurrentPerform(iterations: chunks, execute: draw)
+            }
+        }
+        return mask
+    }
+
+    private static func zero(_ delta: inout [Float]) {
+        delta.withUnsafeMutableBufferPointer { d in d.update(repeating: 0) }
+    }
+
+    /// Zeroes the unmasked elements, then rescales to the original L1 norm if asked.
+    private static func apply(_ mask: [Bool], to delta: inout [Float], rescale: Bool) {
+        let before = rescale ? delta.withUnsafeBufferPointer { Kernels.l1($0) } : 0
+        delta.withUnsafeMutableBufferPointer { d in
+            for i in d.indices where !mask[i] { d[i] = 0 }
+        }
+        if rescale { rescaleL1(&delta, original: before) }
+    }
+}
