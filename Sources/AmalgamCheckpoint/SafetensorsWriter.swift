@@ -118,8 +118,10 @@ public final class SafetensorsWriter: @unchecked Sendable {
         guard tensor.shape == entry.info.shape else {
             throw .unexpectedTensor(path: path, tensor: name, reason: "shape \(tensor.shape), the layout says \(entry.info.shape)")
         }
+        // A converted tensor is a temporary: keep it alive through the write, or its memory may be freed
+        // (and reused) between reading `bytes` and `pwrite`.
         let t = tensor.converted(to: entry.info.dtype)
-        try write(name, bytes: t.bytes)
+        try t.withUnsafeBytes { (b) throws(CheckpointError) in try write(name, bytes: b) }
     }
 
     /// Checks every tensor was written and flushes the file to disk.

@@ -1,20 +1,26 @@
 import AmalgamCore
 import Foundation
 
-/// Parses a shard size as transformers does: bytes, or a number with KB/MB/GB/TB (powers of 10),
-/// KiB/MiB/GiB/TiB (powers of 2), or a lower-case `b` for bits.
+/// Parses a shard size as `save_pretrained(max_shard_size="…")` does: a plain byte count, or a number
+/// (decimals allowed) followed by KB, MB, GB or TB in any case, powers of 10, as huggingface_hub's
+/// `parse_size_to_int` reads it (so "5Gb" is 5 GB, not bits); also KiB, MiB, GiB, TiB (powers of 2), as
+/// transformers' `convert_file_size_to_int` reads them.
 public func parseShardSize(_ text: String) throws(CheckpointError) -> Int {
     let s = text.trimmingCharacters(in: .whitespaces)
-    if let n = Int(s), n > 0 { return n }
+    if let n = Int(s) {
+        guard n > 0 else { throw .invalidShardSize(text) }
+        return n
+    }
     let units: [(String, Double)] = [
         ("TIB", 1_099_511_627_776), ("GIB", 1_073_741_824), ("MIB", 1_048_576), ("KIB", 1024),
-        ("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3), ("B", 1),
+        ("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3),
     ]
     for (unit, factor) in units where s.uppercased().hasSuffix(unit) {
-        let numberPart = String(s.dropLast(unit.count))
-        guard let value = Double(numberPart), value > 0 else { throw .invalidShardSize(text) }
-        var bytes = value * factor
-        if s.hasSuffix("b") && !s.hasSuffix("ib") && unit != "B" { bytes /= 8 }
+        let numberPart = String(s.dropLast(unit.count)).trimmingCharacters(in: .whitespaces)
+        guard let value = Double(numberPart), value.isFinite, value > 0 else { throw .invalidShardSize(text) }
+        let bytes = value * factor
+        // Python's int() truncates; a size under one byte cannot hold anything.
+        guard bytes >= 1, bytes < 9.0e18 else { throw .invalidShardSize(text) }
         return Int(bytes)
     }
     throw .invalidShardSize(text)

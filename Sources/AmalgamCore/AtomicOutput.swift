@@ -45,7 +45,10 @@ public struct AtomicOutput: Sendable {
                 throw FileError.cannotWrite(path: finalPath, reason: String(cString: strerror(errno)))
             }
             guard rename(workingPath, finalPath) == 0 else {
-                throw FileError.cannotWrite(path: finalPath, reason: String(cString: strerror(errno)))
+                let reason = String(cString: strerror(errno))
+                // Put the previous output back rather than leave nothing under the final name.
+                _ = rename(old, finalPath)
+                throw FileError.cannotWrite(path: finalPath, reason: reason)
             }
             try? fm.removeItem(atPath: old)
         } else {

@@ -82,8 +82,18 @@ public struct Tensor: Sendable {
         return result
     }
 
-    /// The raw bytes.
+    /// The raw bytes. Valid only while this tensor's storage is alive: Swift may free a temporary
+    /// tensor right after this property is read, so use `withUnsafeBytes` for a tensor nothing else holds.
     public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: storage.base, count: storage.count) }
+
+    /// Calls `body` with the raw bytes, keeping the storage alive until it returns.
+    public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        defer { withExtendedLifetime(storage) {} }
+        return try body(bytes)
+    }
+
+    /// A copy of the raw bytes.
+    public var byteArray: [UInt8] { withUnsafeBytes { Array($0) } }
 
     /// The values as f32 (a copy; integer types are converted by value).
     public func floats() -> [Float] {
@@ -93,7 +103,8 @@ public struct Tensor: Sendable {
         }
     }
 
-    /// The same values stored as `target` (float targets round to nearest even).
+    /// The same values stored as `target`: float targets round once to nearest even, integer targets
+    /// truncate toward zero.
     public func converted(to target: DType) -> Tensor {
         if target == dtype { return self }
         let out = Tensor(zeros: target, shape: shape)
@@ -102,9 +113,23 @@ public struct Tensor: Sendable {
             Convert.fromFloat32(bytes.bindMemory(to: Float.self), to: target, into: outBytes)
         } else if target == .f32 {
             Convert.toFloat32(bytes, from: dtype, into: outBytes.bindMemory(to: Float.self))
+        } else if dtype == .f64 {
+            Convert.fromFloat64(bytes.bindMemory(to: Double.self), to: target, into: outBytes)
         } else {
-            let tmp = floats()
-            tmp.withUnsafeBufferPointer { Convert.fromFloat32($0, to: target, into: outBytes) }
+            // Through f64 in chunks: exact for every source (but i64 beyond 2⁵³), so the only rounding
+            // is the final one, and no full-size temporary is allocated.
+            let n = elementCount
+            withUnsafeTemporaryAllocation(of: Double.self, capacity: Convert.chunk) { tmp in
+                var start = 0
+                while start < n {
+                    let m = min(Convert.chunk, n - start)
+                    let part = UnsafeMutableBufferPointer(rebasing: tmp[0..<m])
+                    Convert.toFloat64(UnsafeRawBufferPointer(rebasing: bytes[(start * dtype.byteSize)...]), from: dtype, into: part)
+                    Convert.fromFloat64(UnsafeBufferPointer(part), to: target,
+                                        into: UnsafeMutableRawBufferPointer(rebasing: outBytes[(start * target.byteSize)...]))
+                    start += m
+                }
+            }
         }
         return out
     }
