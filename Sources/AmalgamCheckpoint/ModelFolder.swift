@@ -34,6 +34,9 @@ public final class SafetensorsCheckpoint: TensorSource, @unchecked Sendable {
 
     public func release(_ name: String) { fileOf[name].map { files[$0].release(name) } }
 
+    /// Asks the kernel to map a tensor's bytes ahead of use.
+    public func prefetch(_ name: String) { fileOf[name].map { files[$0].prefetch(name) } }
+
     /// Total bytes of tensor data.
     public var totalBytes: Int { tensorInfos.reduce(0) { $0 + $1.byteCount } }
 }
