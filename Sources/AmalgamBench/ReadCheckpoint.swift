@@ -9,51 +9,66 @@ import Glibc
 /// views, released after use) against a plain sequential `read()` of the same files into one reused
 /// buffer (256 KiB by default, the fastest size measured here: it stays in cache). Both touch every byte
 /// (a wrapping u64 sum); the page cache is warm for both.
-let readCheckpointBenchmark = Benchmark(
-    name: "read-checkpoint",
-    summary: "read every tensor of a sharded bf16 checkpoint vs plain read() [--path DIR] [--size-gb 1.2] [--repeat 3] [--buffer-mb 0.25]",
-    run: runReadCheckpoint
-)
+enum ReadCheckpointBench {
+    static let summary = "read every tensor of a sharded bf16 checkpoint vs plain read() [--path DIR] [--size-gb 1.2] [--repeat 3] [--buffer-mb 0.25]"
 
-private func runReadCheckpoint(_ options: BenchmarkOptions) throws {
-    let sizeGB = try options.double("size-gb", default: 1.2)
-    let repeats = max(1, Int(try options.double("repeat", default: 3)))
-    let bufferBytes = max(4096, Int(try options.double("buffer-mb", default: 0.25) * 1_048_576))
-    let folder = options.string("path") ?? NSTemporaryDirectory() + "amalgam-bench-checkpoint-\(sizeGB)GB"
-    if !FileManager.default.fileExists(atPath: folder) {
-        print("creating a synthetic \(sizeGB) GB bf16 checkpoint in \(folder) …")
-        let t = try seconds { try makeSyntheticCheckpoint(at: folder, bytes: Int(sizeGB * 1e9)) }
-        print(String(format: "  written in %.1f s", t))
-    }
-    let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".safetensors") }.sorted()
-    let totalFileBytes = try files.reduce(0) { $0 + (try FileManager.default.attributesOfItem(atPath: folder + "/" + $1)[.size] as! Int) }
-    let tensorBytes = try ModelFolder.openWeights(folder: folder).totalBytes
-    print("checkpoint: \(folder)\n  \(files.count) files, \(gigabytes(totalFileBytes)) on disk, \(gigabytes(tensorBytes)) of tensors")
+    static func run(_ args: [String]) throws {
+        let options = BenchArguments(args)
+        let sizeGB = options.double("size-gb", 1.2)
+        let repeats = max(1, options.int("repeat", 3))
+        let bufferBytes = max(4096, Int(options.double("buffer-mb", 0.25) * 1_048_576))
+        let folder = options.string("path", NSTemporaryDirectory() + "amalgam-bench-checkpoint-\(sizeGB)GB")
+        if !FileManager.default.fileExists(atPath: folder) {
+            print("creating a synthetic \(sizeGB) GB bf16 checkpoint in \(folder) …")
+            let t = try seconds { try makeSyntheticCheckpoint(at: folder, bytes: Int(sizeGB * 1e9)) }
+            print(String(format: "  written in %.1f s", t))
+        }
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".safetensors") }.sorted()
+        let totalFileBytes = try files.reduce(0) { $0 + (try FileManager.default.attributesOfItem(atPath: folder + "/" + $1)[.size] as! Int) }
+        let tensorBytes = try ModelFolder.openWeights(folder: folder).totalBytes
+        print("checkpoint: \(folder)\n  \(files.count) files, \(gigabytes(totalFileBytes)) on disk, \(gigabytes(tensorBytes)) of tensors")
 
-    // Warm the page cache, then alternate the two so drift in machine load hits both alike.
-    var sink: UInt64 = try plainRead(folder: folder, files: files, bufferBytes: bufferBytes)
-    let rssBefore = peakRSS()
-    var plainTimes: [Double] = []
-    var amalgamTimes: [Double] = []
-    for _ in 0..<repeats {
-        plainTimes.append(try seconds { sink &+= try plainRead(folder: folder, files: files, bufferBytes: bufferBytes) })
+        // Warm the page cache first; then each side's best of `repeats`.
+        var sink: UInt64 = try plainRead(folder: folder, files: files, bufferBytes: bufferBytes)
+        let rssBefore = peakResidentBytes()
+        var plainTimes: [Double] = []
+        var amalgamTimes: [Double] = []
+        for _ in 0..<repeats {
+            plainTimes.append(try seconds { sink &+= try plainRead(folder: folder, files: files, bufferBytes: bufferBytes) })
+        }
+        let rssPlain = peakResidentBytes()
+        sink &+= try amalgamRead(folder: folder)
+        for _ in 0..<repeats {
+            amalgamTimes.append(try seconds { sink &+= try amalgamRead(folder: folder) })
+        }
+        let rssAmalgam = peakResidentBytes()
+        let plainBest = Double(totalFileBytes) / plainTimes.min()! / 1e9
+        let amalgamBest = Double(tensorBytes) / amalgamTimes.min()! / 1e9
+        print(String(format: "  plain read() into a reused %.0f KiB buffer: %6.2f GB/s (best of %d; %@)", Double(bufferBytes) / 1024, plainBest, repeats,
+                     plainTimes.map { String(format: "%.3f s", $0) }.joined(separator: ", ")))
+        print(String(format: "  Amalgam (open + validate + every tensor):   %6.2f GB/s (best of %d; %@)", amalgamBest, repeats,
+                     amalgamTimes.map { String(format: "%.3f s", $0) }.joined(separator: ", ")))
+        print(String(format: "  ratio Amalgam / plain read: %.2f×", amalgamBest / plainBest))
+        print("  peak RSS: \(gigabytes(rssBefore)) after warm-up, \(gigabytes(rssPlain)) after plain reads, \(gigabytes(rssAmalgam)) after Amalgam reads")
+        print("  (checksum \(sink & 0xFFFF))")
     }
-    let rssPlain = peakRSS()
-    sink &+= try amalgamRead(folder: folder)
-    for _ in 0..<repeats {
-        amalgamTimes.append(try seconds { sink &+= try amalgamRead(folder: folder) })
-    }
-    let rssAmalgam = peakRSS()
-    let plainBest = Double(totalFileBytes) / plainTimes.min()! / 1e9
-    let amalgamBest = Double(tensorBytes) / amalgamTimes.min()! / 1e9
-    print(String(format: "  plain read() into a reused %.0f KiB buffer: %6.2f GB/s (best of %d; %@)", Double(bufferBytes) / 1024, plainBest, repeats,
-                 plainTimes.map { String(format: "%.3f s", $0) }.joined(separator: ", ")))
-    print(String(format: "  Amalgam (open + validate + every tensor): %6.2f GB/s (best of %d; %@)", amalgamBest, repeats,
-                 amalgamTimes.map { String(format: "%.3f s", $0) }.joined(separator: ", ")))
-    print(String(format: "  ratio Amalgam / plain read: %.2f×", amalgamBest / plainBest))
-    print("  peak RSS: \(gigabytes(rssBefore)) after warm-up, \(gigabytes(rssPlain)) after plain reads, \(gigabytes(rssAmalgam)) after Amalgam reads")
-    print("  (checksum \(sink & 0xFFFF))")
 }
+
+/// Why the benchmark could not run.
+private struct ReadCheckpointError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Seconds taken by `body`.
+private func seconds(_ body: () throws -> Void) rethrows -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    try body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+}
+
+/// Bytes as "1.23 GB".
+private func gigabytes(_ bytes: Int) -> String { String(format: "%.2f GB", Double(bytes) / 1e9) }
 
 /// Every tensor through `ModelFolder.openWeights`, each released after use as a streaming merge does.
 private func amalgamRead(folder: String) throws -> UInt64 {
@@ -74,11 +89,11 @@ private func plainRead(folder: String, files: [String], bufferBytes size: Int) t
     var sum: UInt64 = 0
     for name in files {
         let fd = open(folder + "/" + name, O_RDONLY)
-        guard fd >= 0 else { throw BenchmarkError("cannot open \(folder)/\(name)") }
+        guard fd >= 0 else { throw ReadCheckpointError("cannot open \(folder)/\(name)") }
         defer { close(fd) }
         while true {
             let n = read(fd, buffer, size)
-            if n < 0 { throw BenchmarkError("read failed on \(name)") }
+            if n < 0 { throw ReadCheckpointError("read failed on \(name)") }
             if n == 0 { break }
             sum &+= checksum(UnsafeRawBufferPointer(start: buffer, count: n))
         }
