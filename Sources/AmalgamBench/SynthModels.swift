@@ -51,8 +51,7 @@ enum SynthModels {
                 var values = [Float](repeating: 0, count: info.elementCount)
                 fillBase(&values, seed: UInt64(i + 1), isNorm: info.shape.count == 1)
                 if m > 0 { addNoise(&values, seed: UInt64(1000 * m + i), scale: 0.002 * Float(m), keep: 0.3 + 0.2 * Float(m)) }
-                let t = Tensor(values, shape: info.shape).converted(to: .bf16)
-                try writer.write(info.name, bytes: t.bytes)
+                try writer.write(info.name, tensor: Tensor(values, shape: info.shape))
             }
             try writer.finish()
             try writeFileAtomically(config, to: output.workingPath + "/config.json")

@@ -3,6 +3,7 @@ import Foundation
 /// `amalgam-bench NAME [ARGS]`: each benchmark prints our figure beside a reference measured in the
 /// same run, plus peak memory.
 let benchmarks: [(name: String, summary: String, run: ([String]) throws -> Void)] = [
+    ("read-checkpoint", ReadCheckpointBench.summary, ReadCheckpointBench.run),
     ("synth-models", "write random Llama-shaped bf16 models (a base and fine-tunes) for merge benchmarks", SynthModels.run),
     ("memcpy", "memory bandwidth of memcpy (the reference for streaming kernels)", MemcpyBench.run),
 ]

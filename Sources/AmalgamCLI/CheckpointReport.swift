@@ -20,7 +20,11 @@ struct CheckpointReport {
         out += "  parameters:   \(formatCount(s.parameterCount)) (\(s.parameterCount))\n"
         out += "  tensor bytes: \(formatBytes(s.totalBytes)) (\(s.totalBytes))\n"
         out += "  types:        \(s.dtypeCounts.map { "\($0.name) ×\($0.count)" }.joined(separator: ", "))\n"
-        for (k, v) in s.facts { out += "  \(k): \(v)\n" }
+        // A value with line breaks or control characters is shown quoted, so each fact stays one line.
+        for (k, v) in s.facts {
+            let shown = v.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F } ? JSONValue.string(v).compactText() : v
+            out += "  \(k): \(shown)\n"
+        }
         if includeTensors {
             out += "  tensors (\(s.tensors.count)):\n"
             let width = s.tensors.map(\.name.count).max() ?? 0

@@ -34,6 +34,9 @@ public final class SafetensorsCheckpoint: TensorSource, @unchecked Sendable {
 
     public func release(_ name: String) { fileOf[name].map { files[$0].release(name) } }
 
+    /// Asks the kernel to map a tensor's bytes ahead of use.
+    public func prefetch(_ name: String) { fileOf[name].map { files[$0].prefetch(name) } }
+
     /// Total bytes of tensor data.
     public var totalBytes: Int { tensorInfos.reduce(0) { $0 + $1.byteCount } }
 }
@@ -90,8 +93,10 @@ public struct ModelFolder: Sendable {
             var shardNames: [String] = []
             var firstTensor: [String: String] = [:]
             for (tensor, value) in map {
-                guard let shard = value.stringValue else {
-                    throw .invalidConfig(path: indexPath, key: "weight_map.\(tensor)", reason: "must be a file name")
+                // A shard is a file of this folder: an absolute path or `..` would read outside it.
+                guard let shard = value.stringValue, !shard.isEmpty, !shard.hasPrefix("/"),
+                      !shard.split(separator: "/").contains("..") else {
+                    throw .invalidConfig(path: indexPath, key: "weight_map.\(tensor)", reason: "must be the name of a file in the folder")
                 }
                 if firstTensor[shard] == nil { shardNames.append(shard); firstTensor[shard] = tensor }
             }

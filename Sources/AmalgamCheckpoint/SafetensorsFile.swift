@@ -45,6 +45,7 @@ public final class SafetensorsFile: TensorSource, @unchecked Sendable {
         var entries: [(info: TensorInfo, begin: Int, end: Int)] = []
         for (name, value) in object {
             if name == "__metadata__" {
+                if value.isNull { continue }  // the Rust crate reads `null` as no metadata
                 guard case let .object(meta) = value else {
                     throw .invalidHeader(path: path, reason: "__metadata__ must be an object of strings")
                 }

@@ -63,9 +63,13 @@ public final class CheckpointWriter: @unchecked Sendable {
     private let shardOf: [String: Int]
 
     /// Lays out `tensors` (in state-dict order) under `directory` with at most `maxShardSize` bytes a shard.
+    /// Files are created (or truncated) in `directory` at once: pass an `AtomicOutput` working folder, never
+    /// a folder whose weights are still being read.
     public init(directory: String, tensors: [TensorInfo], maxShardSize: Int = 5_000_000_000) throws(CheckpointError) {
         self.directory = directory
         self.tensors = tensors
+        var seen = Set<String>()
+        for t in tensors where !seen.insert(t.name).inserted { throw .duplicateTensor(path: directory, tensor: t.name) }
         let shards = planShards(tensors, maxShardSize: maxShardSize)
         let n = shards.count
         var names: [String] = []

@@ -61,7 +61,9 @@ public struct Tensor: Sendable {
     public init(_ values: [Float], shape: [Int]) {
         precondition(values.count == Tensor.elementCount(shape), "\(values.count) values for shape \(shape)")
         self.init(zeros: .f32, shape: shape)
-        values.withUnsafeBytes { storage.mutableBase!.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        values.withUnsafeBytes { source in
+            if let from = source.baseAddress, source.count > 0 { storage.mutableBase!.copyMemory(from: from, byteCount: source.count) }
+        }
     }
 
     /// Number of elements of a shape (1 for a scalar).

@@ -250,3 +250,33 @@ struct BadInputTests {
         #expect { _ = try ModelFolder(path: dir) } throws: { error in "\(error)".contains(dir + "/config.json") }
     }
 }
+
+extension BadInputTests {
+    @Test func shardNamesMustStayInTheFolder() throws {
+        let dir = try shardedCopy()
+        defer { try? fm.removeItem(atPath: dir) }
+        let indexPath = dir + "/model.safetensors.index.json"
+        var index = try JSONValue.parse(try fileBytes(indexPath)).objectValue!
+        var map = index["weight_map"]!.objectValue!
+        map["lm_head.weight"] = .string("../tiny-llama/model.safetensors")
+        index["weight_map"] = .object(map)
+        try writeFileAtomically(JSONValue.object(index).pythonText(), to: indexPath)
+        #expect(throws: CheckpointError.invalidConfig(path: indexPath, key: "weight_map.lm_head.weight",
+                                                      reason: "must be the name of a file in the folder")) {
+            _ = try ModelFolder(path: dir)
+        }
+    }
+
+    @Test func nullMetadataIsNoMetadata() {
+        var h = header
+        h["__metadata__"] = .null
+        #expect(open(file(header: h, data: data)).error == nil)
+    }
+
+    @Test func duplicateNamesInAShardedPlan() {
+        let infos = [TensorInfo(name: "a", dtype: .f32, shape: [1000]), TensorInfo(name: "a", dtype: .f32, shape: [1000])]
+        #expect(throws: CheckpointError.duplicateTensor(path: "/nonexistent", tensor: "a")) {
+            _ = try CheckpointWriter(directory: "/nonexistent", tensors: infos, maxShardSize: 4000)
+        }
+    }
+}

@@ -23,14 +23,14 @@ struct ModelFolderTests {
     }
 
     /// `jsonText()` of a config read from disk is the file, byte for byte (unknown fields kept).
-    @Test(arguments: ["configs/llama", "configs/mistral", "configs/qwen2", "configs/qwen3", "tiny-llama"])
+    @Test(arguments: ["configs/llama", "configs/llama3-rope", "configs/mistral", "configs/qwen2", "configs/qwen3", "tiny-llama"])
     func configRoundTripsByteForByte(folder: String) throws {
         let path = safetensorsFixtures + "/" + folder + "/config.json"
         let config = try ModelConfig(contentsOf: path)
         #expect(Array(config.jsonText().utf8) == (try fileBytes(path)))
     }
 
-    @Test(arguments: ["llama", "mistral", "qwen2", "qwen3"])
+    @Test(arguments: ["llama", "llama3-rope", "mistral", "qwen2", "qwen3"])
     func llamaFamilyFieldsMatchTransformers(kind: String) throws {
         let config = try ModelConfig(contentsOf: safetensorsFixtures + "/configs/\(kind)/config.json")
         let want = referenceValues["configs"]![kind]!
@@ -50,6 +50,13 @@ struct ModelFolderTests {
         #expect(llama.tieWordEmbeddings == want["tie_word_embeddings"]!.boolValue!)
         #expect(llama.slidingWindow == want["sliding_window"]!.intValue)
         #expect(config.numHiddenLayers == llama.numHiddenLayers)
+        // Rope scaling (transformers 5 writes it inside `rope_parameters`): present only when not default.
+        if want["rope_type"]!.stringValue! == "default" {
+            #expect(llama.ropeScaling == nil)
+        } else {
+            #expect(llama.ropeScaling?["rope_type"]?.stringValue == want["rope_type"]!.stringValue!)
+            #expect(llama.ropeScaling?["factor"]?.doubleValue == want["rope_factor"]!.doubleValue!)
+        }
     }
 
     @Test func llamaTokenIdsAndEditsKeepUnknownFields() throws {

@@ -5,7 +5,8 @@ import Testing
 /// Files written by the Python `safetensors` library (torch and numpy) decode to the values the
 /// reference reports (values.json), element by element.
 struct SafetensorsFileTests {
-    static let files = ["all_dtypes.safetensors", "scalars_empty.safetensors", "numpy_meta.safetensors", "multi_meta.safetensors"]
+    static let files = ["all_dtypes.safetensors", "scalars_empty.safetensors", "numpy_meta.safetensors", "multi_meta.safetensors",
+                        "no_tensors.safetensors", "metadata_only.safetensors"]
 
     @Test(arguments: files)
     func everyTensorDecodesToTheReferenceValues(file: String) throws {

@@ -5,7 +5,8 @@ import Testing
 
 /// Writing the same tensors and metadata gives the same bytes as the Python `safetensors` library.
 struct SafetensorsWriterTests {
-    static let files = ["all_dtypes.safetensors", "scalars_empty.safetensors", "numpy_meta.safetensors", "multi_meta.safetensors"]
+    static let files = ["all_dtypes.safetensors", "scalars_empty.safetensors", "numpy_meta.safetensors", "multi_meta.safetensors",
+                        "no_tensors.safetensors", "metadata_only.safetensors"]
 
     /// Where written files also go when AMALGAM_VERIFY_DIR is set, for
     /// `make_safetensors_fixtures.py --verify DIR` (the reference library reading our files).
@@ -33,7 +34,8 @@ struct SafetensorsWriterTests {
 
     /// Built from the reference values alone (not from their file), in the order the script created
     /// them: identical bytes, so layout, header text and padding are ours, not copied.
-    @Test(arguments: ["all_dtypes.safetensors", "scalars_empty.safetensors", "numpy_meta.safetensors"])
+    @Test(arguments: ["all_dtypes.safetensors", "scalars_empty.safetensors", "numpy_meta.safetensors", "no_tensors.safetensors",
+                      "metadata_only.safetensors"])
     func writingTheReferenceValuesGivesTheirBytes(file: String) throws {
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -54,6 +54,20 @@ struct JSONValueTests {
         #expect(JSONValue.double(10000).compactText() == "10000.0")
     }
 
+    /// A double we set (a merged config's value) is spelled as Python's json writes it.
+    @Test func doublesAreSpelledAsPythonWritesThem() throws {
+        let values = try JSONValue.parse(try fixtureBytes("safetensors/values.json"))
+        var wrong: [String] = []
+        let pairs = values["python_float_repr"]!.arrayValue!
+        #expect(pairs.count > 60)
+        for pair in pairs {
+            let x = Double(bitPattern: UInt64(pair.arrayValue![0].stringValue!)!)
+            let python = pair.arrayValue![1].stringValue!
+            if JSONValue.double(x).compactText() != python { wrong.append("\(python) -> \(JSONValue.double(x).compactText())") }
+        }
+        #expect(wrong.isEmpty, "\(wrong)")
+    }
+
     @Test func objectsKeepKeyOrderAndEdit() throws {
         var o = try JSONValue.parse(#"{"b": 1, "a": 2, "c": 3}"#).objectValue!
         #expect(o.keys == ["b", "a", "c"])

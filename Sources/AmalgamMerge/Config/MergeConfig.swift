@@ -288,8 +288,14 @@ public struct MergeConfig: Sendable, Equatable {
                 } else {
                     let sm = try ConfigMapping(src, path: path, keyPath: c.child("source"))
                     try sm.rejectUnknown(["kind", "model", "token_id", "token"])
-                    if try sm.string("kind") == "zero" {
+                    let kind = try sm.string("kind")
+                    if kind == "zero" {
                         tokens[tok] = .zero
+                    } else if kind == nil {
+                        guard let model = try sm.string("model") else { throw .config(path: path, key: sm.child("model"), reason: "missing") }
+                        tokens[tok] = .model(model, force: force)
+                    } else if kind != "model_token" {
+                        throw .config(path: path, key: sm.child("kind"), reason: "'\(kind!)' is not accepted; use zero or model_token")
                     } else {
                         guard let model = try sm.string("model") else { throw .config(path: path, key: sm.child("model"), reason: "missing") }
                         let id = try sm.int("token_id")
