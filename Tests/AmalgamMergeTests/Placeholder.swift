@@ -1,4 +1,0 @@
-import Testing
-import AmalgamMerge
-
-@Test func mergeModuleBuilds() {}
