@@ -332,7 +332,7 @@ public struct MergeConfig: Sendable, Equatable {
             try check(s.parameters, "slices[\(i)].parameters", allowed: specs)
             for (j, src) in s.sources.enumerated() { try check(src.parameters, "slices[\(i)].sources[\(j)].parameters", allowed: specs) }
         }
-        if method.requiresBase && baseModel == nil && (slices ?? []).contains(where: { $0.baseModel == nil }) {
+        if method.requiresBase && baseModel == nil && (slices == nil || slices!.contains(where: { $0.baseModel == nil })) {
             throw .config(path: path, key: "base_model", reason: "'\(mergeMethod)' needs a base_model")
         }
     }

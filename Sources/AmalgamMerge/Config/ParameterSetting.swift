@@ -18,17 +18,23 @@ public indirect enum ParameterSetting: Sendable, Equatable {
     public struct ConditionalSetting: Sendable, Equatable {
         public let filter: String?
         public let value: ParameterSetting
+
+        public init(filter: String?, value: ParameterSetting) {
+            self.filter = filter
+            self.value = value
+        }
     }
 
     /// The kind of value a parameter takes, from its declared default.
     public enum Kind: Sendable { case number, bool, string }
 
     /// Resolves the setting for `tensorName` at relative layer position `t` ∈ [0, 1]; nil when a filter
-    /// list has no matching entry (the next scope down is asked then).
-    public func resolve(tensorName: String, t: Double, kind: Kind) -> ParameterValue?? {
+    /// list has no matching entry (the next scope down is asked then). Values were checked against the
+    /// parameter's kind when the config was read.
+    public func resolve(tensorName: String, t: Double, kind: Kind) -> ParameterValue? {
         switch self {
         case let .scalar(s):
-            return .some(Self.validate(s, kind: kind))
+            return Self.validate(s, kind: kind)
         case let .list(items):
             if items.isEmpty { return nil }
             let values = items.map { Self.validate($0, kind: kind) }
@@ -38,9 +44,9 @@ public indirect enum ParameterSetting: Sendable, Equatable {
                 let i0 = Int(scaled)
                 let i1 = min(items.count - 1, i0 + 1)
                 let frac = scaled - Double(i0)
-                return .some(.number((1 - frac) * numbers[i0] + frac * numbers[i1]))
+                return .number((1 - frac) * numbers[i0] + frac * numbers[i1])
             }
-            return .some(values[Int(t * Double(values.count - 1))])
+            return values[Int(t * Double(values.count - 1))]
         case let .conditional(entries):
             for e in entries where e.filter == nil || e.filter == "*" || (!tensorName.isEmpty && tensorName.contains(e.filter!)) {
                 return e.value.resolve(tensorName: tensorName, t: t, kind: kind)

@@ -87,7 +87,7 @@ public struct MergeExecutor: Sendable {
             if step.copiesInput {
                 let input = step.inputs[step.baseIndex ?? 0]
                 let t = try plan.models[input.model].tensors.tensor(input.tensorName)
-                try writer.write(step.outputName, bytes: t.bytes)
+                try writer.write(step.outputName, tensor: t)
                 plan.models[input.model].tensors.release(input.tensorName)
                 return 2 * t.byteCount
             }

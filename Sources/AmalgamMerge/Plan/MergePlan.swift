@@ -196,13 +196,13 @@ private struct Planner {
         return result
     }
 
-    private func resolve(_ spec: ParameterSpec, scopes: [ParameterSettings?], tensorName: String, t: Double) -> ParameterValue?? {
+    private func resolve(_ spec: ParameterSpec, scopes: [ParameterSettings?], tensorName: String, t: Double) -> ParameterValue? {
         for scope in scopes {
             if let setting = scope?[spec.name], let value = setting.resolve(tensorName: tensorName, t: t, kind: spec.kind) {
-                return .some(value)
+                return value
             }
         }
-        return spec.defaultValue.map { .some($0) } ?? nil
+        return spec.defaultValue
     }
 
     mutating func planTensor(outputName: String, inputNames: [String], slice: MergeConfig.OutputSlice, t: Double) throws(MergeError) {
@@ -226,24 +226,20 @@ private struct Planner {
             let isBase = src.model == baseRef
             // As in mergekit, the base reads only the parameters every input has (not `NON_BASE` ones).
             for spec in method.perModelParameters where !(isBase && spec.nonBaseOnly) {
-                switch resolve(spec, scopes: scopes(slice: slice, model: src.model), tensorName: name, t: t) {
-                case let .some(v?): values[spec.name] = v
-                case .some(nil):
-                    throw .config(path: config.path, key: spec.name, reason: "invalid value for \(src.model) at '\(name)'")
-                case nil:
+                guard let v = resolve(spec, scopes: scopes(slice: slice, model: src.model), tensorName: name, t: t) else {
                     throw .config(path: config.path, key: spec.name, reason: "required by '\(method.name)' but not set for \(src.model) (tensor '\(name)')")
                 }
+                values[spec.name] = v
             }
             if isBase, baseIndex == nil { baseIndex = inputs.count }
             inputs.append(MergePlan.Input(model: mi, tensorName: tensorName, info: TensorInfo(name: tensorName, dtype: info.dtype, shape: info.shape), parameters: Parameters(values)))
         }
         var global: [String: ParameterValue] = [:]
         for spec in method.globalParameters {
-            switch resolve(spec, scopes: scopes(slice: slice, model: nil), tensorName: outputName, t: t) {
-            case let .some(v?): global[spec.name] = v
-            case .some(nil): throw .config(path: config.path, key: spec.name, reason: "invalid value at '\(outputName)'")
-            case nil: throw .config(path: config.path, key: spec.name, reason: "required by '\(method.name)' but not set (tensor '\(outputName)')")
+            guard let v = resolve(spec, scopes: scopes(slice: slice, model: nil), tensorName: outputName, t: t) else {
+                throw .config(path: config.path, key: spec.name, reason: "required by '\(method.name)' but not set (tensor '\(outputName)')")
             }
+            global[spec.name] = v
         }
         let role = TensorName(outputName).role
         let isEmbedding = role.isEmbeddingLike

@@ -1,0 +1,173 @@
+import AmalgamMerge
+import Foundation
+import Testing
+
+/// What users see when a config is wrong: the key, and what is accepted.
+@Suite struct MergeConfigTests {
+    func error(_ yaml: String) -> String {
+        do {
+            _ = try MergeConfig(yaml: yaml, path: "cfg.yml")
+            return ""
+        } catch {
+            return error.description
+        }
+    }
+
+    @Test func unknownTopLevelKeyListsAcceptedKeys() {
+        let e = error("merge_method: linear\nmodels:\n  - model: a\n    parameters: {weight: 1}\nbase_modle: x\n")
+        #expect(e.contains("base_modle") && e.contains("accepted here") && e.contains("base_model"))
+    }
+
+    @Test func unknownMethodListsMethods() {
+        let e = error("merge_method: tie\nmodels:\n  - model: a\n")
+        #expect(e.contains("'tie'") && e.contains("ties") && e.contains("dare_linear"))
+    }
+
+    @Test func unknownParameterNamesMethodAndItsParameters() {
+        let e = error("merge_method: ties\nbase_model: b\nmodels:\n  - model: a\n    parameters: {weight: 1, densty: 0.5}\n")
+        #expect(e.contains("densty") && e.contains("density") && e.contains("models[0].parameters"))
+    }
+
+    @Test func badValues() {
+        #expect(error("merge_method: linear\nmodels:\n  - model: a\n    parameters: {weight: heavy}\n").contains("weight"))
+        #expect(error("merge_method: linear\ndtype: float8\nmodels:\n  - model: a\n").contains("bfloat16"))
+        #expect(error("merge_method: passthrough\nslices:\n  - sources:\n      - model: a\n        layer_range: [4, 2]\n").contains("layer_range"))
+        #expect(error("merge_method: linear\nmodels:\n  - model: a\nslices:\n  - sources:\n      - model: a\n        layer_range: [0, 2]\n").contains("not both"))
+        #expect(error("merge_method: ties\nmodels:\n  - model: a\n    parameters: {weight: 1}\n").contains("base_model"))
+        #expect(error("merge_method: linear\nmodels:\n  - model: a\n    parameters:\n      weight:\n        - filter: mlp\n          valu: 1\n").contains("valu"))
+    }
+
+    @Test func slicesOfDifferentLengthsAreRejected() {
+        let e = error("""
+            merge_method: slerp
+            base_model: a
+            parameters: {t: 0.5}
+            slices:
+              - sources:
+                  - model: a
+                    layer_range: [0, 4]
+                  - model: b
+                    layer_range: [0, 3]
+            """)
+        #expect(e.contains("same number of layers"))
+    }
+
+    /// The shapes of the configs in mergekit's examples folder: gradients, filter lists (also spelled
+    /// `pattern`), empty `parameters:`, scientific notation as strings, slices, modules.
+    @Test func mergekitExampleShapesParse() throws {
+        let configs = [
+            """
+            slices:
+              - sources:
+                  - model: org/a-13b
+                    layer_range: [0, 40]
+                  - model: org/b-13b
+                    layer_range: [0, 40]
+            merge_method: slerp
+            base_model: org/a-13b
+            parameters:
+              t:
+                - filter: self_attn
+                  value: [0, 0.5, 0.3, 0.7, 1]
+                - pattern: mlp
+                  value: [1, 0.5, 0.7, 0.3, 0]
+                - value: 0.5 # fallback
+            dtype: float16
+            """,
+            """
+            models:
+              - model: org/a
+                parameters:
+                  density: [1, 0.7, 0.1]
+                  weight: 1.0
+              - model: org/b
+                parameters:
+                  density: 0.33
+                  weight:
+                    - filter: mlp
+                      value: 0.5
+                    - value: 0
+            merge_method: dare_ties
+            base_model: org/base
+            parameters:
+              normalize: true
+              int8_mask: true
+              lambda: 1e-0
+            dtype: bfloat16
+            """,
+            """
+            models:
+              - model: org/a
+              - model: org/b
+            merge_method: linear
+            parameters:
+            dtype: float16
+            """,
+            """
+            modules:
+              text_decoder:
+                models:
+                  - model: org/a
+                    parameters: {weight: 0.5}
+                  - model: org/b
+                    parameters: {weight: 0.5}
+            merge_method: linear
+            dtype: bfloat16
+            """,
+            """
+            slices:
+              - sources:
+                - model: org/a
+                  layer_range: [0, 24]
+              - sources:
+                - model: org/b
+                  layer_range: [20, 40]
+            merge_method: passthrough
+            dtype: float16
+            """,
+        ]
+        for c in configs { _ = try MergeConfig(yaml: c) }
+    }
+
+    @Test func gradientsAndFiltersResolveAsMergekit() throws {
+        let setting = ParameterSetting.conditional([
+            .init(filter: "self_attn", value: .list([.number(0), .number(0.5), .number(1)])),
+            .init(filter: nil, value: .scalar(.number(0.25))),
+        ])
+        #expect(setting.resolve(tensorName: "model.layers.3.self_attn.q_proj.weight", t: 0.25, kind: .number) == (ParameterValue.number(0.25)))
+        #expect(setting.resolve(tensorName: "model.layers.3.self_attn.q_proj.weight", t: 0.75, kind: .number) == (ParameterValue.number(0.75)))
+        #expect(setting.resolve(tensorName: "model.layers.3.mlp.up_proj.weight", t: 0.75, kind: .number) == (ParameterValue.number(0.25)))
+        // A non-numeric list is a step lookup.
+        let steps = ParameterSetting.list([.bool(true), .bool(false)])
+        #expect(steps.resolve(tensorName: "x", t: 0.9, kind: .bool) == (ParameterValue.bool(true)))
+        #expect(steps.resolve(tensorName: "x", t: 1.0, kind: .bool) == (ParameterValue.bool(false)))
+    }
+
+    @Test func multiStageFileRunsStagesInOrder() throws {
+        let dir = temporaryDirectory("mega")
+        let path = dir + "/mega.yml"
+        try """
+            name: first
+            out_path: \(dir)/first
+            models:
+              - model: \(fixturesDirectory)/merge-pipeline/models/ft1
+                parameters: {weight: 0.5}
+              - model: \(fixturesDirectory)/merge-pipeline/models/ft2
+                parameters: {weight: 0.5}
+            merge_method: linear
+            ---
+            out_path: \(dir)/second
+            models:
+              - model: first
+                parameters: {weight: 1.0}
+              - model: \(fixturesDirectory)/merge-pipeline/models/base
+                parameters: {weight: 1.0}
+            merge_method: linear
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        let stages = try MergeConfig.stages(contentsOf: path)
+        #expect(stages.count == 2)
+        #expect(stages[1].models?.first?.model == dir + "/first")
+        for s in stages { try runMerge(s, into: s.outPath!) }
+        #expect(FileManager.default.fileExists(atPath: dir + "/second/model.safetensors"))
+    }
+}
