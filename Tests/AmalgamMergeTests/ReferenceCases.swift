@@ -104,8 +104,18 @@ enum Reference {
         return c
     }
 
-    /// Runs `name` through our method tensor by tensor; returns the comparisons of all tensors.
-    static func run(_ name: String, seed: UInt64 = 0) throws -> [Comparison] {
+    /// One tensor of a case: our inputs, our result and mergekit's.
+    struct Output {
+        let tensor: String
+        let shape: [Int]
+        let inputs: [MergeInput]
+        let baseIndex: Int?
+        let ours: [Float]
+        let mergekit: [Float]
+    }
+
+    /// Runs `name` through our method tensor by tensor.
+    static func outputs(_ name: String, seed: UInt64 = 0) throws -> [Output] {
         let c = try #require(cases[name], "missing case \(name): run scripts/fixtures/make_merge_fixtures.py")
         let method = try #require(MergeMethods.named(c.method))
         let expected = try SafetensorsFile(path: fixturesDirectory + "/merge/expected/\(name)/model.safetensors")
@@ -113,7 +123,8 @@ enum Reference {
         let paths = c.base.map { c.models.contains($0) ? c.models : c.models + [$0] } ?? c.models
         let folders = try paths.map { try models.folder($0) }
         let truncate = c.options.contains("--unsafe-truncate-embeddings")
-        var results: [Comparison] = []
+        let baseIndex = c.base.flatMap { paths.firstIndex(of: $0) }
+        var results: [Output] = []
         for info in expected.tensorInfos {
             let rule = c.rule(for: info.name)
             var inputs: [MergeInput] = []
@@ -123,15 +134,22 @@ enum Reference {
                 inputs.append(MergeInput(model: path, values: t.floats(), shape: t.shape, parameters: Parameters(params)))
             }
             let context = MergeContext(
-                tensorName: info.name, baseIndex: c.base.flatMap { paths.firstIndex(of: $0) },
+                tensorName: info.name, baseIndex: baseIndex,
                 parameters: Parameters(rule.global.mapValues(\.value)),
                 seed: SeedDerivation.seed(run: seed, tensor: info.name),
                 isEmbedding: truncate && TensorName(info.name).role.isEmbeddingLike)
             let (values, shape) = try method.merge(inputs, context: context)
             #expect(shape == info.shape, "\(name) \(info.name): shape \(shape), mergekit \(info.shape)")
-            results.append(compare(values, try expected.tensor(info.name).floats(), bf16: c.dtype == "bf16", tensor: info.name))
+            results.append(Output(tensor: info.name, shape: info.shape, inputs: inputs, baseIndex: baseIndex,
+                                  ours: values, mergekit: try expected.tensor(info.name).floats()))
         }
         return results
+    }
+
+    /// Runs `name` and compares every tensor with mergekit's.
+    static func run(_ name: String) throws -> [Comparison] {
+        let bf16 = cases[name]?.dtype == "bf16"
+        return try outputs(name).map { compare($0.ours, $0.mergekit, bf16: bf16, tensor: $0.tensor) }
     }
 
     /// Expects every element of every tensor of the case within tolerance, except at most

@@ -49,8 +49,8 @@ import Testing
         // Each chunk draws from its own stream, so the mask of a long vector begins with the mask of a
         // short one: the split cannot depend on thread count.
         let n = Sparsification.randomChunk * 2 + 17
-        let long = Sparsification.bernoulliMask(count: n, seed: 5) { _ in 0.5 }
-        let short = Sparsification.bernoulliMask(count: Sparsification.randomChunk, seed: 5) { _ in 0.5 }
+        let long = Sparsification.bernoulliMask(count: n, seed: 5, probability: 0.5)
+        let short = Sparsification.bernoulliMask(count: Sparsification.randomChunk, seed: 5, probability: 0.5)
         #expect(Array(long[0..<short.count]) == short)
         var g = SeededGenerator(seed: SeedDerivation.seed(5, stream: 2))
         let third = (0..<17).map { _ in g.bernoulli(0.5) }

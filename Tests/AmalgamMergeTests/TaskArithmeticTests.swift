@@ -7,7 +7,8 @@ import Testing
     /// computes in f32 and rounds once, as we do): every element within tolerance.
     @Test(arguments: ["task_arithmetic", "task_arithmetic_bf16_f32math", "task_arithmetic_lambda",
                       "task_arithmetic_vocab_truncate", "ties", "ties_no_normalize",
-                      "ties_density_filters", "breadcrumbs", "breadcrumbs_ties", "dare_ties_dense", "della_dense"])
+                      "ties_density_filters", "breadcrumbs", "breadcrumbs_ties", "dare_ties_dense", "della_dense",
+                      "dare_linear_dense", "della_linear_dense"])
     func matchesMergekit(_ name: String) throws {
         try Reference.expectMatches(name)
     }

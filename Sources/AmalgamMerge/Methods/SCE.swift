@@ -57,6 +57,7 @@ public struct SCE: MergeMethod {
             keys[i] = Selection.key(value)
         }
         let k = Int(Double(nonzero) * density)
-        return Selection.mask(keys, Selection.cut(keys, count: k, descending: true))
+        var scratch = keys
+        return Selection.mask(keys, Selection.cut(&scratch, count: k, descending: true))
     }
 }

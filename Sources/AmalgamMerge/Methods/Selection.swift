@@ -2,9 +2,10 @@
 ///
 /// mergekit picks the top-k by `argsort(|δ|, descending=True)[:k]` (and breadcrumbs a rank window of
 /// an ascending sort). PyTorch's CPU sort is not stable, so among elements of EQUAL magnitude at the
-/// threshold its choice is unspecified. Our rule, deterministic at any thread count: the order is
-/// that of a STABLE sort, so among equal magnitudes the LOWEST flat indices come first (in both
-/// directions). Elements strictly past the threshold are always the same set as mergekit's.
+/// threshold its choice is unspecified (it depends on its introsort's internals). Our rule,
+/// deterministic at any thread count: the order is that of a STABLE sort, so among equal magnitudes
+/// the LOWEST flat indices come first (in both directions). Elements strictly past the threshold are
+/// always the same set as mergekit's; ties only occur in practice with quantised (bf16/f16) inputs.
 ///
 /// Keys are the bit patterns of |x| (`bitPattern & 0x7FFF_FFFF`): for non-negative floats the integer
 /// order is the numeric order, +0 and −0 are equal, and NaN sorts above +inf as in PyTorch.
@@ -16,74 +17,81 @@ enum Selection {
     /// The first `count` elements of a stable sort of the keys (ascending or descending): all keys
     /// strictly before `threshold`, plus the first `tiesKept` keys equal to it, by index.
     struct Cut {
-        let threshold: UInt32
-        let tiesKept: Int
-        let descending: Bool
+        var threshold: UInt32 = 0
+        var tiesKept = 0
+        var descending = false
         /// Nothing selected.
-        let empty: Bool
+        var empty = false
         /// Everything selected.
-        let all: Bool
-    }
+        var all = false
 
-    /// The cut selecting `count` elements of `keys` (a scratch copy is reordered, not the input).
-    static func cut(_ keys: [UInt32], count: Int, descending: Bool) -> Cut {
-        let n = keys.count
-        if count <= 0 { return Cut(threshold: 0, tiesKept: 0, descending: descending, empty: true, all: false) }
-        if count >= n { return Cut(threshold: 0, tiesKept: 0, descending: descending, empty: false, all: true) }
-        var scratch = keys
-        // Position in ascending order of the last selected element.
-        let position = descending ? n - count : count - 1
-        let threshold = scratch.withUnsafeMutableBufferPointer { nthElement($0, position) }
-        var before = 0
-        for k in keys where descending ? k > threshold : k < threshold { before += 1 }
-        return Cut(threshold: threshold, tiesKept: count - before, descending: descending, empty: false, all: false)
-    }
-
-    /// Marks the selected elements: `body(i)` is called for each selected flat index in increasing order.
-    static func forEachSelected(_ keys: [UInt32], _ cut: Cut, _ body: (Int) -> Void) {
-        if cut.empty { return }
-        if cut.all { for i in keys.indices { body(i) }; return }
-        var ties = 0
-        for i in keys.indices {
-            let k = keys[i]
-            if cut.descending ? k > cut.threshold : k < cut.threshold {
-                body(i)
-            } else if k == cut.threshold && ties < cut.tiesKept {
-                ties += 1
-                body(i)
+        /// A scan over the elements in index order, answering whether each is selected.
+        struct Scan {
+            let cut: Cut
+            var ties = 0
+            @inline(__always)
+            mutating func selects(_ k: UInt32) -> Bool {
+                if cut.all { return true }
+                if cut.empty { return false }
+                if cut.descending ? k > cut.threshold : k < cut.threshold { return true }
+                if k == cut.threshold && ties < cut.tiesKept { ties += 1; return true }
+                return false
             }
+        }
+
+        func scan() -> Scan { Scan(cut: self) }
+    }
+
+    /// The magnitude keys of `values`.
+    static func keys(_ values: UnsafeBufferPointer<Float>) -> [UInt32] {
+        [UInt32](unsafeUninitializedCapacity: values.count) { out, n in
+            for i in 0..<values.count { out[i] = key(values[i]) }
+            n = values.count
         }
     }
 
-    /// A boolean mask of the selected elements.
+    /// The cut selecting `count` elements of `keys`; `keys` is reordered (pass a scratch copy).
+    static func cut(_ keys: inout [UInt32], count: Int, descending: Bool) -> Cut {
+        let n = keys.count
+        if count <= 0 { return Cut(descending: descending, empty: true) }
+        if count >= n { return Cut(descending: descending, all: true) }
+        // Position in ascending order of the last selected element.
+        let position = descending ? n - count : count - 1
+        return keys.withUnsafeMutableBufferPointer { a in
+            let threshold = nthElement(a, position)
+            // After the selection everything strictly past the threshold lies on one side of `position`.
+            var before = 0
+            if descending {
+                for i in position..<n where a[i] > threshold { before += 1 }
+            } else {
+                for i in 0...position where a[i] < threshold { before += 1 }
+            }
+            return Cut(threshold: threshold, tiesKept: count - before, descending: descending)
+        }
+    }
+
+    /// A boolean mask of the selected elements of `keys` (in their original order).
     static func mask(_ keys: [UInt32], _ cut: Cut) -> [Bool] {
-        var mask = [Bool](repeating: false, count: keys.count)
-        forEachSelected(keys, cut) { mask[$0] = true }
-        return mask
+        var scan = cut.scan()
+        return keys.map { scan.selects($0) }
     }
 
     /// Reorders `a` so that `a[k]` holds the value a full ascending sort would put there (everything
-    /// before it ≤, everything after ≥) and returns it. Quickselect with a median-of-three pivot;
-    /// after too many unbalanced rounds the remaining range is sorted, so the worst case stays
+    /// before it ≤, everything after ≥) and returns it. Quickselect with a median-of-three pivot and a
+    /// three-way partition (many equal keys, like the exact zeros of sparse task vectors, cost one
+    /// pass); after too many unbalanced rounds the remaining range is sorted, so the worst case stays
     /// O(n log n) (introselect).
     static func nthElement(_ a: UnsafeMutableBufferPointer<UInt32>, _ k: Int) -> UInt32 {
         var lo = 0, hi = a.count - 1
         var budget = 2 * (Int.bitWidth - a.count.leadingZeroBitCount) + 8
-        while hi - lo > 16 {
-            if budget == 0 {
-                var rest = UnsafeMutableBufferPointer(rebasing: a[lo...hi])
-                rest.sort()
-                return a[k]
-            }
+        while hi - lo > 16 && budget > 0 {
             budget -= 1
             let mid = lo + (hi - lo) / 2
-            // Median of three as the pivot.
             if a[mid] < a[lo] { a.swapAt(mid, lo) }
             if a[hi] < a[lo] { a.swapAt(hi, lo) }
             if a[hi] < a[mid] { a.swapAt(hi, mid) }
             let pivot = a[mid]
-            // Three-way partition (Dijkstra): [lo, lt) < pivot, [lt, gt] == pivot, (gt, hi] > pivot.
-            // Many equal keys (exact zeros in sparse task vectors) then cost one pass, not many.
+            // Dijkstra: [lo, lt) < pivot, [lt, gt] == pivot, (gt, hi] > pivot.
             var lt = lo, i = lo, gt = hi
             while i <= gt {
                 let v = a[i]

@@ -14,20 +14,28 @@ public enum SignConsensus {
     /// vectors with their variance weights as both.
     public static func mix(_ vectors: [[Float]], scales: [Float], coefficients: [Float]) -> (mixed: [Float], divisor: [Float]) {
         let n = vectors.first?.count ?? 0
+        // Vector by vector (not position by position) so that each pass is a plain vectorisable loop.
+        var sum = [Float](repeating: 0, count: n)
+        sum.withUnsafeMutableBufferPointer { s in
+            for v in vectors {
+                v.withUnsafeBufferPointer { p in for i in 0..<n { s[i] += p[i] } }
+            }
+        }
         var mixed = [Float](repeating: 0, count: n)
         var divisor = [Float](repeating: 0, count: n)
-        mixed.withUnsafeMutableBufferPointer { mx in
-            divisor.withUnsafeMutableBufferPointer { dv in
-                for i in 0..<n {
-                    var sum: Float = 0
-                    for v in vectors { sum += v[i] }
-                    var m: Float = 0, d: Float = 0
-                    for (index, v) in vectors.enumerated() where agrees(v[i], sum: sum) {
-                        m += v[i] * scales[index]
-                        d += coefficients[index]
+        sum.withUnsafeBufferPointer { s in
+            mixed.withUnsafeMutableBufferPointer { mx in
+                divisor.withUnsafeMutableBufferPointer { dv in
+                    for (index, v) in vectors.enumerated() {
+                        let scale = scales[index], coefficient = coefficients[index]
+                        v.withUnsafeBufferPointer { p in
+                            for i in 0..<n {
+                                let agree = agrees(p[i], sum: s[i])
+                                mx[i] += agree ? p[i] * scale : 0
+                                dv[i] += agree ? coefficient : 0
+                            }
+                        }
                     }
-                    mx[i] = m
-                    dv[i] = d
                 }
             }
         }

@@ -38,8 +38,9 @@ public enum Sparsification {
         if density >= 1 { return }
         if density <= 0 || delta.isEmpty { zero(&delta); return }
         let k = max(1, Int(density * Double(delta.count)))
-        let keys = delta.map(Selection.key)
-        apply(Selection.mask(keys, Selection.cut(keys, count: k, descending: true)), to: &delta, rescale: rescale)
+        var keys = delta.withUnsafeBufferPointer(Selection.keys)
+        var scan = Selection.cut(&keys, count: k, descending: true).scan()
+        apply(to: &delta, rescale: rescale) { scan.selects(Selection.key($0)) }
     }
 
     /// Breadcrumbs: in ascending magnitude order keep ranks `[n_bot, n_bot + int(density·n))` where
@@ -51,18 +52,22 @@ public enum Sparsification {
         let target = Int(density * Double(n))
         let top = Int(gamma * Double(n))
         let bottom = max(0, n - target - top)
-        let keys = delta.map(Selection.key)
-        let below = Selection.mask(keys, Selection.cut(keys, count: bottom, descending: false))
-        let upTo = Selection.mask(keys, Selection.cut(keys, count: min(n, bottom + max(0, target)), descending: false))
-        var mask = [Bool](repeating: false, count: n)
-        for i in 0..<n { mask[i] = upTo[i] && !below[i] }
-        apply(mask, to: &delta, rescale: rescale)
+        var keys = delta.withUnsafeBufferPointer(Selection.keys)
+        var scratch = keys
+        var below = Selection.cut(&scratch, count: bottom, descending: false).scan()
+        var upTo = Selection.cut(&keys, count: min(n, bottom + max(0, target)), descending: false).scan()
+        apply(to: &delta, rescale: rescale) {
+            let k = Selection.key($0)
+            // Both scans must see every element, in order, to count their ties.
+            let isBelow = below.selects(k)
+            return upTo.selects(k) && !isBelow
+        }
     }
 
     /// DARE: keeps each element with probability `density`, drawn from `seed`.
     public static func random(_ delta: inout [Float], density: Double, rescale: Bool, seed: UInt64) {
         if density >= 1 { return }
-        let mask = bernoulliMask(count: delta.count, seed: seed) { _ in density }
+        let mask = bernoulliMask(count: delta.count, seed: seed, probability: density)
         apply(mask, to: &delta, rescale: rescale)
     }
 
@@ -80,7 +85,7 @@ public enum Sparsification {
         if density >= 1 { return }
         if density <= 0 { zero(&delta); return }
         let probabilities = dellaProbabilities(delta, shape: shape, density: density, epsilon: epsilon)
-        let mask = bernoulliMask(count: delta.count, seed: seed) { probabilities[$0] }
+        let mask = bernoulliMask(count: delta.count, seed: seed, probabilities: probabilities)
         apply(mask, to: &delta, rescale: rescale)
     }
 
@@ -92,35 +97,53 @@ public enum Sparsification {
             : (shape[0], shape[1], shape.dropFirst(2).reduce(1, *))
         var probabilities = [Double](repeating: density, count: delta.count)
         if length < 2 { return probabilities }
-        var order = [Int](repeating: 0, count: length)
-        var keys = [UInt32](repeating: 0, count: length)
-        for o in 0..<outer {
-            for j in 0..<inner {
-                let start = o * length * inner + j
-                for r in 0..<length { keys[r] = Selection.key(delta[start + r * inner]); order[r] = r }
-                order.sort { keys[$0] < keys[$1] || (keys[$0] == keys[$1] && $0 < $1) }
-                for (rank, r) in order.enumerated() {
-                    let rankNorm = Double(rank) / Double(length - 1)
-                    probabilities[start + r * inner] = (density - epsilon) + rankNorm * 2 * epsilon
+        // (magnitude key, position) packed in one integer: sorting it orders by magnitude, ties by position.
+        var packed = [UInt64](repeating: 0, count: length)
+        let step = 2 * epsilon / Double(length - 1)
+        probabilities.withUnsafeMutableBufferPointer { p in
+            delta.withUnsafeBufferPointer { d in
+                for o in 0..<outer {
+                    for j in 0..<inner {
+                        let start = o * length * inner + j
+                        for r in 0..<length { packed[r] = UInt64(Selection.key(d[start + r * inner])) << 32 | UInt64(r) }
+                        packed.sort()
+                        for (rank, entry) in packed.enumerated() {
+                            p[start + Int(entry & 0xFFFF_FFFF) * inner] = (density - epsilon) + Double(rank) * step
+                        }
+                    }
                 }
             }
         }
         return probabilities
     }
 
-    /// One Bernoulli draw per element, element `i` kept with probability `probability(i)`. Chunk `c`
-    /// of `randomChunk` elements draws, in element order, from stream `c` of `seed`.
-    public static func bernoulliMask(count: Int, seed: UInt64,
-                                     probability: @escaping @Sendable (Int) -> Double) -> [Bool] {
+    /// One Bernoulli draw per element, each kept with probability `probability`. Chunk `c` of
+    /// `randomChunk` elements draws, in element order, from stream `c` of `seed`.
+    public static func bernoulliMask(count: Int, seed: UInt64, probability: Double) -> [Bool] {
+        bernoulliMask(count: count, seed: seed) { generator, range, out in
+            for i in range { out[i] = generator.bernoulli(probability) }
+        }
+    }
+
+    /// One Bernoulli draw per element, element `i` kept with probability `probabilities[i]`.
+    public static func bernoulliMask(count: Int, seed: UInt64, probabilities: [Double]) -> [Bool] {
+        bernoulliMask(count: count, seed: seed) { generator, range, out in
+            for i in range { out[i] = generator.bernoulli(probabilities[i]) }
+        }
+    }
+
+    /// Runs `fill` on each fixed chunk with that chunk's own generator, in parallel when there are
+    /// several chunks and threads: the result is the same either way.
+    private static func bernoulliMask(count: Int, seed: UInt64,
+                                      fill: @escaping @Sendable (inout SeededGenerator, Range<Int>, UnsafeMutablePointer<Bool>) -> Void) -> [Bool] {
         var mask = [Bool](repeating: false, count: count)
         let chunks = (count + randomChunk - 1) / randomChunk
         mask.withUnsafeMutableBufferPointer { m in
-            let out = SendablePointer(m.baseAddress!)
+            guard let base = m.baseAddress else { return }
+            let out = SendablePointer(base)
             let draw: @Sendable (Int) -> Void = { c in
                 var generator = SeededGenerator(seed: SeedDerivation.seed(seed, stream: c))
-                for i in c * randomChunk..<min(count, (c + 1) * randomChunk) {
-                    out.base[i] = generator.bernoulli(probability(i))
-                }
+                fill(&generator, c * randomChunk..<min(count, (c + 1) * randomChunk), out.base)
             }
             if chunks <= 1 || ProcessInfo.activeProcessorCountCached == 1 {
                 for c in 0..<chunks { draw(c) }
@@ -137,9 +160,22 @@ public enum Sparsification {
 
     /// Zeroes the unmasked elements, then rescales to the original L1 norm if asked.
     private static func apply(_ mask: [Bool], to delta: inout [Float], rescale: Bool) {
+        mask.withUnsafeBufferPointer { m in
+            apply(to: &delta, rescale: rescale, index: true) { i, _ in m[i] }
+        }
+    }
+
+    /// Zeroes the elements `keep(value)` rejects (called once per element, in index order), then
+    /// rescales to the original L1 norm if asked.
+    private static func apply(to delta: inout [Float], rescale: Bool, _ keep: (Float) -> Bool) {
+        apply(to: &delta, rescale: rescale, index: false) { _, v in keep(v) }
+    }
+
+    @inline(__always)
+    private static func apply(to delta: inout [Float], rescale: Bool, index: Bool, _ keep: (Int, Float) -> Bool) {
         let before = rescale ? delta.withUnsafeBufferPointer { Kernels.l1($0) } : 0
         delta.withUnsafeMutableBufferPointer { d in
-            for i in d.indices where !mask[i] { d[i] = 0 }
+            for i in 0..<d.count where !keep(i, d[i]) { d[i] = 0 }
         }
         if rescale { rescaleL1(&delta, original: before) }
     }
