@@ -10,6 +10,7 @@ struct Amalgam: ParsableCommand {
         subcommands: [
             Inspect.self,
             Merge.self,
+            Convert.self,
         ]
     )
 }

@@ -7,7 +7,8 @@ struct CheckpointReport {
     let summary: CheckpointSummary
 
     init(path: String) throws {
-        summary = try CheckpointSummary(safetensorsPath: path)
+        summary = path.lowercased().hasSuffix(".gguf")
+            ? try CheckpointSummary(ggufPath: path) : try CheckpointSummary(safetensorsPath: path)
     }
 
     func text(includeTensors: Bool) -> String {

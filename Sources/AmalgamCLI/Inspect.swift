@@ -6,10 +6,10 @@ import Foundation
 /// `amalgam inspect PATH`: what a checkpoint holds.
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show a checkpoint's architecture, size and tensors (a model folder or a .safetensors file)."
+        abstract: "Show a checkpoint's architecture, size and tensors (a model folder, a .safetensors or a .gguf file)."
     )
 
-    @Argument(help: "A model folder or a .safetensors file.")
+    @Argument(help: "A model folder, a .safetensors file or a .gguf file.")
     var path: String
 
     @Flag(help: "Print JSON for scripts instead of a table.")

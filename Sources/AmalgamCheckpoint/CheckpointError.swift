@@ -25,6 +25,7 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     case incompleteWrite(path: String, missing: [String])
     case unexpectedTensor(path: String, tensor: String, reason: String)
     case invalidShardSize(String)
+    case gguf(GGUFError)
 
     public var description: String {
         switch self {
@@ -71,6 +72,7 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
             return "\(path): tensor '\(tensor)': \(reason)"
         case let .invalidShardSize(text):
             return "invalid shard size '\(text)': use bytes or a size like 5GB, 500MB, 2GiB"
+        case let .gguf(error): return error.description
         }
     }
 }
