@@ -31,6 +31,8 @@ public struct AddedToken: Sendable, Equatable {
 struct AddedTokenMatcher: Sendable {
     /// Candidates by first byte, longest first.
     private let byFirstByte: [[(pattern: [UInt8], token: AddedToken)]]
+    /// Whether any token starts with the byte: most bytes of a text are skipped on this alone.
+    private let starts: [Bool]
     let isEmpty: Bool
 
     init(_ tokens: [(pattern: String, token: AddedToken)]) {
@@ -41,16 +43,18 @@ struct AddedTokenMatcher: Sendable {
         }
         for k in table.indices { table[k].sort { $0.pattern.count > $1.pattern.count } }
         byFirstByte = table
+        starts = table.map { !$0.isEmpty }
         isEmpty = tokens.isEmpty
     }
 
-    /// The text cut into segments, each either plain text or an added token (with the whitespace it strips).
-    func split(_ text: [UInt8]) -> [(range: Range<Int>, token: AddedToken?)] {
-        guard !isEmpty else { return [(0..<text.count, nil)] }
+    /// The text cut into segments (indices of `text`), each plain text or an added token (with the
+    /// whitespace it strips).
+    func split(_ text: ArraySlice<UInt8>) -> [(range: Range<Int>, token: AddedToken?)] {
+        guard !isEmpty else { return [(text.indices, nil)] }
         var out: [(range: Range<Int>, token: AddedToken?)] = []
-        var done = 0, i = 0
-        while i < text.count {
-            guard let (length, token) = longestMatch(text, at: i) else { i += 1; continue }
+        var done = text.startIndex, i = text.startIndex
+        while i < text.endIndex {
+            guard starts[Int(text[i])], let (length, token) = longestMatch(text, at: i) else { i += 1; continue }
             var start = i, stop = i + length
             i = stop  // a match that is then refused still consumes its text, as the search is non-overlapping
             if token.singleWord && (endsWithWordCharacter(text[..<start]) || startsWithWordCharacter(text[stop...])) {
@@ -63,12 +67,12 @@ struct AddedTokenMatcher: Sendable {
             done = stop
             i = max(i, stop)
         }
-        if done < text.count { out.append((done..<text.count, nil)) }
+        if done < text.endIndex { out.append((done..<text.endIndex, nil)) }
         return out
     }
 
-    private func longestMatch(_ text: [UInt8], at i: Int) -> (Int, AddedToken)? {
-        for (pattern, token) in byFirstByte[Int(text[i])] where i + pattern.count <= text.count {
+    private func longestMatch(_ text: ArraySlice<UInt8>, at i: Int) -> (Int, AddedToken)? {
+        for (pattern, token) in byFirstByte[Int(text[i])] where i + pattern.count <= text.endIndex {
             if text[i..<(i + pattern.count)].elementsEqual(pattern) { return (pattern.count, token) }
         }
         return nil

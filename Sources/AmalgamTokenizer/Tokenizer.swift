@@ -90,14 +90,12 @@ public final class Tokenizer: Sendable {
         var ids: [Int] = []
         ids.reserveCapacity(text.utf8.count / 3 + 4)
         let bytes = Array(text.utf8)
-        for (range, token) in rawMatcher.split(bytes) {
+        for (range, token) in rawMatcher.split(bytes[...]) {
             if let token { ids.append(token.id); continue }
-            var segment = String(decoding: bytes[range], as: UTF8.self)
-            if let normalizer { segment = normalizer.normalize(segment) }
-            let normalized = Array(segment.utf8)
+            let normalized = normalizer.map { Array($0.normalize(String(decoding: bytes[range], as: UTF8.self)).utf8)[...] } ?? bytes[range]
             for (r, t) in normalizedMatcher.split(normalized) {
                 if let t { ids.append(t.id); continue }
-                encodeSegment(normalized[r], atOrigin: range.lowerBound == 0 && r.lowerBound == 0, into: &ids)
+                encodeSegment(normalized[r], atOrigin: range.lowerBound == 0 && r.lowerBound == normalized.startIndex, into: &ids)
             }
         }
         if addSpecialTokens, let postProcessor { ids = postProcessor.process(ids) }
