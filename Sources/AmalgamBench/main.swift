@@ -7,6 +7,7 @@ let benchmarks: [(name: String, summary: String, run: ([String]) throws -> Void)
     ("synth-models", "write random Llama-shaped bf16 models (a base and fine-tunes) for merge benchmarks", SynthModels.run),
     ("memcpy", "memory bandwidth of memcpy (the reference for streaming kernels)", MemcpyBench.run),
     ("dequant", "GGUF dequantization GB/s per type beside memcpy", DequantBench.run),
+    ("tokenize", "tokens/s encoding Shakespeare beside the Python tokenizers library", runTokenizeBenchmark),
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())

@@ -11,6 +11,7 @@ struct Amalgam: ParsableCommand {
             Inspect.self,
             Merge.self,
             Convert.self,
+            Tokenize.self,
         ]
     )
 }

@@ -1,1 +1,0 @@
-// The AmalgamTokenizer module; see DEVELOPERS.md for what belongs here.

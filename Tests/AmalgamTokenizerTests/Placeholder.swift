@@ -1,4 +1,0 @@
-import Testing
-import AmalgamTokenizer
-
-@Test func tokenizerModuleBuilds() {}
