@@ -9,6 +9,8 @@ struct Amalgam: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             Inspect.self,
+            Score.self,
+            Generate.self,
         ]
     )
 }
