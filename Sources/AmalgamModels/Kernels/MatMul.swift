@@ -64,6 +64,14 @@ public enum MatMul {
         }
     }
 
+    /// y[W.rows] = W · x[W.cols] by OpenBLAS `cblas_sgemv` (f32 weights only): the reference our GEMV
+    /// is benchmarked against.
+    public static func blasGEMV(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: WeightMatrix) {
+        precondition(w.tensor.dtype == .f32, "cblas_sgemv needs f32 weights")
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(w.rows), Int32(w.cols), 1,
+                    w.tensor.storage.base!.assumingMemoryBound(to: Float.self), Int32(w.cols), x, 1, 0, y, 1)
+    }
+
     /// The GEMV hot loop: four rows at a time share each load of x; 16 lanes per step.
     @inline(__always)
     static func gemvRows<E: WeightLanes>(_: E.Type, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,

@@ -143,3 +143,10 @@ public final class LlamaModel: LogitsModel, @unchecked Sendable {
         return xn
     }
 }
+
+extension LlamaModel {
+    /// The dtype of the projection weights (the first layer's q_proj).
+    public var weightDType: DType { weights.layers.first?.q.tensor.dtype ?? weights.embed.tensor.dtype }
+    /// Bytes per weight element as stored.
+    public var weightBytesPerElement: Int { weightDType.byteSize }
+}
