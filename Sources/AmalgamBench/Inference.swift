@@ -49,23 +49,31 @@ enum InferenceBenchmark {
         // scoring: one pass over the batch, best of repeats
         let batch = try TokenBatch(scoreIds)
         _ = try model.score(TokenBatch(scoreIds.map { Array($0[0..<16]) }))
-        var scoreSeconds = Double.infinity
-        for _ in 0..<o.repeats { scoreSeconds = min(scoreSeconds, try time { _ = try model.score(batch) }) }
+        var scoreSeconds = Double.infinity, scoreCPU = Double.infinity
+        for _ in 0..<o.repeats {
+            let (wall, cpu) = try timeBoth { _ = try model.score(batch) }
+            scoreSeconds = min(scoreSeconds, wall)
+            scoreCPU = min(scoreCPU, cpu)
+        }
         let scoreTPS = Double(batch.tokenCount) / scoreSeconds
+        let scoreCPUTPS = Double(batch.tokenCount) / scoreCPU
 
         // generation: prefill, then one token at a time with the KV cache (greedy), best of repeats
-        var generateSeconds = Double.infinity
+        var generateSeconds = Double.infinity, generateCPU = Double.infinity
         for _ in 0..<o.repeats {
             let cache = KVCache(for: model, capacity: o.prompt + o.newTokens + 1)
             var logits = try model.nextTokenLogits(promptIds, cache: cache)
-            generateSeconds = min(generateSeconds, try time {
+            let (wall, cpu) = try timeBoth {
                 for _ in 0..<o.newTokens {
                     let next = logits.indices.max { logits[$0] < logits[$1] }!
                     logits = try model.nextTokenLogits([next], cache: cache)
                 }
-            })
+            }
+            generateSeconds = min(generateSeconds, wall)
+            generateCPU = min(generateCPU, cpu)
         }
         let generateTPS = Double(o.newTokens) / generateSeconds
+        let generateCPUTPS = Double(o.newTokens) / generateCPU
         let ourRSS = peakRSS()
 
         // what a token costs: matrix-product FLOPs (2 per weight) plus attention at the mean context
@@ -102,6 +110,9 @@ enum InferenceBenchmark {
         let ts = torch["score_tokens_per_s"], tg = torch["generate_tokens_per_s"], tr = torch["peak_rss_bytes"]
         print("  scoring tokens/s    \(pad(f(scoreTPS)))  \(pad(ts.map { f($0) } ?? "-"))  \(ts.map { f(scoreTPS / $0, 2) + "×" } ?? "-")")
         print("  generate tokens/s   \(pad(f(generateTPS)))  \(pad(tg.map { f($0) } ?? "-"))  \(tg.map { f(generateTPS / $0, 2) + "×" } ?? "-")")
+        let cs = torch["score_tokens_per_cpu_s"], cg = torch["generate_tokens_per_cpu_s"]
+        print("  scoring tokens/CPU-s\(pad(f(scoreCPUTPS)))  \(pad(cs.map { f($0) } ?? "-"))  \(cs.map { f(scoreCPUTPS / $0, 2) + "×" } ?? "-")")
+        print("  generate tokens/CPU-s\(pad(f(generateCPUTPS)).dropFirst())  \(pad(cg.map { f($0) } ?? "-"))  \(cg.map { f(generateCPUTPS / $0, 2) + "×" } ?? "-")")
         print("  peak RSS MB         \(pad(f(Double(ourRSS) / 1e6, 0)))  \(pad(tr.map { f($0 / 1e6, 0) } ?? "-"))")
         print("")
         print("  scoring:  \(f(scoreFlops / 1e9, 3)) GFLOP/token → \(f(scoreTPS * scoreFlops / 1e9)) GFLOP/s = \(f(100 * scoreTPS * scoreFlops / 1e9 / (model.weightDType == .f32 ? gemm : gemmBF16), 0))% of the measured GEMM")
@@ -110,6 +121,20 @@ enum InferenceBenchmark {
     }
 
     static func pad(_ s: String) -> String { String(repeating: " ", count: max(0, 12 - s.count)) + s }
+
+    /// Wall-clock and CPU seconds (all threads) of `body`; the CPU figure stays meaningful when other
+    /// processes compete for the cores.
+    static func timeBoth(_ body: () throws -> Void) rethrows -> (wall: Double, cpu: Double) {
+        let c0 = cpuSeconds()
+        let wall = try time(body)
+        return (wall, cpuSeconds() - c0)
+    }
+
+    static func cpuSeconds() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+    }
 
     static func time(_ body: () throws -> Void) rethrows -> Double {
         let start = DispatchTime.now().uptimeNanoseconds
