@@ -8,6 +8,7 @@ let benchmarks: [(name: String, summary: String, run: ([String]) throws -> Void)
     ("memcpy", "memory bandwidth of memcpy (the reference for streaming kernels)", MemcpyBench.run),
     ("dequant", "GGUF dequantization GB/s per type beside memcpy", DequantBench.run),
     ("tokenize", "tokens/s encoding Shakespeare beside the Python tokenizers library", runTokenizeBenchmark),
+    ("inference", "SmolLM2 scoring and generation tokens/s beside transformers", InferenceBenchmark.run),
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())

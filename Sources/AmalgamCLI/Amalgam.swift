@@ -12,6 +12,8 @@ struct Amalgam: ParsableCommand {
             Merge.self,
             Convert.self,
             Tokenize.self,
+            Score.self,
+            Generate.self,
         ]
     )
 }

@@ -1,1 +1,0 @@
-// The AmalgamModels module; see DEVELOPERS.md for what belongs here.

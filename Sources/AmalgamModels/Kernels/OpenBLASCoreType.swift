@@ -1,0 +1,15 @@
+import Foundation
+
+/// OpenBLAS takes this project's CPUs (AVX-512) for Haswell and runs its GEMM at about half speed unless
+/// `OPENBLAS_CORETYPE=SKYLAKEX` is in the environment when the library loads — setting it later is too
+/// late, so executables relaunch themselves with it (see `amalgam` and `amalgam-bench`).
+public enum OpenBLASCoreType {
+    /// The core type to relaunch with: "SKYLAKEX" when the CPU has AVX-512F and the variable is unset.
+    public static var recommendedRelaunch: String? {
+        guard ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil else { return nil }
+        guard let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let flags = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
+              flags.split(separator: " ").contains("avx512f") else { return nil }
+        return "SKYLAKEX"
+    }
+}

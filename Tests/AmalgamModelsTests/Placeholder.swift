@@ -1,4 +1,0 @@
-import Testing
-import AmalgamModels
-
-@Test func modelsModuleBuilds() {}
