@@ -229,11 +229,6 @@ enum InferenceBenchmark {
     }
 }
 
-struct BenchError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
-
 extension Tensor {
     /// A tensor of small pseudo-random values (deterministic) in the given float dtype.
     init(randomLike dtype: DType, shape: [Int]) {

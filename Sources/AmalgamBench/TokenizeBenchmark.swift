@@ -69,11 +69,6 @@ func runTokenizeBenchmark(_ args: [String]) throws {
     print(String(format: "peak memory (Amalgam process): %.1f MB", Double(usage.ru_maxrss) / 1024))
 }
 
-struct BenchError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
-
 /// Every .txt text under the folder (metadata.txt aside), sorted, byte-identical copies kept once.
 func corpusFiles(_ directory: String) throws -> [String] {
     guard let walker = FileManager.default.enumerator(atPath: directory) else {

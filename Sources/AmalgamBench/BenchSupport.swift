@@ -22,3 +22,9 @@ struct BenchArguments {
     func int(_ k: String, _ d: Int) -> Int { values[k].flatMap(Int.init) ?? d }
     func double(_ k: String, _ d: Double) -> Double { values[k].flatMap(Double.init) ?? d }
 }
+
+/// A benchmark that cannot run, with what to do.
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
