@@ -32,6 +32,17 @@ struct Merge: ParsableCommand {
     @Flag(help: "No progress line.")
     var quiet = false
 
+    @Option(help: "Output format: safetensors (a model folder) or gguf (one llama.cpp file; Llama models).")
+    var outFormat = "safetensors"
+
+    @Option(help: "Tensor type of a GGUF output: f32, f16, bf16 or q8_0.")
+    var outType = "q8_0"
+
+    func validate() throws {
+        guard ["safetensors", "gguf"].contains(outFormat) else { throw ValidationError("--out-format must be safetensors or gguf") }
+        guard GGMLType(name: outType) != nil else { throw ValidationError("--out-type must be one of f32, f16, bf16, q8_0") }
+    }
+
     func run() throws {
         let shardSize = try parseShardSize(outShardSize)
         let stages = try MergeConfig.stages(contentsOf: config)
@@ -46,11 +57,17 @@ struct Merge: ParsableCommand {
                 continue
             }
             let progress = ProgressLine(enabled: !quiet && standardErrorIsTerminal, label: "merge")
-            var options = MergeOptions(outputPath: destination!, maxShardSize: shardSize, overwrite: overwrite)
+            // A GGUF output is merged into a folder beside it first, then converted tensor by tensor.
+            let folder = outFormat == "gguf" ? destination! + ".merging-\(getpid())" : destination!
+            var options = MergeOptions(outputPath: folder, maxShardSize: shardSize, overwrite: overwrite || outFormat == "gguf")
             options.progress = { p in progress.update(p) }
             let start = Date()
             try MergeExecutor(plan: plan).run(options)
             progress.finish()
+            if outFormat == "gguf" {
+                defer { try? FileManager.default.removeItem(atPath: folder) }
+                try GGUFLlamaConvert.toGGUF(folder: folder, output: destination!, type: GGMLType(name: outType)!, overwrite: overwrite)
+            }
             let seconds = Date().timeIntervalSince(start)
             printError(String(format: "merged %d tensors (%@ read, %@ written) in %.1f s into %@",
                               plan.steps.count, formatBytes(plan.inputBytes), formatBytes(plan.outputBytes), seconds, destination!))

@@ -12,6 +12,8 @@ public struct OpenedModel: Sendable {
     public let config: ModelConfig
     /// Companion files (tokenizer, generation config) present next to the weights.
     public let companions: [String]
+    /// Files made for a checkpoint that has none on disk (a GGUF's tokenizer), by name.
+    public let generatedFiles: [(name: String, text: String)]
 
     /// Number of transformer layers, from the config or else from tensor names.
     public var layerCount: Int {
@@ -28,11 +30,22 @@ public struct OpenedModel: Sendable {
             if fm.fileExists(atPath: candidate) { path = candidate }
         }
         guard fm.fileExists(atPath: path) else {
-            throw .config(path: reference, key: "model", reason: "no such folder or file; Amalgam reads local model folders (safetensors) — download the model first (e.g. `huggingface-cli download \(reference) --local-dir DIR`)")
+            throw .config(path: reference, key: "model", reason: "no such folder or file; Amalgam reads local model folders (safetensors) and .gguf files — download the model first (e.g. `huggingface-cli download \(reference) --local-dir DIR`)")
         }
         do {
+            if path.lowercased().hasSuffix(".gguf") {
+                // A llama.cpp checkpoint: HF names, q/k un-permuted, quantized tensors dequantized as read.
+                let source = try GGUFLlamaSource(path: path)
+                let embedding = source.info("model.embed_tokens.weight")?.dtype ?? .f32
+                let config = try GGUFLlamaConvert.huggingFaceConfig(source.file, dtype: embedding, tied: source.info("lm_head.weight") == nil)
+                let tokenizer = try GGUFLlamaTokenizer.huggingFaceFiles(from: source.file, contextLength: source.file["llama.context_length"]?.intValue)
+                return OpenedModel(reference: reference, path: path, tensors: source, config: config, companions: [],
+                                   generatedFiles: [("tokenizer.json", tokenizer.tokenizer.pythonText(sortKeys: false) + "\n"),
+                                                    ("tokenizer_config.json", tokenizer.config.pythonText(sortKeys: false) + "\n")])
+            }
             let folder = try ModelFolder(path: path)
-            return OpenedModel(reference: reference, path: path, tensors: folder.weights, config: folder.config, companions: folder.companions)
+            return OpenedModel(reference: reference, path: path, tensors: folder.weights, config: folder.config,
+                               companions: folder.companions, generatedFiles: [])
         } catch {
             throw .checkpoint(error)
         }

@@ -16,16 +16,24 @@ public struct TokenVocabulary: Sendable {
 
     public var count: Int { ids.count }
 
-    /// Reads `folder/tokenizer.json`; ids ≥ `vocabSize` are left out.
-    public init(folder: String, vocabSize: Int?) throws(MergeError) {
-        let path = folder + "/tokenizer.json"
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw .config(path: folder, key: "tokenizer_source", reason: "no tokenizer.json in this model folder; vocabulary merging needs one (convert the tokenizer with transformers' AutoTokenizer(...).save_pretrained)")
-        }
+    /// The vocabulary of an input model: its `tokenizer.json` (read from its folder, or the one made from
+    /// a GGUF's metadata); ids ≥ the config's `vocab_size` are left out.
+    public init(model: OpenedModel) throws(MergeError) {
+        let path = model.path + "/tokenizer.json"
+        let vocabSize = model.config.vocabSize
         let json: JSONValue
         do {
-            let file = try MappedFile(path: path)
-            json = try JSONValue.parse(file.bytes(offset: 0, count: file.count))
+            if let generated = model.generatedFiles.first(where: { $0.name == "tokenizer.json" }) {
+                json = try JSONValue.parse(generated.text)
+            } else {
+                guard FileManager.default.fileExists(atPath: path) else {
+                    throw MergeError.config(path: model.path, key: "tokenizer_source", reason: "no tokenizer.json in this model folder; vocabulary merging needs one (convert the tokenizer with transformers' AutoTokenizer(...).save_pretrained)")
+                }
+                let file = try MappedFile(path: path)
+                json = try JSONValue.parse(file.bytes(offset: 0, count: file.count))
+            }
+        } catch let error as MergeError {
+            throw error
         } catch {
             throw .config(path: path, key: "(file)", reason: "\(error)")
         }

@@ -9,7 +9,7 @@ extension VocabularyPlan {
     static func build(settings: MergeConfig.TokenizerSettings, config: MergeConfig, models: [OpenedModel], index: [String: Int]) throws(MergeError) -> VocabularyPlan {
         let baseIndex = config.baseModel.flatMap { index[$0] } ?? 0
         var vocabs: [TokenVocabulary] = []
-        for m in models { vocabs.append(try TokenVocabulary(folder: m.path, vocabSize: m.config.vocabSize)) }
+        for m in models { vocabs.append(try TokenVocabulary(model: m)) }
 
         var vocabulary: [String: Int]
         var donor = baseIndex
