@@ -104,3 +104,37 @@ import Testing
         try expectSameTensors(out, fixturesDirectory + "/merge/expected/" + name)
     }
 }
+
+/// `--seed` fixes every random draw: DARE and DELLA give the same bytes for the same seed, at any
+/// thread count, and other bytes for another seed.
+@Suite struct SeededMergeTests {
+    static func config(_ method: String) throws -> MergeConfig {
+        let m = fixturesDirectory + "/merge-pipeline/models"
+        return try MergeConfig(yaml: """
+            models:
+              - model: \(m)/ft1
+                parameters: {weight: 0.6, density: 0.5}
+              - model: \(m)/ft2
+                parameters: {weight: 0.4, density: 0.5}
+            merge_method: \(method)
+            base_model: \(m)/base
+            dtype: float32
+            """)
+    }
+
+    static func weights(_ folder: String) throws -> Data {
+        try Data(contentsOf: URL(fileURLWithPath: folder + "/model.safetensors"))
+    }
+
+    @Test(arguments: ["dare_ties", "dare_linear", "della", "della_linear", "breadcrumbs_ties"])
+    func seedFixesTheResult(_ method: String) throws {
+        let c = try Self.config(method)
+        let a = try Self.weights(runMerge(c, seed: 7, threads: 1))
+        let b = try Self.weights(runMerge(c, seed: 7, threads: 2))
+        #expect(a == b)
+        if method != "breadcrumbs_ties" {
+            let other = try Self.weights(runMerge(c, seed: 8, threads: 2))
+            #expect(a != other)
+        }
+    }
+}
