@@ -3,6 +3,7 @@ import Foundation
 /// The Karcher (Riemannian) mean of all inputs on the unit hypersphere, each weighted 1/N, scaled by
 /// the mean norm. Ignores `weight` and `base_model` (every input counts), as mergekit does.
 public struct Karcher: MergeMethod {
+    /// The method; it has no configuration of its own.
     public init() {}
     /// "karcher".
     public var name: String { "karcher" }
@@ -13,6 +14,7 @@ public struct Karcher: MergeMethod {
     /// None: every input weighs 1/N.
     public var perModelParameters: [ParameterSpec] { [] }
 
+    /// Merges one tensor as the type's summary describes.
     public func merge(_ inputs: [MergeInput], context: MergeContext) throws(MergeError) -> (values: [Float], shape: [Int]) {
         let aligned = try align(inputs, context)
         let tensors = aligned.tensors

@@ -4,13 +4,18 @@ import Foundation
 /// vectors if there is a base): project onto the tangent space at the weighted mean direction, mix
 /// there, map back with the exponential map and scale by the weighted mean norm.
 public struct MultiSlerp: MergeMethod {
+    /// The method; it has no configuration of its own.
     public init() {}
+    /// The name configs use.
     public var name: String { "multislerp" }
+    /// Parameters read once per tensor, with mergekit 0.1.5's defaults.
     public var globalParameters: [ParameterSpec] {
         [ParameterSpec("normalize_weights", default: .bool(true)), ParameterSpec("eps", default: .number(1e-8))]
     }
+    /// Parameters read for each model, with mergekit 0.1.5's defaults.
     public var perModelParameters: [ParameterSpec] { [ParameterSpec("weight", default: nil, nonBaseOnly: true)] }
 
+    /// Merges one tensor as the type's summary describes.
     public func merge(_ inputs: [MergeInput], context: MergeContext) throws(MergeError) -> (values: [Float], shape: [Int]) {
         let aligned = try align(inputs, context)
         let others = aligned.nonBaseIndices

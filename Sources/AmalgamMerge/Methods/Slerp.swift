@@ -3,12 +3,18 @@ import Foundation
 /// Spherical interpolation between the base (t = 0) and one other model (t = 1), over the whole
 /// flattened tensor, in f32 as mergekit does for every dtype.
 public struct Slerp: MergeMethod {
+    /// The method; it has no configuration of its own.
     public init() {}
+    /// The name configs use.
     public var name: String { "slerp" }
+    /// Parameters read once per tensor, with mergekit 0.1.5's defaults.
     public var globalParameters: [ParameterSpec] { [ParameterSpec("t", default: nil)] }
+    /// Parameters read for each model, with mergekit 0.1.5's defaults.
     public var perModelParameters: [ParameterSpec] { [] }
+    /// The config must name a `base_model`.
     public var requiresBase: Bool { true }
 
+    /// Merges one tensor as the type's summary describes.
     public func merge(_ inputs: [MergeInput], context: MergeContext) throws(MergeError) -> (values: [Float], shape: [Int]) {
         let baseIndex = try requireBase(context)
         let aligned = try align(inputs, context)
