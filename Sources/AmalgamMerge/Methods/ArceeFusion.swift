@@ -13,12 +13,14 @@ public struct ArceeFusion: MergeMethod {
     public var perModelParameters: [ParameterSpec] { [] }
     /// The config must name a `base_model`.
     public var requiresBase: Bool { true }
+    /// A tensor only one model has passes through unchanged.
+    public var missingTensorPolicy: MissingTensorPolicy { .passthroughSingleton }
 
     /// Merges one tensor as the type's summary describes.
     public func merge(_ inputs: [MergeInput], context: MergeContext) throws(MergeError) -> (values: [Float], shape: [Int]) {
+        if inputs.count == 1 { return (inputs[0].values, inputs[0].shape) }
         let baseIndex = try requireBase(context)
         let aligned = try align(inputs, context)
-        if inputs.count == 1 { return (aligned.tensors[0], aligned.shape) }
         guard inputs.count == 2 else {
             throw fail(context, "fuses the base and exactly one other model, got \(inputs.count)")
         }

@@ -12,6 +12,8 @@ public struct ModelStock: MergeMethod {
     public var perModelParameters: [ParameterSpec] { [] }
     /// The config must name a `base_model`.
     public var requiresBase: Bool { true }
+    /// With fewer than three inputs the base alone passes through; otherwise the tensor is skipped.
+    public var missingTensorPolicy: MissingTensorPolicy { .baseOrSkip(minimumInputs: 3) }
 
     /// Merges one tensor as the type's summary describes.
     public func merge(_ inputs: [MergeInput], context: MergeContext) throws(MergeError) -> (values: [Float], shape: [Int]) {

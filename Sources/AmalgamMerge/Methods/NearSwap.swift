@@ -11,6 +11,8 @@ public struct NearSwap: MergeMethod {
     public var perModelParameters: [ParameterSpec] { [] }
     /// The config must name a `base_model`.
     public var requiresBase: Bool { true }
+    /// A tensor only the base has passes through unchanged.
+    public var missingTensorPolicy: MissingTensorPolicy { .passthroughBaseSingleton }
 
     /// Merges one tensor as the type's summary describes.
     public func merge(_ inputs: [MergeInput], context: MergeContext) throws(MergeError) -> (values: [Float], shape: [Int]) {

@@ -14,6 +14,8 @@ public struct NuSlerp: MergeMethod {
     }
     /// Parameters read for each model, with mergekit 0.1.5's defaults.
     public var perModelParameters: [ParameterSpec] { [ParameterSpec("weight", default: nil, nonBaseOnly: true)] }
+    /// A tensor only one model has passes through unchanged.
+    public var missingTensorPolicy: MissingTensorPolicy { .passthroughSingleton }
 
     /// Merges one tensor as the type's summary describes.
     public func merge(_ inputs: [MergeInput], context: MergeContext) throws(MergeError) -> (values: [Float], shape: [Int]) {
