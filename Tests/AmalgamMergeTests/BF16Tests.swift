@@ -32,7 +32,6 @@ import Testing
         #expect(!results.isEmpty)
         let worstNorm = results.map(\.relativeNormError).max() ?? 0
         let worstFraction = results.map { Double($0.failures) / Double($0.count) }.max() ?? 0
-        print("BF16 \(name): worst relative L2 \(worstNorm), worst fraction beyond one step \(worstFraction)")
         #expect(worstNorm <= norm, "\(name): relative L2 error \(worstNorm)")
         #expect(worstFraction <= fraction, "\(name): \(worstFraction) of a tensor beyond one bf16 step")
     }

@@ -31,7 +31,7 @@ public struct RAM: MergeMethod {
         let vectors = others.map { Kernels.difference(aligned.tensors[$0], base) }
         let n = base.count
         // Models changing each position by more than epsilon.
-        var counts = [UInt8](repeating: 0, count: n)
+        var counts = [UInt16](repeating: 0, count: n)   // up to 65535 models
         for v in vectors { for i in 0..<n where abs(v[i]) > epsilon { counts[i] &+= 1 } }
 
         var boost = [Float](repeating: 1, count: vectors.count)
