@@ -103,6 +103,20 @@ public struct MergeContext: Sendable {
     }
 }
 
+/// What the executor does with an optional tensor (mergekit's `optional_tensor_policy`) that only some
+/// inputs have, before calling the method.
+public enum MissingTensorPolicy: Sendable, Equatable {
+    /// Call the method anyway (its input checks decide).
+    case error
+    /// A tensor only one input has is copied through unchanged (slerp, nuslerp, arcee_fusion).
+    case passthroughSingleton
+    /// Copied through only if that one input is the base (nearswap).
+    case passthroughBaseSingleton
+    /// Fewer inputs than `minimumInputs`: the base alone is copied through, anything else skips the
+    /// tensor (model_stock).
+    case baseOrSkip(minimumInputs: Int)
+}
+
 /// A merge method: a name, declared parameters with defaults, and a pure function from the input
 /// tensors to the merged tensor. Methods know nothing of files, configs or threads.
 public protocol MergeMethod: Sendable {
@@ -116,6 +130,8 @@ public protocol MergeMethod: Sendable {
     var requiresBase: Bool { get }
     /// Whether the method draws random numbers (dare, della, …): `--seed` matters for it.
     var isRandom: Bool { get }
+    /// What to do with an optional tensor some inputs lack.
+    var missingTensorPolicy: MissingTensorPolicy { get }
     /// Merges one tensor. `inputs` are in config order (the base among them at `context.baseIndex`).
     /// Returns the values and the shape of the result (usually the inputs' shape).
     func merge(_ inputs: [MergeInput], context: MergeContext) throws(MergeError) -> (values: [Float], shape: [Int])
@@ -124,4 +140,5 @@ public protocol MergeMethod: Sendable {
 extension MergeMethod {
     public var requiresBase: Bool { false }
     public var isRandom: Bool { false }
+    public var missingTensorPolicy: MissingTensorPolicy { .error }
 }

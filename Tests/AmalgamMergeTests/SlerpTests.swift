@@ -24,6 +24,17 @@ import Testing
         }
     }
 
+    @Test func aTensorOnlyOneModelHasPassesThrough() throws {
+        for name in ["slerp", "nuslerp", "arcee_fusion"] {
+            let method = try #require(MergeMethods.named(name))
+            #expect(method.missingTensorPolicy == .passthroughSingleton)
+            #expect(try method.merge([input("a", [1, 2])], context: context(["t": .number(0.5)])).values == [1, 2])
+        }
+        #expect(MergeMethods.named("nearswap")?.missingTensorPolicy == .passthroughBaseSingleton)
+        #expect(MergeMethods.named("model_stock")?.missingTensorPolicy == .baseOrSkip(minimumInputs: 3))
+        #expect(MergeMethods.named("ties")?.missingTensorPolicy == .error)
+    }
+
     @Test func slerpOfOrthogonalUnitVectorsStaysOnTheCircle() throws {
         let method = try #require(MergeMethods.named("slerp"))
         let (v, _) = try method.merge([input("a", [1, 0]), input("b", [0, 1])], context: context(base: 0, ["t": .number(0.5)]))

@@ -3,16 +3,24 @@ import Foundation
 /// Arcee Fusion: take the other model's value only where its importance `|b − a|·KL(softmax b ‖ softmax a)`
 /// (KL per row of the last dim) is an outlier: at least `median + 1.5·IQR` of all importances.
 public struct ArceeFusion: MergeMethod {
+    /// The method; it has no configuration of its own.
     public init() {}
+    /// The name configs use.
     public var name: String { "arcee_fusion" }
+    /// Parameters read once per tensor, with mergekit 0.1.5's defaults.
     public var globalParameters: [ParameterSpec] { [] }
+    /// Parameters read for each model, with mergekit 0.1.5's defaults.
     public var perModelParameters: [ParameterSpec] { [] }
+    /// The config must name a `base_model`.
     public var requiresBase: Bool { true }
+    /// A tensor only one model has passes through unchanged.
+    public var missingTensorPolicy: MissingTensorPolicy { .passthroughSingleton }
 
+    /// Merges one tensor as the type's summary describes.
     public func merge(_ inputs: [MergeInput], context: MergeContext) throws(MergeError) -> (values: [Float], shape: [Int]) {
+        if inputs.count == 1 { return (inputs[0].values, inputs[0].shape) }
         let baseIndex = try requireBase(context)
         let aligned = try align(inputs, context)
-        if inputs.count == 1 { return (aligned.tensors[0], aligned.shape) }
         guard inputs.count == 2 else {
             throw fail(context, "fuses the base and exactly one other model, got \(inputs.count)")
         }

@@ -3,13 +3,18 @@ import Foundation
 /// The Karcher (Riemannian) mean of all inputs on the unit hypersphere, each weighted 1/N, scaled by
 /// the mean norm. Ignores `weight` and `base_model` (every input counts), as mergekit does.
 public struct Karcher: MergeMethod {
+    /// The method; it has no configuration of its own.
     public init() {}
+    /// "karcher".
     public var name: String { "karcher" }
+    /// `max_iter` (10) and `tol` (1e-5).
     public var globalParameters: [ParameterSpec] {
         [ParameterSpec("max_iter", default: .number(10)), ParameterSpec("tol", default: .number(1e-5))]
     }
+    /// None: every input weighs 1/N.
     public var perModelParameters: [ParameterSpec] { [] }
 
+    /// Merges one tensor as the type's summary describes.
     public func merge(_ inputs: [MergeInput], context: MergeContext) throws(MergeError) -> (values: [Float], shape: [Int]) {
         let aligned = try align(inputs, context)
         let tensors = aligned.tensors
@@ -23,48 +28,42 @@ public struct Karcher: MergeMethod {
         if valid.isEmpty { return ([Float](repeating: 0, count: n), aligned.shape) }
         let validAlpha = 1.0 / Double(valid.count)
 
-        // uᵢ = xᵢ/‖xᵢ‖ stays implicit: every use is a dot product or an axpy with xᵢ scaled by 1/‖xᵢ‖.
-        var mean = [Double](repeating: 0, count: n)
-        for i in valid {
-            let c = validAlpha / norms[i]
-            for j in 0..<n { mean[j] += c * Double(tensors[i][j]) }
-        }
-        let meanNorm = Karcher.norm(mean)
+        // Vectors are f32 like mergekit's; every reduction is in Double. uᵢ = xᵢ/‖xᵢ‖ stays implicit:
+        // each use is a dot product or an axpy with xᵢ scaled by 1/‖xᵢ‖.
+        var mean = [Float](repeating: 0, count: n)
+        for i in valid { Kernels.axpy(Float(validAlpha / norms[i]), tensors[i], into: &mean) }
+        let meanNorm = Kernels.norm(mean)
         if meanNorm < tol {
             let first = valid[0]
-            for j in 0..<n { mean[j] = Double(tensors[first][j]) / norms[first] }
+            mean = tensors[first]
+            Kernels.scale(&mean, by: Float(1 / norms[first]))
         } else {
-            for j in 0..<n { mean[j] /= meanNorm }
+            Kernels.scale(&mean, by: Float(1 / meanNorm))
         }
 
-        var tangent = [Double](repeating: 0, count: n)
+        var tangent = [Float](repeating: 0, count: n)
         for _ in 0..<maxIterations {
-            for j in 0..<n { tangent[j] = 0 }
+            Kernels.scale(&tangent, by: 0)
             var alongMean = 0.0
             for i in valid {
-                var d = 0.0
-                for j in 0..<n { d += mean[j] * Double(tensors[i][j]) }
-                let dot = min(max(d / norms[i], -1), 1)
+                let dot = min(max(Kernels.dot(mean, tensors[i]) / norms[i], -1), 1)
                 let theta = acos(dot)
                 if theta < tol { continue }
-                // α·θ/sin θ·(uᵢ − dot·m)
+                // α·θ/sin θ·(uᵢ − dot·m): the uᵢ part now, the m part summed and applied once below.
                 let c = validAlpha * theta / sin(theta)
-                let cx = c / norms[i]
-                for j in 0..<n { tangent[j] += cx * Double(tensors[i][j]) }
+                Kernels.axpy(Float(c / norms[i]), tensors[i], into: &tangent)
                 alongMean += c * dot
             }
-            for j in 0..<n { tangent[j] -= alongMean * mean[j] }
-            let tangentNorm = Karcher.norm(tangent)
+            Kernels.axpy(Float(-alongMean), mean, into: &tangent)
+            let tangentNorm = Kernels.norm(tangent)
             if tangentNorm < tol { break }
-            let c = cos(tangentNorm), s = sin(tangentNorm) / tangentNorm
-            for j in 0..<n { mean[j] = c * mean[j] + s * tangent[j] }
-            let unitNorm = Karcher.norm(mean)
-            if unitNorm > tol { for j in 0..<n { mean[j] /= unitNorm } }
+            Kernels.scale(&mean, by: Float(cos(tangentNorm)))
+            Kernels.axpy(Float(sin(tangentNorm) / tangentNorm), tangent, into: &mean)
+            let unitNorm = Kernels.norm(mean)
+            if unitNorm > tol { Kernels.scale(&mean, by: Float(1 / unitNorm)) }
         }
         // The scale uses the original 1/N weights, zero-norm inputs included.
-        let scale = norms.reduce(0) { $0 + alpha * $1 }
-        return (mean.map { Float(scale * $0) }, aligned.shape)
+        Kernels.scale(&mean, by: Float(norms.reduce(0) { $0 + alpha * $1 }))
+        return (mean, aligned.shape)
     }
-
-    static func norm(_ v: [Double]) -> Double { v.reduce(0) { $0 + $1 * $1 }.squareRoot() }
 }

@@ -83,3 +83,21 @@ enum Kernels {
         }
     }
 }
+
+extension Kernels {
+    /// y += a·x.
+    static func axpy(_ a: Float, _ x: [Float], into y: inout [Float]) {
+        x.withUnsafeBufferPointer { xs in
+            y.withUnsafeMutableBufferPointer { ys in
+                for i in 0..<ys.count { ys[i] += a * xs[i] }
+            }
+        }
+    }
+
+    /// x *= a.
+    static func scale(_ x: inout [Float], by a: Float) {
+        x.withUnsafeMutableBufferPointer { xs in
+            for i in 0..<xs.count { xs[i] *= a }
+        }
+    }
+}

@@ -2,12 +2,20 @@
 /// `t = N·cos/(1 + (N−1)·cos)`, cos the mean pairwise cosine of the task vectors, over the whole tensor
 /// or (`filter_wise`) per row of the last dim.
 public struct ModelStock: MergeMethod {
+    /// The method; it has no configuration of its own.
     public init() {}
+    /// The name configs use.
     public var name: String { "model_stock" }
+    /// Parameters read once per tensor, with mergekit 0.1.5's defaults.
     public var globalParameters: [ParameterSpec] { [ParameterSpec("filter_wise", default: .bool(false))] }
+    /// Parameters read for each model, with mergekit 0.1.5's defaults.
     public var perModelParameters: [ParameterSpec] { [] }
+    /// The config must name a `base_model`.
     public var requiresBase: Bool { true }
+    /// With fewer than three inputs the base alone passes through; otherwise the tensor is skipped.
+    public var missingTensorPolicy: MissingTensorPolicy { .baseOrSkip(minimumInputs: 3) }
 
+    /// Merges one tensor as the type's summary describes.
     public func merge(_ inputs: [MergeInput], context: MergeContext) throws(MergeError) -> (values: [Float], shape: [Int]) {
         let baseIndex = try requireBase(context)
         let aligned = try align(inputs, context)

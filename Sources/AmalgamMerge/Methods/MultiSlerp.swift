@@ -4,13 +4,18 @@ import Foundation
 /// vectors if there is a base): project onto the tangent space at the weighted mean direction, mix
 /// there, map back with the exponential map and scale by the weighted mean norm.
 public struct MultiSlerp: MergeMethod {
+    /// The method; it has no configuration of its own.
     public init() {}
+    /// The name configs use.
     public var name: String { "multislerp" }
+    /// Parameters read once per tensor, with mergekit 0.1.5's defaults.
     public var globalParameters: [ParameterSpec] {
         [ParameterSpec("normalize_weights", default: .bool(true)), ParameterSpec("eps", default: .number(1e-8))]
     }
+    /// Parameters read for each model, with mergekit 0.1.5's defaults.
     public var perModelParameters: [ParameterSpec] { [ParameterSpec("weight", default: nil, nonBaseOnly: true)] }
 
+    /// Merges one tensor as the type's summary describes.
     public func merge(_ inputs: [MergeInput], context: MergeContext) throws(MergeError) -> (values: [Float], shape: [Int]) {
         let aligned = try align(inputs, context)
         let others = aligned.nonBaseIndices
@@ -29,41 +34,33 @@ public struct MultiSlerp: MergeMethod {
         let norms = vectors.map(Kernels.norm)
         let n = aligned.elementCount
 
-        // m = Σ wᵢ·xᵢ/(‖xᵢ‖+eps): the weighted mean of the unit vectors.
-        var mean = [Double](repeating: 0, count: n)
-        for (x, (w, norm)) in zip(vectors, zip(weights, norms)) {
-            let c = w / (norm + eps)
-            for i in 0..<n { mean[i] += c * Double(x[i]) }
-        }
-        let meanNorm = mean.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        // m = Σ wᵢ·xᵢ/(‖xᵢ‖+eps): the weighted mean of the unit vectors (f32 vectors, Double reductions).
+        var mean = [Float](repeating: 0, count: n)
+        for (x, (w, norm)) in zip(vectors, zip(weights, norms)) { Kernels.axpy(Float(w / (norm + eps)), x, into: &mean) }
+        let meanNorm = Kernels.norm(mean)
         if meanNorm < eps {
             guard vectors.count == 2 else {
                 throw fail(context, "the weighted sum of the unit task vectors is zero (antipodal models with "
                     + "balancing weights); change the weights")
             }
             var out = [Float](repeating: 0, count: n)
-            for i in 0..<n { out[i] = Float(weights[0]) * vectors[0][i] + Float(weights[1]) * vectors[1][i] }
+            Kernels.axpy(Float(weights[0]), vectors[0], into: &out)
+            Kernels.axpy(Float(weights[1]), vectors[1], into: &out)
             return (base.map { Kernels.sum($0, out) } ?? out, aligned.shape)
         }
-        for i in 0..<n { mean[i] /= meanNorm }
-        // τ = Σ wᵢ(uᵢ − (uᵢ·m)m) = (Σ wᵢuᵢ) − (Σ wᵢ(uᵢ·m))·m, and Σ wᵢuᵢ is the unnormalised mean.
+        // τ = Σ wᵢ(uᵢ − (uᵢ·m̂)m̂) = m − (Σ wᵢ(uᵢ·m̂))·m̂ with m̂ = m/‖m‖.
         var projection = 0.0
         for (x, (w, norm)) in zip(vectors, zip(weights, norms)) {
-            var d = 0.0
-            for i in 0..<n { d += Double(x[i]) * mean[i] }
-            projection += w * d / (norm + eps)
+            projection += w * Kernels.dot(x, mean) / meanNorm / (norm + eps)
         }
-        var tangentSquares = 0.0
-        var tangent = [Double](repeating: 0, count: n)
-        for i in 0..<n {
-            tangent[i] = mean[i] * meanNorm - projection * mean[i]
-            tangentSquares += tangent[i] * tangent[i]
-        }
-        let tangentNorm = tangentSquares.squareRoot() + eps
+        var tangent = mean
+        Kernels.axpy(Float(-projection / meanNorm), mean, into: &tangent)
+        let tangentNorm = Kernels.norm(tangent) + eps
         let scale = zip(norms, weights).reduce(0.0) { $0 + $1.0 * $1.1 }
-        let c = cos(tangentNorm), s = sin(tangentNorm) / tangentNorm
-        var out = [Float](repeating: 0, count: n)
-        for i in 0..<n { out[i] = Float((mean[i] * c + tangent[i] * s) * scale) }
+        // out = (m̂·cos‖τ‖ + τ·sin‖τ‖/‖τ‖)·Σ wᵢ‖xᵢ‖
+        var out = mean
+        Kernels.scale(&out, by: Float(cos(tangentNorm) / meanNorm * scale))
+        Kernels.axpy(Float(sin(tangentNorm) / tangentNorm * scale), tangent, into: &out)
         return (base.map { Kernels.sum($0, out) } ?? out, aligned.shape)
     }
 }

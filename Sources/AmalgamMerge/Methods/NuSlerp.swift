@@ -4,13 +4,20 @@ import Foundation
 /// of their task vectors (then added back). Over the whole tensor (`nuslerp_flatten`, default), or
 /// per row of the last dim, or per column (`nuslerp_row_wise`).
 public struct NuSlerp: MergeMethod {
+    /// The method; it has no configuration of its own.
     public init() {}
+    /// The name configs use.
     public var name: String { "nuslerp" }
+    /// Parameters read once per tensor, with mergekit 0.1.5's defaults.
     public var globalParameters: [ParameterSpec] {
         [ParameterSpec("nuslerp_flatten", default: .bool(true)), ParameterSpec("nuslerp_row_wise", default: .bool(false))]
     }
+    /// Parameters read for each model, with mergekit 0.1.5's defaults.
     public var perModelParameters: [ParameterSpec] { [ParameterSpec("weight", default: nil, nonBaseOnly: true)] }
+    /// A tensor only one model has passes through unchanged.
+    public var missingTensorPolicy: MissingTensorPolicy { .passthroughSingleton }
 
+    /// Merges one tensor as the type's summary describes.
     public func merge(_ inputs: [MergeInput], context: MergeContext) throws(MergeError) -> (values: [Float], shape: [Int]) {
         let aligned = try align(inputs, context)
         let others = aligned.nonBaseIndices

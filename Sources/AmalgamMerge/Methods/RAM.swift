@@ -5,16 +5,22 @@ public struct RAM: MergeMethod {
     /// Whether this is `ramplus_tl`.
     public let plus: Bool
 
+    /// `ram`, or `ramplus_tl` when `plus`.
     public init(plus: Bool) { self.plus = plus }
+    /// The name configs use.
     public var name: String { plus ? "ramplus_tl" : "ram" }
+    /// Parameters read once per tensor, with mergekit 0.1.5's defaults.
     public var globalParameters: [ParameterSpec] {
         plus ? [ParameterSpec("r", default: .number(0.1)), ParameterSpec("alpha", default: .number(0.2)),
                 ParameterSpec("epsilon", default: .number(1e-5))]
              : [ParameterSpec("epsilon", default: .number(1e-5))]
     }
+    /// Parameters read for each model, with mergekit 0.1.5's defaults.
     public var perModelParameters: [ParameterSpec] { [] }
+    /// The config must name a `base_model`.
     public var requiresBase: Bool { true }
 
+    /// Merges one tensor as the type's summary describes.
     public func merge(_ inputs: [MergeInput], context: MergeContext) throws(MergeError) -> (values: [Float], shape: [Int]) {
         let baseIndex = try requireBase(context)
         let aligned = try align(inputs, context)
@@ -25,7 +31,7 @@ public struct RAM: MergeMethod {
         let vectors = others.map { Kernels.difference(aligned.tensors[$0], base) }
         let n = base.count
         // Models changing each position by more than epsilon.
-        var counts = [UInt8](repeating: 0, count: n)
+        var counts = [UInt16](repeating: 0, count: n)   // up to 65535 models
         for v in vectors { for i in 0..<n where abs(v[i]) > epsilon { counts[i] &+= 1 } }
 
         var boost = [Float](repeating: 1, count: vectors.count)

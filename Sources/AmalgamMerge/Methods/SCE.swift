@@ -2,14 +2,20 @@
 /// (`select_topk`), weight each task vector by its mean square, erase entries that disagree with the
 /// elected sign, and add the weighted mean back to the base.
 public struct SCE: MergeMethod {
+    /// The method; it has no configuration of its own.
     public init() {}
+    /// The name configs use.
     public var name: String { "sce" }
+    /// Parameters read once per tensor, with mergekit 0.1.5's defaults.
     public var globalParameters: [ParameterSpec] {
         [ParameterSpec("int8_mask", default: .bool(false)), ParameterSpec("select_topk", default: .number(1))]
     }
+    /// Parameters read for each model, with mergekit 0.1.5's defaults.
     public var perModelParameters: [ParameterSpec] { [] }
+    /// The config must name a `base_model`.
     public var requiresBase: Bool { true }
 
+    /// Merges one tensor as the type's summary describes.
     public func merge(_ inputs: [MergeInput], context: MergeContext) throws(MergeError) -> (values: [Float], shape: [Int]) {
         let baseIndex = try requireBase(context)
         let aligned = try align(inputs, context)

@@ -3,17 +3,24 @@ import Foundation
 /// Spherical interpolation between the base (t = 0) and one other model (t = 1), over the whole
 /// flattened tensor, in f32 as mergekit does for every dtype.
 public struct Slerp: MergeMethod {
+    /// The method; it has no configuration of its own.
     public init() {}
+    /// The name configs use.
     public var name: String { "slerp" }
+    /// Parameters read once per tensor, with mergekit 0.1.5's defaults.
     public var globalParameters: [ParameterSpec] { [ParameterSpec("t", default: nil)] }
+    /// Parameters read for each model, with mergekit 0.1.5's defaults.
     public var perModelParameters: [ParameterSpec] { [] }
+    /// The config must name a `base_model`.
     public var requiresBase: Bool { true }
+    /// A tensor only one model has passes through unchanged.
+    public var missingTensorPolicy: MissingTensorPolicy { .passthroughSingleton }
 
+    /// Merges one tensor as the type's summary describes.
     public func merge(_ inputs: [MergeInput], context: MergeContext) throws(MergeError) -> (values: [Float], shape: [Int]) {
+        if inputs.count == 1 { return (inputs[0].values, inputs[0].shape) }
         let baseIndex = try requireBase(context)
         let aligned = try align(inputs, context)
-        // mergekit passes a tensor only one model has through unchanged.
-        if inputs.count == 1 { return (aligned.tensors[0], aligned.shape) }
         guard inputs.count == 2 else {
             throw fail(context, "interpolates exactly two models (the base and one other), got \(inputs.count): "
                 + inputs.map(\.model).joined(separator: ", ") + "; use multislerp or karcher for more")

@@ -6,6 +6,7 @@ import AmalgamCore
 /// dare_ties, dare_linear, breadcrumbs, breadcrumbs_ties, della and della_linear are configurations
 /// of this one type.
 public struct TaskArithmetic: MergeMethod {
+    /// The name configs use.
     public let name: String
     /// Sign election (TIES) or none.
     public let signConsensus: Bool
@@ -37,6 +38,7 @@ public struct TaskArithmetic: MergeMethod {
         TaskArithmetic(name: "della_linear", signConsensus: false, sparsifier: .dellaMagprune, normalize: false, rescale: true),
     ]
 
+    /// Parameters read once per tensor, with mergekit 0.1.5's defaults.
     public var globalParameters: [ParameterSpec] {
         [
             ParameterSpec("int8_mask", default: .bool(false)),
@@ -46,6 +48,7 @@ public struct TaskArithmetic: MergeMethod {
         ]
     }
 
+    /// Parameters read for each model, with mergekit 0.1.5's defaults.
     public var perModelParameters: [ParameterSpec] {
         var specs = [
             ParameterSpec("weight", default: nil, nonBaseOnly: true),
@@ -56,9 +59,12 @@ public struct TaskArithmetic: MergeMethod {
         return specs
     }
 
+    /// The config must name a `base_model`.
     public var requiresBase: Bool { true }
+    /// DARE and DELLA draw their masks from the tensor's seed.
     public var isRandom: Bool { sparsifier == .random || sparsifier == .dellaMagprune }
 
+    /// Merges one tensor as the type's summary describes.
     public func merge(_ inputs: [MergeInput], context: MergeContext) throws(MergeError) -> (values: [Float], shape: [Int]) {
         let baseIndex = try requireBase(context)
         let aligned = try align(inputs, context)
