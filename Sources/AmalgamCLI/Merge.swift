@@ -29,6 +29,9 @@ struct Merge: ParsableCommand {
     @Flag(help: "Replace the output folder if it exists.")
     var overwrite = false
 
+    @Flag(help: "Merge embeddings of different vocabulary sizes by cutting them to the common rows (mergekit's flag of the same name). Prefer tokenizer_source.")
+    var unsafeTruncateEmbeddings = false
+
     @Flag(help: "No progress line.")
     var quiet = false
 
@@ -51,7 +54,7 @@ struct Merge: ParsableCommand {
             let destination = (isLast ? output : nil) ?? stage.outPath
             if !dryRun && destination == nil { throw ValidationError("give an output folder (or --dry-run)") }
             if stages.count > 1 { printError("stage \(i + 1)/\(stages.count)\(stage.name.map { " (\($0))" } ?? "") → \(destination ?? "-")") }
-            let plan = try MergePlan(config: stage, seed: seed)
+            let plan = try MergePlan(config: stage, seed: seed, truncateEmbeddings: unsafeTruncateEmbeddings)
             if dryRun {
                 print(PlanReport.text(plan), terminator: "")
                 continue
@@ -66,7 +69,8 @@ struct Merge: ParsableCommand {
             progress.finish()
             if outFormat == "gguf" {
                 defer { try? FileManager.default.removeItem(atPath: folder) }
-                try GGUFLlamaConvert.toGGUF(folder: folder, output: destination!, type: GGMLType(name: outType)!, overwrite: overwrite)
+                let name = ((destination! as NSString).lastPathComponent as NSString).deletingPathExtension
+                try GGUFLlamaConvert.toGGUF(folder: folder, output: destination!, type: GGMLType(name: outType)!, name: name, overwrite: overwrite)
             }
             let seconds = Date().timeIntervalSince(start)
             printError(String(format: "merged %d tensors (%@ read, %@ written) in %.1f s into %@",

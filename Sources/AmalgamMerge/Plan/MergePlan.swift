@@ -53,7 +53,9 @@ public struct MergePlan: Sendable {
     public var outputBytes: Int { steps.reduce(0) { $0 + Tensor.elementCount($1.outputShape) * $1.outputDType.byteSize } }
 
     /// Plans `config`, opening every referenced model. `seed` makes random methods reproducible.
-    public init(config: MergeConfig, seed: UInt64 = 0) throws(MergeError) {
+    /// `truncateEmbeddings` lets embeddings of different vocabulary sizes merge over their common rows
+    /// (mergekit's `--unsafe-truncate-embeddings`); without it such a mismatch is an error.
+    public init(config: MergeConfig, seed: UInt64 = 0, truncateEmbeddings: Bool = false) throws(MergeError) {
         guard let method = MergeMethods.named(config.mergeMethod) else {
             throw .config(path: config.path, key: "merge_method", reason: "unknown method '\(config.mergeMethod)'")
         }
@@ -90,7 +92,8 @@ public struct MergePlan: Sendable {
         }
 
         vocabulary = try config.tokenizer.map { t throws(MergeError) in try VocabularyPlan.build(settings: t, config: config, models: models, index: index) }
-        var planner = Planner(config: config, method: method, models: models, modelIndex: index, seed: seed, vocabulary: vocabulary)
+        var planner = Planner(config: config, method: method, models: models, modelIndex: index, seed: seed, vocabulary: vocabulary,
+                              truncateEmbeddings: truncateEmbeddings)
         try planner.plan(slices: slices)
         steps = planner.steps
 
@@ -110,11 +113,14 @@ private struct Planner {
     let modelIndex: [String: Int]
     let seed: UInt64
     let vocabulary: VocabularyPlan?
+    let truncateEmbeddings: Bool
     var steps: [MergePlan.Step] = []
     var outputLayers = 0
 
-    init(config: MergeConfig, method: any MergeMethod, models: [OpenedModel], modelIndex: [String: Int], seed: UInt64, vocabulary: VocabularyPlan?) {
+    init(config: MergeConfig, method: any MergeMethod, models: [OpenedModel], modelIndex: [String: Int], seed: UInt64,
+         vocabulary: VocabularyPlan?, truncateEmbeddings: Bool) {
         self.vocabulary = vocabulary
+        self.truncateEmbeddings = truncateEmbeddings
         self.config = config
         self.method = method
         self.models = models
@@ -209,6 +215,7 @@ private struct Planner {
         let baseRef = slice.baseModel ?? config.baseModel
         var inputs: [MergePlan.Input] = []
         var baseIndex: Int?
+        var missing: [String] = []
         for (src, name) in zip(slice.sources, inputNames) {
             let mi = modelIndex[src.model]!
             let model = models[mi]
@@ -220,7 +227,8 @@ private struct Planner {
                 info = tied
             }
             guard let info else {
-                throw .config(path: model.path, key: name, reason: "tensor missing from this model but needed for output '\(outputName)'; the inputs must share an architecture")
+                missing.append(src.model)
+                continue
             }
             var values: [String: ParameterValue] = [:]
             let isBase = src.model == baseRef
@@ -234,18 +242,34 @@ private struct Planner {
             if isBase, baseIndex == nil { baseIndex = inputs.count }
             inputs.append(MergePlan.Input(model: mi, tensorName: tensorName, info: TensorInfo(name: tensorName, dtype: info.dtype, shape: info.shape), parameters: Parameters(values)))
         }
+        var copyOnly = false
+        if !missing.isEmpty {
+            // A tensor some inputs lack: the method's missing-tensor policy (mergekit's
+            // optional_tensor_policy) decides between copying a lone input, skipping, or failing.
+            let lone = inputs.count == 1
+            switch method.missingTensorPolicy {
+            case .passthroughSingleton where lone, .passthroughBaseSingleton where lone && baseIndex == 0:
+                copyOnly = true
+            case let .baseOrSkip(minimum) where inputs.count < minimum:
+                guard baseIndex != nil, lone else { return }
+                copyOnly = true
+            default:
+                throw .config(path: config.path, key: outputName,
+                              reason: "tensor missing from \(missing.joined(separator: ", ")) but present in \(inputs.map { models[$0.model].reference }.joined(separator: ", ")); '\(method.name)' needs it in every input (the inputs must share an architecture)")
+            }
+        }
         var global: [String: ParameterValue] = [:]
-        for spec in method.globalParameters {
+        for spec in method.globalParameters where !copyOnly {
             guard let v = resolve(spec, scopes: scopes(slice: slice, model: nil), tensorName: outputName, t: t) else {
                 throw .config(path: config.path, key: spec.name, reason: "required by '\(method.name)' but not set (tensor '\(outputName)')")
             }
             global[spec.name] = v
         }
         let role = TensorName(outputName).role
-        let isEmbedding = role.isEmbeddingLike
+        let isEmbedding = role.isEmbeddingLike && truncateEmbeddings
         let reference = inputs[baseIndex ?? 0].info
-        let copies = !reference.dtype.isFloatingPoint
-        let permutes = isEmbedding && vocabulary != nil && !copies
+        let copies = copyOnly || !reference.dtype.isFloatingPoint
+        let permutes = role.isEmbeddingLike && vocabulary != nil && !copies
         let shape: [Int]
         if permutes, let v = vocabulary {
             let widths = Set(inputs.map { Array($0.info.shape.dropFirst()) })
@@ -254,43 +278,28 @@ private struct Planner {
             }
             shape = [v.paddedSize, inputs[0].info.shape[1]]
         } else {
-            shape = try outputShape(inputs: inputs, baseIndex: baseIndex, isEmbedding: isEmbedding, outputName: outputName)
+            shape = try outputShape(inputs: inputs, baseIndex: baseIndex, isEmbedding: role.isEmbeddingLike, outputName: outputName)
         }
-        let outDType = copies ? reference.dtype : (config.outDType ?? config.dtype ?? reference.dtype)
+        let outDType = !reference.dtype.isFloatingPoint ? reference.dtype : (config.outDType ?? config.dtype ?? reference.dtype)
         steps.append(MergePlan.Step(outputName: outputName, outputShape: shape, outputDType: outDType, inputs: inputs,
                                     baseIndex: baseIndex, parameters: Parameters(global), isEmbedding: isEmbedding,
-                                    copiesInput: copies, permutesVocabulary: permutes, seed: tensorSeed(seed, outputName)))
+                                    copiesInput: copies, permutesVocabulary: permutes, seed: SeedDerivation.seed(run: seed, tensor: outputName)))
     }
 
-    /// The shape the method will produce: the common shape; for embeddings of different vocab sizes,
-    /// the base's (task-arithmetic family) or the common top-left submatrix (the others).
+    /// The shape the method will produce: the common shape; for embeddings of different vocabulary sizes
+    /// (only with `truncateEmbeddings`), the common rows, as mergekit's `--unsafe-truncate-embeddings`.
     private func outputShape(inputs: [MergePlan.Input], baseIndex: Int?, isEmbedding: Bool, outputName: String) throws(MergeError) -> [Int] {
         let shapes = inputs.map(\.info.shape)
         if Set(shapes).count == 1 || method.name == "passthrough" { return shapes[0] }
-        if isEmbedding, Set(shapes.map(\.count)).count == 1 {
-            if method.slicesEmbeddingsToBase, let b = baseIndex { return shapes[b] }
-            return (0..<shapes[0].count).map { d in shapes.map { $0[d] }.min()! }
+        let listing = zip(inputs, shapes).map { "\(models[$0.model].reference) \($1)" }.joined(separator: ", ")
+        if isEmbedding, Set(shapes.map { Array($0.dropFirst()) }).count == 1 {
+            guard truncateEmbeddings else {
+                throw .method(method: method.name, tensor: outputName,
+                              reason: "vocabulary sizes differ (\(listing)); set `tokenizer_source: base` or `union` to align the vocabularies, or pass --unsafe-truncate-embeddings to cut them to the common rows")
+            }
+            return [shapes.map { $0[0] }.min()!] + shapes[0].dropFirst()
         }
-        throw .method(method: method.name, tensor: outputName,
-                      reason: "input shapes differ: " + zip(inputs, shapes).map { "\(models[$0.model].reference) \($1)" }.joined(separator: ", "))
+        throw .method(method: method.name, tensor: outputName, reason: "input shapes differ: " + listing)
     }
 }
 
-/// A tensor's seed: the run seed mixed with a stable hash of its name (FNV-1a), so draws do not
-/// depend on the order or thread tensors are merged in.
-func tensorSeed(_ seed: UInt64, _ name: String) -> UInt64 {
-    var h: UInt64 = 0xcbf2_9ce4_8422_2325
-    for b in name.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-    var z = seed ^ h &+ 0x9e37_79b9_7f4a_7c15
-    z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-    z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-    return z ^ (z >> 31)
-}
-
-extension MergeMethod {
-    /// Whether the method slices non-base embeddings to the base's shape (the task-arithmetic family
-    /// and the other base-relative methods) rather than cutting all to the common submatrix.
-    public var slicesEmbeddingsToBase: Bool {
-        ["task_arithmetic", "ties", "dare_ties", "dare_linear", "breadcrumbs", "breadcrumbs_ties", "della", "della_linear"].contains(name)
-    }
-}
