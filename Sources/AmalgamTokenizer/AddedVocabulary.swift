@@ -1,7 +1,8 @@
 /// A token added on top of the model's vocabulary (`added_tokens`), matched in the text before the
 /// pipeline runs so that it is never split.
 public struct AddedToken: Sendable, Equatable {
-    public let id: Int
+    /// The id tokenizers gives it, which is not always the one in the file (see `assignAddedTokenIds`).
+    public internal(set) var id: Int
     public let content: String
     /// Matched only when not inside a word.
     public let singleWord: Bool
@@ -24,6 +25,30 @@ public struct AddedToken: Sendable, Equatable {
         special = try node.bool("special", default: false)
         normalized = try node.bool("normalized", default: !special)
     }
+}
+
+/// Gives added tokens their ids as tokenizers does when it reads a file: the `id` written there is
+/// ignored; a token already in the vocabulary (or added before) keeps that id, a new one gets the next id
+/// after the vocabulary and the added tokens. Empty and repeated tokens are dropped.
+func assignAddedTokenIds(_ tokens: [AddedToken], vocabularyId: (String) -> Int?, vocabularyCount: Int) -> [AddedToken] {
+    var out: [AddedToken] = []
+    var ids: [String: Int] = [:]
+    var maxId: Int? = nil
+    for var token in tokens where !token.content.isEmpty {
+        if out.contains(where: { $0.content == token.content && $0 == token }) { continue }
+        if let known = ids[token.content] ?? vocabularyId(token.content) {
+            token.id = known
+        } else if let maxId {
+            token.id = maxId >= vocabularyCount || vocabularyCount == 0 ? maxId + 1 : vocabularyCount
+        } else {
+            token.id = vocabularyCount
+        }
+        ids[token.content] = token.id
+        maxId = max(maxId ?? token.id, token.id)
+        out.removeAll { $0.content == token.content }
+        out.append(token)
+    }
+    return out
 }
 
 /// Finds added tokens in text: leftmost match first, the longest among those starting there, as the

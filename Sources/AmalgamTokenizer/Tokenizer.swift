@@ -17,8 +17,11 @@ public final class Tokenizer: Sendable {
     let decoder: (any Decoder)?
     private let rawMatcher: AddedTokenMatcher
     private let normalizedMatcher: AddedTokenMatcher
-    private let addedById: [Int: AddedToken]
     private let addedByContent: [String: AddedToken]
+    /// The text decoding gives an added token: normalized ones decode to their normalized content.
+    private let addedText: [Int: String]
+    /// The contents of the special tokens, which `decode(skipSpecialTokens: true)` drops by text.
+    private let specialContents: Set<String>
 
     /// Reads a tokenizer from a `tokenizer.json` file or a folder holding one.
     public convenience init(contentsOf path: String) throws(TokenizerError) {
@@ -48,12 +51,16 @@ public final class Tokenizer: Sendable {
         preTokenizer = try root.optional("pre_tokenizer").map { (n) throws(TokenizerError) in try makePreTokenizer(n) }
         postProcessor = try root.optional("post_processor").map { (n) throws(TokenizerError) in try makePostProcessor(n) }
         decoder = try root.optional("decoder").map { (n) throws(TokenizerError) in try makeDecoder(n) }
-        addedTokens = try (root.optional("added_tokens").map { (n) throws(TokenizerError) in try n.value.arrayValue == nil ? [] : root.array("added_tokens") } ?? [])
+        let written = try (root.optional("added_tokens") == nil ? [] : root.array("added_tokens"))
             .map { (n) throws(TokenizerError) in try AddedToken(n) }
-        addedById = Dictionary(addedTokens.map { ($0.id, $0) }, uniquingKeysWith: { _, last in last })
+        let model = self.model, normalizer = self.normalizer
+        addedTokens = assignAddedTokenIds(written, vocabularyId: { model.vocab[ByteKey(bytes: ArraySlice($0.utf8))].map(Int.init) },
+                                          vocabularyCount: model.vocab.count)
         addedByContent = Dictionary(addedTokens.map { ($0.content, $0) }, uniquingKeysWith: { _, last in last })
+        addedText = Dictionary(addedTokens.map { ($0.id, $0.normalized ? normalizer?.normalize($0.content) ?? $0.content : $0.content) },
+                               uniquingKeysWith: { _, last in last })
+        specialContents = Set(addedTokens.filter(\.special).map(\.content))
         rawMatcher = AddedTokenMatcher(addedTokens.filter { !$0.normalized }.map { ($0.content, $0) })
-        let normalizer = self.normalizer
         normalizedMatcher = AddedTokenMatcher(addedTokens.filter(\.normalized).map { (normalizer?.normalize($0.content) ?? $0.content, $0) })
     }
 
@@ -74,9 +81,9 @@ public final class Tokenizer: Sendable {
         return model.vocab[ByteKey(bytes: ArraySlice(token.utf8))].map(Int.init)
     }
 
-    /// The text of a token id as the vocabulary spells it.
+    /// The text of a token id as decoding sees it (an added token's, else the vocabulary's).
     public func token(of id: Int) -> String? {
-        if let added = addedById[id] { return added.content }
+        if let added = addedText[id] { return added }
         return id >= 0 && id < model.tokens.count ? model.tokens[id] : nil
     }
 
@@ -127,12 +134,9 @@ public final class Tokenizer: Sendable {
         var tokens: [String] = []
         tokens.reserveCapacity(ids.count)
         for id in ids {
-            if let added = addedById[id] {
-                if !(skipSpecialTokens && added.special) { tokens.append(added.content) }
-            } else if id >= 0, id < model.tokens.count, let token = model.tokens[id] {
-                if skipSpecialTokens, addedByContent[token]?.special == true { continue }
-                tokens.append(token)
-            }
+            // As tokenizers does: unknown ids are skipped, and special tokens are recognised by their text.
+            guard let token = token(of: id), !(skipSpecialTokens && specialContents.contains(token)) else { continue }
+            tokens.append(token)
         }
         guard let decoder else { return tokens.joined(separator: " ") }
         return decoder.decodeChain(tokens).joined()

@@ -119,3 +119,26 @@ private func readJSON(_ path: String) throws -> JSONValue {
         #expect(throws: CheckpointError.self) { _ = try GGUFLlamaSource(path: fixturesDirectory + "/gguf/quants.gguf") }
     }
 }
+
+@Suite struct GGUFLlamaNamesTests {
+    @Test func mapsNamesBothWays() {
+        #expect(GGUFLlamaNames.hfName("blk.12.attn_q.weight") == "model.layers.12.self_attn.q_proj.weight")
+        #expect(GGUFLlamaNames.hfName("blk.0.ffn_norm.weight") == "model.layers.0.post_attention_layernorm.weight")
+        #expect(GGUFLlamaNames.hfName("output.weight") == "lm_head.weight")
+        #expect(GGUFLlamaNames.hfName("blk.x.attn_q.weight") == nil)
+        for g in ["token_embd.weight", "output_norm.weight", "blk.3.attn_k.weight", "blk.3.attn_v.weight",
+                  "blk.3.attn_output.weight", "blk.3.ffn_gate.weight", "blk.3.ffn_up.weight", "blk.3.ffn_down.weight",
+                  "blk.3.attn_norm.weight"] {
+            #expect(GGUFLlamaNames.hfName(g).flatMap(GGUFLlamaNames.ggufName) == g)
+        }
+    }
+
+    @Test func permutationMatchesLlamaCppAndUndoesItself() {
+        // 2 heads of 4 rows, 1 column: llama.cpp stores HF rows [0, 2, 1, 3] of each head.
+        var rows: [Float] = [0, 1, 2, 3, 4, 5, 6, 7]
+        rows.withUnsafeMutableBufferPointer { GGUFLlamaNames.permuteRows($0, rows: 8, heads: 2, toHF: false) }
+        #expect(rows == [0, 2, 1, 3, 4, 6, 5, 7])
+        rows.withUnsafeMutableBufferPointer { GGUFLlamaNames.permuteRows($0, rows: 8, heads: 2, toHF: true) }
+        #expect(rows == [0, 1, 2, 3, 4, 5, 6, 7])
+    }
+}

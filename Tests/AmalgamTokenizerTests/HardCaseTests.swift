@@ -6,7 +6,7 @@ import Testing
 /// and decodes that tokenizers 0.23.3 gave (hard-cases-ref.json).
 @Suite struct HardCaseTests {
     static let names = ["smollm2", "sp-bpe", "smollm2-hub", "llama3-style", "qwen2-style", "gpt2-split-prefix",
-                        "split-behaviors", "sp-metaspace", "sp-metaspace-split"]
+                        "split-behaviors", "added-flags", "sp-metaspace", "sp-metaspace-split"]
 
     @Test(arguments: names)
     func sameIdsAndTextAsTokenizers(name: String) throws {

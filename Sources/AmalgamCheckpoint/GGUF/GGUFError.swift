@@ -26,6 +26,9 @@ public enum GGUFError: Error, CustomStringConvertible, Equatable, Sendable {
         case let .badMagic(path, found):
             return "\(path): not a GGUF file (starts with \(found.map { String(format: "%02x", $0) }.joined(separator: " ")), expected 'GGUF')"
         case let .unsupportedVersion(path, version):
+            if version > 0xFFFF, version.byteSwapped == 2 || version.byteSwapped == 3 {
+                return "\(path): a big-endian GGUF (version \(version.byteSwapped)); Amalgam reads little-endian files only, convert it with llama.cpp's gguf tools"
+            }
             return "\(path): GGUF version \(version) is not supported (Amalgam reads versions 2 and 3, little-endian); convert it again with a current llama.cpp"
         case let .absurdCount(path, what, count, limit):
             return "\(path): \(what) is \(count), more than the file could hold (at most \(limit)); the header is corrupt"

@@ -45,6 +45,11 @@ public final class GGUFLlamaSource: TensorSource, @unchecked Sendable {
 
     public func info(_ name: String) -> TensorInfo? { infoOf[name] }
 
+    /// The Hugging Face `config.json` of this model (for an output folder built from it).
+    public func huggingFaceConfig(dtype: DType) throws(CheckpointError) -> ModelConfig {
+        try GGUFLlamaConvert.huggingFaceConfig(file, dtype: dtype, tied: info("lm_head.weight") == nil)
+    }
+
     /// The tensor under its HF name; q/k come back un-permuted in f32, others as `GGUFFile` gives them.
     public func tensor(_ name: String) throws(CheckpointError) -> Tensor {
         guard let g = ggufNameOf[name] else { throw .tensorNotFound(path: path, tensor: name) }

@@ -11,6 +11,7 @@ extension GGMLType {
     public func quantize(_ values: UnsafeBufferPointer<Float>) -> [UInt8] {
         precondition(canQuantize, "\(name) cannot be quantized")
         let n = values.count
+        precondition(n % blockLayout.elements == 0, "\(name): \(n) values are not whole blocks")
         let out = [UInt8](unsafeUninitializedCapacity: byteCount(elements: n)) { buffer, initialized in
             let raw = UnsafeMutableRawBufferPointer(buffer)
             switch self {
