@@ -4,6 +4,7 @@ import Foundation
 // reference measured in the same run.
 let benchmarks: [String: ([String]) throws -> Void] = [
     "inference": InferenceBenchmark.run,
+    "mlp": MLPBenchmark.run,
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())
