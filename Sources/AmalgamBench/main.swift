@@ -9,6 +9,7 @@ let benchmarks: [(name: String, summary: String, run: ([String]) throws -> Void)
     ("dequant", "GGUF dequantization GB/s per type beside memcpy", DequantBench.run),
     ("tokenize", "tokens/s encoding Shakespeare beside the Python tokenizers library", runTokenizeBenchmark),
     ("inference", "SmolLM2 scoring and generation tokens/s beside transformers", InferenceBenchmark.run),
+    ("mlp", "digits MLP classifier forward beside PyTorch addmm", MLPBenchmark.run),
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())

@@ -44,7 +44,9 @@ public enum Attention {
         let group = Hq / Hkv
         let limit = window ?? Int.max
         let maxKeys = segments.map { $0.position + $0.count }.max() ?? 0
-        DispatchQueue.concurrentPerform(iterations: tasks.count) { taskIndex in
+        // one decoded token attends over a short context in microseconds: dispatching costs more
+        let work = segments.reduce(0) { $0 + $1.count * ($1.position + $1.count) } * Hq * D
+        let runTask: @Sendable (Int) -> Void = { taskIndex in
             let task = tasks[taskIndex]
             let s = segments[task.segment]
             let kvh = task.head / group
@@ -74,7 +76,15 @@ public enum Attention {
                 }
             }
         }
+        if work < serialWork {
+            for t in 0..<tasks.count { runTask(t) }
+        } else {
+            DispatchQueue.concurrentPerform(iterations: tasks.count, execute: runTask)
+        }
     }
+
+    /// Multiply-adds below which attention runs on the calling thread.
+    static let serialWork = 1 << 18
 
     @inline(__always)
     static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {

@@ -8,6 +8,12 @@ final class FloatBuffer: @unchecked Sendable {
         pointer = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64).bindMemory(to: Float.self, capacity: max(count, 1))
     }
 
+    /// A buffer holding a copy of `values`.
+    convenience init(_ values: [Float]) {
+        self.init(values.count)
+        pointer.update(from: values, count: values.count)
+    }
+
     deinit { pointer.deallocate() }
 
     /// The values as an array (a copy).

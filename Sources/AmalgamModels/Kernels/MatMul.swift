@@ -19,7 +19,8 @@ public enum MatMul {
     public static func forward(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows T: Int,
                                weight w: WeightMatrix, bias: UnsafePointer<Float>?, scratch: UnsafeMutablePointer<Float>?) {
         if T < gemmMinimumRows {
-            for t in 0..<T { gemv(out + t * w.rows, x + t * w.cols, w) }
+            forwardGroup([Product(out: out, weight: w, bias: bias)], x, rows: T, scratch: scratch)
+            return
         } else if w.tensor.dtype == .f32 {
             let wp = w.tensor.storage.base!.assumingMemoryBound(to: Float.self)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(w.rows), Int32(w.cols),
@@ -52,14 +53,61 @@ public enum MatMul {
 
     /// y[W.rows] = W · x[W.cols], parallel over rows.
     public static func gemv(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: WeightMatrix) {
-        let yp = SendablePointer(y)
+        gemvGroup([Product(out: y, weight: w, bias: nil)], x)
+    }
+
+    /// One product of a group sharing an input: out = x · Wᵀ (+ bias).
+    public struct Product: @unchecked Sendable {
+        public var out: UnsafeMutablePointer<Float>
+        public var weight: WeightMatrix
+        public var bias: UnsafePointer<Float>?
+
+        /// A product writing `out` [T × weight.rows].
+        public init(out: UnsafeMutablePointer<Float>, weight: WeightMatrix, bias: UnsafePointer<Float>?) {
+            self.out = out
+            self.weight = weight
+            self.bias = bias
+        }
+    }
+
+    /// Several products of the same input x[T × cols] (q/k/v, gate/up). One-row inputs run as one
+    /// parallel GEMV over all the weights' rows: one dispatch instead of one per weight, which matters
+    /// when decoding a token costs a few milliseconds.
+    public static func forwardGroup(_ products: [Product], _ x: UnsafePointer<Float>, rows T: Int,
+                                    scratch: UnsafeMutablePointer<Float>?) {
+        guard T < gemmMinimumRows else {
+            for p in products { forward(p.out, x, rows: T, weight: p.weight, bias: p.bias, scratch: scratch) }
+            return
+        }
+        let cols = products[0].weight.cols
+        for t in 0..<T {
+            let shifted = products.map { Product(out: $0.out + t * $0.weight.rows, weight: $0.weight, bias: $0.bias) }
+            gemvGroup(shifted, x + t * cols)
+        }
+    }
+
+    /// y_i = W_i · x (+ b_i) for every product, split by rows over the cores as one job.
+    static func gemvGroup(_ products: [Product], _ x: UnsafePointer<Float>) {
+        let cols = products[0].weight.cols
+        var starts = [0]
+        for p in products {
+            precondition(p.weight.cols == cols, "a GEMV group shares one input")
+            starts.append(starts.last! + p.weight.rows)
+        }
+        let first = starts
         let xp = SendableConstPointer(x)
-        let minimum = max(16, 65536 / max(w.cols, 1))
-        parallelChunks(w.rows, minimumChunk: minimum) { range in
-            switch w.tensor.dtype {
-            case .bf16: gemvRows(BF16Lanes.self, yp.base, xp.base, w.rowBytes(0), w.cols, range)
-            case .f16: gemvRows(F16Lanes.self, yp.base, xp.base, w.rowBytes(0), w.cols, range)
-            default: gemvRows(F32Lanes.self, yp.base, xp.base, w.rowBytes(0), w.cols, range)
+        parallelChunks(first.last!, minimumChunk: max(16, 65536 / max(cols, 1))) { range in
+            for (i, p) in products.enumerated() {
+                let lo = max(range.lowerBound, first[i]) - first[i]
+                let hi = min(range.upperBound, first[i + 1]) - first[i]
+                guard lo < hi else { continue }
+                let w = p.weight
+                switch w.tensor.dtype {
+                case .bf16: gemvRows(BF16Lanes.self, p.out, xp.base, w.rowBytes(0), cols, lo..<hi)
+                case .f16: gemvRows(F16Lanes.self, p.out, xp.base, w.rowBytes(0), cols, lo..<hi)
+                default: gemvRows(F32Lanes.self, p.out, xp.base, w.rowBytes(0), cols, lo..<hi)
+                }
+                if let b = p.bias { for r in lo..<hi { p.out[r] += b[r] } }
             }
         }
     }

@@ -97,20 +97,20 @@ public final class LlamaModel: LogitsModel, @unchecked Sendable {
         for (n, t) in tokens.enumerated() { weights.embed.decodeRows(t..<(t + 1), into: x.pointer + n * C) }
         rope.tables(positions, cos: cos.pointer, sin: sin.pointer)
 
-        func linear(_ out: FloatBuffer, _ inp: FloatBuffer, _ w: WeightMatrix, _ b: [Float]?) {
-            if let b {
-                b.withUnsafeBufferPointer { MatMul.forward(out.pointer, inp.pointer, rows: N, weight: w, bias: $0.baseAddress, scratch: scratch.pointer) }
-            } else {
-                MatMul.forward(out.pointer, inp.pointer, rows: N, weight: w, bias: nil, scratch: scratch.pointer)
-            }
+        func linear(_ out: FloatBuffer, _ inp: FloatBuffer, _ w: WeightMatrix, _ b: FloatBuffer?) {
+            MatMul.forward(out.pointer, inp.pointer, rows: N, weight: w, bias: b?.pointer, scratch: scratch.pointer)
+        }
+
+        /// Products sharing one input (q/k/v, gate/up).
+        func group(_ inp: FloatBuffer, _ items: [(FloatBuffer, WeightMatrix, FloatBuffer?)]) {
+            let products = items.map { MatMul.Product(out: $0.0.pointer, weight: $0.1, bias: $0.2?.pointer) }
+            MatMul.forwardGroup(products, inp.pointer, rows: N, scratch: scratch.pointer)
         }
 
         for (index, layer) in weights.layers.enumerated() {
             // attention block: x += o_proj(attention(rope(q), rope(k), v)) over rmsnorm(x)
             Layers.rmsnormForward(xn.pointer, nil, x.pointer, layer.inputNorm, rows: N, cols: C, eps: eps)
-            linear(q, xn, layer.q, layer.qBias)
-            linear(k, xn, layer.k, layer.kBias)
-            linear(v, xn, layer.v, layer.vBias)
+            group(xn, [(q, layer.q, layer.qBias), (k, layer.k, layer.kBias), (v, layer.v, layer.vBias)])
             if let qNorm = layer.qNorm, let kNorm = layer.kNorm {
                 Layers.rmsnormForward(q.pointer, nil, q.pointer, qNorm, rows: N * Hq, cols: D, eps: eps)
                 Layers.rmsnormForward(k.pointer, nil, k.pointer, kNorm, rows: N * Hkv, cols: D, eps: eps)
@@ -132,8 +132,7 @@ public final class LlamaModel: LogitsModel, @unchecked Sendable {
 
             // MLP block: x += down(silu(gate(h)) · up(h)), h = rmsnorm(x)
             Layers.rmsnormForward(xn.pointer, nil, x.pointer, layer.postNorm, rows: N, cols: C, eps: eps)
-            linear(gate, xn, layer.gate, layer.gateBias)
-            linear(up, xn, layer.up, layer.upBias)
+            group(xn, [(gate, layer.gate, layer.gateBias), (up, layer.up, layer.upBias)])
             Layers.swigluForward(gate.pointer, gate.pointer, up.pointer, count: N * I)
             linear(proj, gate, layer.down, layer.downBias)
             Layers.residualForward(x.pointer, proj.pointer, count: N * C)

@@ -5,11 +5,11 @@ import AmalgamCore
 struct LlamaLayerWeights: Sendable {
     var inputNorm: [Float]                 // input_layernorm.weight [C]
     var q, k, v, o: WeightMatrix           // self_attn.{q,k,v,o}_proj.weight [out × in]
-    var qBias, kBias, vBias, oBias: [Float]?  // present for qwen2 and attention_bias models
+    var qBias, kBias, vBias, oBias: FloatBuffer?  // present for qwen2 and attention_bias models
     var qNorm, kNorm: [Float]?             // qwen3: self_attn.{q,k}_norm.weight [D]
     var postNorm: [Float]                  // post_attention_layernorm.weight [C]
     var gate, up, down: WeightMatrix       // mlp.{gate,up,down}_proj.weight
-    var gateBias, upBias, downBias: [Float]?  // mlp_bias models
+    var gateBias, upBias, downBias: FloatBuffer?  // mlp_bias models
     var window: Int?                       // sliding window of this layer, if any
 }
 
@@ -24,8 +24,8 @@ struct LlamaWeights: Sendable {
         let C = config.hiddenSize, I = config.intermediateSize, V = config.vocabSize
         let qDim = config.numAttentionHeads * config.headDim
         let kvDim = config.numKeyValueHeads * config.headDim
-        func optional(_ name: String, _ count: Int) throws(ModelError) -> [Float]? {
-            source.info(name) == nil ? nil : try loadVector(source, name, count: count)
+        func optional(_ name: String, _ count: Int) throws(ModelError) -> FloatBuffer? {
+            source.info(name) == nil ? nil : FloatBuffer(try loadVector(source, name, count: count))
         }
         embed = try loadMatrix(source, "model.embed_tokens.weight", rows: V, cols: C)
         norm = try loadVector(source, "model.norm.weight", count: C)
