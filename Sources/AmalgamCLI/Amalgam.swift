@@ -9,6 +9,7 @@ struct Amalgam: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             Inspect.self,
+            Experiment.self,
         ]
     )
 }
