@@ -4,6 +4,7 @@ import Foundation
 let arguments = Array(CommandLine.arguments.dropFirst())
 let benchmarks: [String: ([String]) throws -> Void] = [
     "m2n2": m2n2Benchmark,
+    "m2n2-parts": m2n2PartsBenchmark,
 ]
 guard let name = arguments.first, let benchmark = benchmarks[name] else {
     print("usage: amalgam-bench BENCHMARK [options]\nbenchmarks: \(benchmarks.keys.sorted().joined(separator: ", "))")

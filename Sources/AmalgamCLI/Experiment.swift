@@ -27,6 +27,9 @@ struct M2N2Digits: ParsableCommand {
     @Option(help: "Forward passes per run, overriding the published budgets (50,000 from scratch, 10,000 pre-trained).")
     var passes: Int?
 
+    @Option(name: .customLong("method"), help: "Only this method (repeatable): M2N2, \"no attraction\", \"no split point\", \"no crossover\", GA, \"brute-force slerp\" (with the seeds).")
+    var methods: [String] = []
+
     @Option(help: "Runs to execute at once (set OPENBLAS_NUM_THREADS=1 in the environment when above 1).")
     var jobs = 1
 
@@ -43,6 +46,10 @@ struct M2N2Digits: ParsableCommand {
         guard runs > 0 else { throw ValidationError("--runs must be at least 1") }
         guard jobs > 0 else { throw ValidationError("--jobs must be at least 1") }
         if let passes, passes < 1 { throw ValidationError("--passes must be at least 1") }
+        let known = Set(M2N2Variant.allCases.map(\.rawValue) + ["brute-force slerp"])
+        for m in methods where !known.contains(m) {
+            throw ValidationError("unknown --method `\(m)`; known: \(known.sorted().joined(separator: ", "))")
+        }
     }
 
     func run() throws {
@@ -52,7 +59,8 @@ struct M2N2Digits: ParsableCommand {
         var budgets: [DigitsExperiment.Setting: Int] = [:]
         if let passes { for s in settings { budgets[s] = passes } }
         let start = Date()
-        let rows = try experiment.table(settings: settings, runs: runs, forwardPasses: budgets, concurrentJobs: jobs) { p in
+        let rows = try experiment.table(settings: settings, runs: runs, forwardPasses: budgets,
+                                        methods: methods.isEmpty ? nil : Set(methods), concurrentJobs: jobs) { p in
             printError("[\(p.done)/\(p.total)] \(p.label)")
         }
         let seconds = Date().timeIntervalSince(start)

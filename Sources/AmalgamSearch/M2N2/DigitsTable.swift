@@ -15,12 +15,14 @@ extension DigitsExperiment {
     /// Runs every method of every setting in `settings` over `runs` seeds (0, 1, …) and returns the table.
     /// Jobs are independent and may run on all cores at once (`concurrentJobs`); each is seeded on its own,
     /// so the table does not depend on how many run at a time.
-    public func table(settings: [Setting], runs: Int, forwardPasses: [Setting: Int] = [:], concurrentJobs: Int = 1,
+    /// `methods`, when given, keeps only those variants (by name, e.g. `M2N2`, `GA`) and the baselines.
+    public func table(settings: [Setting], runs: Int, forwardPasses: [Setting: Int] = [:], methods: Set<String>? = nil,
+                      concurrentJobs: Int = 1,
                       progress: @escaping @Sendable (DigitsExperimentProgress) -> Void = { _ in }) throws(SearchError) -> [Row] {
         struct Job: Sendable { var setting: Setting; var variant: M2N2Variant; var run: Int }
         var jobs: [Job] = []
         for setting in settings {
-            for (variant, _) in setting.variants {
+            for (variant, _) in setting.variants where methods?.contains(variant.rawValue) ?? true {
                 for run in 0..<runs { jobs.append(Job(setting: setting, variant: variant, run: run)) }
             }
         }
@@ -28,7 +30,7 @@ extension DigitsExperiment {
         let results = Box([Result<RunResult, SearchError>?](repeating: nil, count: jobs.count))
         let lock = Lock()
         let next = Box(0), done = Box(0)
-        let total = jobs.count + (settings.contains(.pretrained) ? 1 : 0)
+        let total = jobs.count + (settings.contains(.pretrained) && (methods?.contains("brute-force slerp") ?? true) ? 1 : 0)
         let experiment = self
         DispatchQueue.concurrentPerform(iterations: max(1, min(concurrentJobs, jobs.count))) { _ in
             while true {
@@ -51,7 +53,7 @@ extension DigitsExperiment {
         }
         var rows: [Row] = []
         for setting in settings {
-            for (variant, published) in setting.variants {
+            for (variant, published) in setting.variants where methods?.contains(variant.rawValue) ?? true {
                 var row = Row(setting: setting, method: variant.rawValue, testAccuracies: [], trainAccuracies: [],
                               published: published, seconds: [])
                 for (i, job) in jobs.enumerated() where job.setting == setting && job.variant == variant {
@@ -62,7 +64,7 @@ extension DigitsExperiment {
                 }
                 rows.append(row)
             }
-            if setting == .pretrained {
+            if setting == .pretrained, methods?.contains("brute-force slerp") ?? true {
                 let seeds = pretrainedSeeds()
                 let brute = try bruteForceSlerp(seeds: seeds)
                 progress(DigitsExperimentProgress(done: total, total: total,

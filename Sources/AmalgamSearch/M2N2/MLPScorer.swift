@@ -7,6 +7,8 @@ public final class MLPScorer: CandidateScorer {
     /// The training examples.
     public let batch: MLPBatch
     private let workspace: MLPWorkspace
+    /// The fused sparse kernel, when the shape allows it (it does for digits).
+    private let fused: MLPSparseScoring?
 
     public var exampleCount: Int { batch.count }
 
@@ -15,6 +17,7 @@ public final class MLPScorer: CandidateScorer {
         self.classifier = classifier
         self.batch = batch
         workspace = MLPWorkspace(classifier: classifier, count: batch.count)
+        fused = MLPSparseScoring.supports(classifier) ? MLPSparseScoring(classifier: classifier, batch: batch) : nil
     }
 
     public func scoreCandidate(of store: FlatGenomeStore, into scores: UnsafeMutableBufferPointer<Float>) throws(SearchError) {
@@ -22,6 +25,7 @@ public final class MLPScorer: CandidateScorer {
             throw .parameterCountMismatch(expected: classifier.parameterCount, found: store.parameterCount, what: "the candidate")
         }
         store.candidate.withUnsafeBufferPointer { p in
+            if let fused { return fused.scoreCorrect(parameters: p.baseAddress!, into: scores) }
             classifier.scoreCorrect(parameters: p.baseAddress!, batch: batch, workspace: workspace, into: scores)
         }
     }
