@@ -28,3 +28,12 @@ struct BenchError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
 }
+
+/// Peak resident memory of this process, in MB.
+func peakMemoryMB() -> Double { Double(peakResidentBytes()) / 1_048_576 }
+
+/// The value after `flag` in `arguments`, if any.
+func option(_ flag: String, in arguments: [String]) -> String? {
+    guard let i = arguments.firstIndex(of: flag), i + 1 < arguments.count else { return nil }
+    return arguments[i + 1]
+}

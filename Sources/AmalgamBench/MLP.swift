@@ -25,10 +25,10 @@ enum MLPBenchmark {
             i += 1
         }
         InferenceBenchmark.relaunchForBLASIfNeeded(threads: nil)
-        let count = MLPClassifier.parameterCount(input: sizes.0, hidden: sizes.1, output: sizes.2)
+        let count = MLPLogitsModel.parameterCount(input: sizes.0, hidden: sizes.1, output: sizes.2)
         var state: UInt32 = 7
         func next() -> Float { state = state &* 1_664_525 &+ 1_013_904_223; return Float(state >> 8) / Float(1 << 24) - 0.5 }
-        let model = try MLPClassifier(inputCount: sizes.0, hiddenCount: sizes.1, outputCount: sizes.2,
+        let model = try MLPLogitsModel(inputCount: sizes.0, hiddenCount: sizes.1, outputCount: sizes.2,
                                       parameters: (0..<count).map { _ in next() })
         let x = Matrix(rows: rows, cols: sizes.0, values: (0..<(rows * sizes.0)).map { _ in next() })
         _ = try model.logits(x)

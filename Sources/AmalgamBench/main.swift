@@ -10,6 +10,8 @@ let benchmarks: [(name: String, summary: String, run: ([String]) throws -> Void)
     ("tokenize", "tokens/s encoding Shakespeare beside the Python tokenizers library", runTokenizeBenchmark),
     ("inference", "SmolLM2 scoring and generation tokens/s beside transformers", InferenceBenchmark.run),
     ("mlp", "digits MLP classifier forward beside PyTorch addmm", MLPBenchmark.run),
+    ("m2n2", "wall time and passes/s of one from-scratch M2N2 digits run", m2n2Benchmark),
+    ("m2n2-parts", "time of each part of an M2N2 step on digits", m2n2PartsBenchmark),
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())

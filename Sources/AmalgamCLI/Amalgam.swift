@@ -14,6 +14,7 @@ struct Amalgam: ParsableCommand {
             Tokenize.self,
             Score.self,
             Generate.self,
+            Experiment.self,
         ]
     )
 }

@@ -1,10 +1,10 @@
 import AmalgamCore
 import CAmalgamBLAS
 
-/// A one-hidden-layer perceptron, in → hidden (ReLU) → out logits, over one flat parameter vector laid
+/// The digits-style MLP as a `LogitsModel` (the engine's model abstraction): in → hidden (ReLU) → out logits, over one flat parameter vector laid
 /// out as [W1 (in × hidden, row-major), b1 (hidden), W2 (hidden × out, row-major), b2 (out)] — the
 /// layout model-merging searches (M2N2) operate on. Each layer is one GEMM for the whole batch.
-public struct MLPClassifier: LogitsModel {
+public struct MLPLogitsModel: LogitsModel {
     /// Features per example.
     public let inputCount: Int
     /// Hidden units.

@@ -6,11 +6,11 @@ func mlpMatchesNaiveLoops() throws {
     let I = 5, H = 7, O = 3, N = 9
     var seed: UInt32 = 12345
     func next() -> Float { seed = seed &* 1_664_525 &+ 1_013_904_223; return Float(seed >> 8) / Float(1 << 24) - 0.5 }
-    let count = MLPClassifier.parameterCount(input: I, hidden: H, output: O)
+    let count = MLPLogitsModel.parameterCount(input: I, hidden: H, output: O)
     #expect(count == I * H + H + H * O + O)
     let p = (0..<count).map { _ in next() }
     let x = Matrix(rows: N, cols: I, values: (0..<(N * I)).map { _ in next() })
-    let model = try MLPClassifier(inputCount: I, hiddenCount: H, outputCount: O, parameters: p)
+    let model = try MLPLogitsModel(inputCount: I, hiddenCount: H, outputCount: O, parameters: p)
     let logits = try model.logits(x)
     let (w1, b1, w2, b2) = model.offsets
     for n in 0..<N {
@@ -34,6 +34,6 @@ func mlpMatchesNaiveLoops() throws {
 func mlpRejectsWrongParameterCount() {
     #expect(throws: ModelError.parameterCount(expected: 64 * 256 + 256 + 256 * 10 + 10, actual: 3,
                                               layout: "[W1 64×256, b1 256, W2 256×10, b2 10]")) {
-        try MLPClassifier(inputCount: 64, hiddenCount: 256, outputCount: 10, parameters: [1, 2, 3])
+        try MLPLogitsModel(inputCount: 64, hiddenCount: 256, outputCount: 10, parameters: [1, 2, 3])
     }
 }

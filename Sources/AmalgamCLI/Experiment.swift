@@ -1,0 +1,124 @@
+import AmalgamCore
+import AmalgamSearch
+import ArgumentParser
+import Foundation
+
+/// `amalgam experiment …`: reproductions of published experiments.
+struct Experiment: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Reproduce a published experiment and print our numbers beside the published ones.",
+        subcommands: [M2N2Digits.self]
+    )
+}
+
+/// `amalgam experiment m2n2-digits`: Sakana AI's M2N2 on scikit-learn's digits.
+struct M2N2Digits: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "m2n2-digits",
+        abstract: "M2N2 and its ablations on a 64-256-10 MLP over scikit-learn's digits (from scratch and pre-trained)."
+    )
+
+    @Option(help: "scratch, pretrained or all.")
+    var setting = "all"
+
+    @Option(help: "Runs (seeds 0, 1, …) per method.")
+    var runs = 10
+
+    @Option(help: "Forward passes per run, overriding the published budgets (50,000 from scratch, 10,000 pre-trained).")
+    var passes: Int?
+
+    @Option(name: .customLong("method"), help: "Only this method (repeatable): M2N2, \"no attraction\", \"no split point\", \"no crossover\", GA, \"brute-force slerp\" (with the seeds).")
+    var methods: [String] = []
+
+    @Option(help: "Runs to execute at once (set OPENBLAS_NUM_THREADS=1 in the environment when above 1).")
+    var jobs = 1
+
+    @Option(help: "The digits CSV (64 features and a label per line).")
+    var data = "fixtures/digits/digits.csv"
+
+    @Option(help: "Also write the table and every run's numbers as JSON to this file.")
+    var json: String?
+
+    func validate() throws {
+        guard ["scratch", "pretrained", "all"].contains(setting) else {
+            throw ValidationError("--setting must be scratch, pretrained or all, not `\(setting)`")
+        }
+        guard runs > 0 else { throw ValidationError("--runs must be at least 1") }
+        guard jobs > 0 else { throw ValidationError("--jobs must be at least 1") }
+        if let passes, passes < 1 { throw ValidationError("--passes must be at least 1") }
+        let known = Set(M2N2Variant.allCases.map(\.rawValue) + ["brute-force slerp"])
+        for m in methods where !known.contains(m) {
+            throw ValidationError("unknown --method `\(m)`; known: \(known.sorted().joined(separator: ", "))")
+        }
+    }
+
+    func run() throws {
+        let settings: [DigitsExperiment.Setting] = setting == "all" ? [.scratch, .pretrained]
+            : [DigitsExperiment.Setting(rawValue: setting)!]
+        let experiment = try DigitsExperiment(csvPath: data)
+        var budgets: [DigitsExperiment.Setting: Int] = [:]
+        if let passes { for s in settings { budgets[s] = passes } }
+        let start = Date()
+        let rows = try experiment.table(settings: settings, runs: runs, forwardPasses: budgets,
+                                        methods: methods.isEmpty ? nil : Set(methods), concurrentJobs: jobs) { p in
+            printError("[\(p.done)/\(p.total)] \(p.label)")
+        }
+        let seconds = Date().timeIntervalSince(start)
+        print(M2N2DigitsReport(rows: rows, runs: runs, budgets: budgets, seconds: seconds).text)
+        if let json {
+            try writeFileAtomically(M2N2DigitsReport(rows: rows, runs: runs, budgets: budgets, seconds: seconds)
+                .json.pythonText(sortKeys: false) + "\n", to: json)
+        }
+    }
+}
+
+/// The experiment's table, as text and JSON.
+struct M2N2DigitsReport {
+    let rows: [DigitsExperiment.Row]
+    let runs: Int
+    let budgets: [DigitsExperiment.Setting: Int]
+    let seconds: Double
+
+    var text: String {
+        var out = "M2N2 on digits (MLP 64-256-10; train = first 1437, test = last 360): test accuracy of the\n"
+        out += "archive member with the best training accuracy, mean ± std (ddof 0) over runs\n\n"
+        out += "setting     passes  method              runs  test acc (%)     train acc (%)   published (%)  s/run\n"
+        for r in rows {
+            let test = r.testAccuracies.map { $0 * 100 }.meanAndStandardDeviation
+            let train = r.trainAccuracies.map { $0 * 100 }.meanAndStandardDeviation
+            let passes = r.method.hasPrefix("seed") ? "-" : r.method == "brute-force slerp" ? "10000"
+                : String(budgets[r.setting] ?? r.setting.forwardPasses)
+            out += r.setting.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0)
+            out += passes.padding(toLength: 8, withPad: " ", startingAt: 0)
+            out += r.method.padding(toLength: 20, withPad: " ", startingAt: 0)
+            out += String(r.testAccuracies.count).padding(toLength: 6, withPad: " ", startingAt: 0)
+            out += String(format: "%5.1f ± %4.1f     %5.1f ± %4.1f    ", test.mean, test.std, train.mean, train.std)
+            out += (r.published.map { String(format: "≈ %.1f", $0) } ?? "-").padding(toLength: 15, withPad: " ", startingAt: 0)
+            out += String(format: "%6.1f\n", r.seconds.meanAndStandardDeviation.mean)
+        }
+        out += String(format: "\nwall time %.0f s", seconds)
+        return out
+    }
+
+    var json: JSONValue {
+        .object(JSONObject([
+            ("experiment", .string("m2n2-digits")),
+            ("runs", .int(runs)),
+            ("wall_seconds", .double(seconds)),
+            ("rows", .array(rows.map { r in
+                let test = r.testAccuracies.meanAndStandardDeviation
+                return .object(JSONObject([
+                    ("setting", .string(r.setting.rawValue)),
+                    ("method", .string(r.method)),
+                    ("forward_passes", .int(budgets[r.setting] ?? r.setting.forwardPasses)),
+                    ("test_accuracy_mean", .double(test.mean)),
+                    ("test_accuracy_std", .double(test.std)),
+                    ("published_percent", r.published.map { .double($0) } ?? .null),
+                    ("test_accuracies", .array(r.testAccuracies.map { .double($0) })),
+                    ("train_accuracies", .array(r.trainAccuracies.map { .double($0) })),
+                    ("seconds", .array(r.seconds.map { .double($0) })),
+                ]))
+            })),
+        ]))
+    }
+}

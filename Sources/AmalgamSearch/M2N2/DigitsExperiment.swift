@@ -1,0 +1,144 @@
+import AmalgamCore
+import AmalgamModels
+import Foundation
+
+/// The released M2N2 experiment: a 64-256-10 MLP on scikit-learn's digits (first 80 % train, last 20 %
+/// test, features not normalised), evolved from scratch or from two seeds pre-trained on digits 0–4 and 5–9.
+public struct DigitsExperiment: Sendable {
+    /// Where the seeds come from.
+    public enum Setting: String, Sendable, CaseIterable, Codable {
+        /// Seeds ~ N(0, 0.01²), mutation N(0, 0.01²), 50,000 passes.
+        case scratch
+        /// Seeds trained 10 Adam steps on digits 0–4 and 5–9, no mutation, 10,000 passes.
+        case pretrained
+
+        /// The published budget in forward passes.
+        public var forwardPasses: Int { self == .scratch ? 50_000 : 10_000 }
+        /// Mutation of the setting.
+        public var mutationStandardDeviation: Float? { self == .scratch ? 0.01 : nil }
+        /// The variants reported for the setting, with the published mean test accuracy (%).
+        public var variants: [(M2N2Variant, Double)] {
+            switch self {
+            case .scratch: return [(.m2n2, 87), (.noCrossover, 77), (.ga, 68)]
+            case .pretrained: return [(.m2n2, 68.5), (.noAttraction, 66), (.noSplitPoint, 57.7), (.ga, 52)]
+            }
+        }
+    }
+
+    /// One line of the result table.
+    public struct Row: Sendable {
+        /// The setting.
+        public var setting: Setting
+        /// Method name (`M2N2`, `GA`, `brute-force slerp`, `seed 0-4`, …).
+        public var method: String
+        /// Test accuracy of the best-on-train archive member, per run.
+        public var testAccuracies: [Double]
+        /// Its training accuracy, per run.
+        public var trainAccuracies: [Double]
+        /// The published mean test accuracy (%), when there is one.
+        public var published: Double?
+        /// Wall time of each run in seconds.
+        public var seconds: [Double]
+    }
+
+    /// One finished run of one method.
+    public struct RunResult: Sendable {
+        /// Test accuracy of the best-on-train member.
+        public var testAccuracy: Double
+        /// Its training accuracy.
+        public var trainAccuracy: Double
+        /// Wall time in seconds.
+        public var seconds: Double
+        /// Times parent 2 could not be chosen by attraction.
+        public var attractionFallbacks: Int
+    }
+
+    /// Training examples (first 80 %).
+    public let train: MLPBatch
+    /// Test examples (last 20 %).
+    public let test: MLPBatch
+    /// The classifier's shape.
+    public let classifier = MLPClassifier.digits
+
+    /// The experiment on the digits CSV at `csvPath`.
+    public init(csvPath: String) throws(SearchError) {
+        do {
+            (train, test) = try DigitsDataset(csvPath: csvPath).split()
+        } catch {
+            throw .badData(path: csvPath, reason: error.description)
+        }
+    }
+
+    /// Seeds of a run: from scratch, two N(0, 0.01²) vectors from the run's seed; pre-trained, the same
+    /// two trained seeds for every run (as the reference trains them once, from a fixed key).
+    public func seeds(setting: Setting, runSeed: UInt64) -> [[Float]] {
+        switch setting {
+        case .scratch: return Self.gaussianSeeds(count: classifier.parameterCount, seed: runSeed)
+        case .pretrained: return pretrainedSeeds()
+        }
+    }
+
+    /// Two N(0, 0.01²) vectors drawn from stream 1 of `seed`.
+    static func gaussianSeeds(count: Int, seed: UInt64) -> [[Float]] {
+        var g = SeededGenerator(seed: seed, stream: 1)
+        return (0..<2).map { _ in (0..<count).map { _ in 0.01 * g.normal() } }
+    }
+
+    /// The two pre-trained seeds: N(0, 0.01²) from seed 42, then 10 full-batch Adam steps (lr 3e-3) of
+    /// softmax cross-entropy, the first on training digits 0–4, the second on 5–9.
+    public func pretrainedSeeds() -> [[Float]] {
+        let initial = Self.gaussianSeeds(count: classifier.parameterCount, seed: 42)
+        return [train.filter { $0 < 5 }, train.filter { $0 >= 5 }].enumerated().map { i, subset in
+            classifier.trainAdam(parameters: initial[i], batch: subset, steps: 10, learningRate: 3e-3)
+        }
+    }
+
+    /// One M2N2 run (or ablation) with `forwardPasses` children (the setting's budget if nil).
+    public func run(setting: Setting, variant: M2N2Variant, seed: UInt64, forwardPasses: Int? = nil,
+                    progress: (M2N2Progress) -> Void = { _ in }) throws(SearchError) -> RunResult {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let configuration = M2N2Configuration(
+            variant: variant, forwardPasses: forwardPasses ?? setting.forwardPasses,
+            mutationStandardDeviation: setting.mutationStandardDeviation, seed: seed)
+        let store = try FlatGenomeStore(parameterCount: classifier.parameterCount,
+                                        slotCount: configuration.archiveSize, seeds: seeds(setting: setting, runSeed: seed))
+        let search = try M2N2Search(configuration: configuration, store: store,
+                                    scorer: MLPScorer(classifier: classifier, batch: train))
+        for i in 0..<store.seedCount { try search.insertSeed(i) }
+        try search.run(progress: progress)
+        let best = search.bestMember
+        return RunResult(
+            testAccuracy: classifier.accuracy(parameters: store.slots[best], batch: test),
+            trainAccuracy: search.scores.rowMeans()[best],
+            seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9,
+            attractionFallbacks: search.attractionFallbacks)
+    }
+
+    /// Brute-force slerp between the two seeds: the best training accuracy over `steps` evenly spaced
+    /// weights in [0, 1] (the first best), then its test accuracy.
+    public func bruteForceSlerp(seeds: [[Float]], steps: Int = 10_000) throws(SearchError) -> RunResult {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let store = try FlatGenomeStore(parameterCount: classifier.parameterCount, slotCount: 2, seeds: seeds)
+        try store.makeCandidate(.seed(0), mutation: nil); try store.keepCandidate(inSlot: 0)
+        try store.makeCandidate(.seed(1), mutation: nil); try store.keepCandidate(inSlot: 1)
+        let omega = try store.innerProducts(0, 1).angle
+        let scorer = MLPScorer(classifier: classifier, batch: train)
+        var scores = [Float](repeating: 0, count: train.count)
+        var bestTrain = -1.0, bestWeight = 0.0
+        for i in 0..<steps {
+            let w = steps == 1 ? 0 : Double(i) / Double(steps - 1)
+            let plan = CrossoverPlan(splitPoint: classifier.parameterCount, ratio: w, omega: omega)
+            try store.makeCandidate(.crossover(a: 0, b: 1, plan: plan), mutation: nil)
+            try scores.withUnsafeMutableBufferPointer { (s: inout UnsafeMutableBufferPointer<Float>) throws(SearchError) in
+                try scorer.scoreCandidate(of: store, into: s)
+            }
+            let accuracy = Double(scores.reduce(0, +)) / Double(train.count)
+            if accuracy > bestTrain { bestTrain = accuracy; bestWeight = w }
+        }
+        let plan = CrossoverPlan(splitPoint: classifier.parameterCount, ratio: bestWeight, omega: omega)
+        try store.makeCandidate(.crossover(a: 0, b: 1, plan: plan), mutation: nil)
+        return RunResult(testAccuracy: classifier.accuracy(parameters: store.candidate, batch: test),
+                         trainAccuracy: bestTrain,
+                         seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, attractionFallbacks: 0)
+    }
+}

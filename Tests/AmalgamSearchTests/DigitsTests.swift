@@ -1,0 +1,91 @@
+import AmalgamModels
+import AmalgamSearch
+import Foundation
+import Testing
+
+/// The digits data, the MLP classifier and a short M2N2 run on them.
+@Suite struct DigitsTests {
+    @Test func splitIsFirst1437ForTrainingAndLast360ForTest() throws {
+        let (train, test) = try DigitsDataset(csvPath: digitsCSV).split()
+        #expect(train.count == 1437 && test.count == 360)
+        #expect(Array(train.augmented.prefix(8)) == [0, 0, 5, 13, 9, 1, 0, 0])  // not normalised
+        #expect(train.labels.prefix(3) == [0, 1, 2])
+        #expect(MLPClassifier.digits.parameterCount == 19_210)
+    }
+
+    @Test func gemmForwardMatchesPlainLoops() {
+        let mlp = MLPClassifier(inputs: 3, hidden: 5, outputs: 4)
+        var g = SeededGenerator(seed: 9)
+        let p = (0..<mlp.parameterCount).map { _ in g.normal() }
+        let features: [Float] = (0..<6).map { _ in Float(g.integer(below: 17)) }
+        let batch = MLPBatch(features: features, inputs: 3, labels: [1, 2])
+        let workspace = MLPWorkspace(classifier: mlp, count: 2)
+        p.withUnsafeBufferPointer { mlp.forward(parameters: $0.baseAddress!, batch: batch, workspace: workspace) }
+        for r in 0..<2 {
+            var h = [Float](repeating: 0, count: 5)
+            for j in 0..<5 {
+                var z = p[15 + j]  // b1 follows W1 (3 × 5)
+                for i in 0..<3 { z += features[r * 3 + i] * p[i * 5 + j] }
+                h[j] = max(z, 0)
+            }
+            for c in 0..<4 {
+                var l = p[20 + 20 + c]  // b2 follows W2 (5 × 4) at 20
+                for j in 0..<5 { l += h[j] * p[20 + j * 4 + c] }
+                #expect(abs(workspace.logits[r * 4 + c] - l) < 1e-4 * max(1, abs(l)))
+            }
+        }
+    }
+
+    @Test func fusedSparseScoringAgreesWithTheTwoGEMMs() throws {
+        let (train, _) = try DigitsDataset(csvPath: digitsCSV).split()
+        let mlp = MLPClassifier.digits
+        let fused = MLPSparseScoring(classifier: mlp, batch: train)
+        let workspace = MLPWorkspace(classifier: mlp, count: train.count)
+        for seed in 0..<3 as Range<UInt64> {
+            var g = SeededGenerator(seed: seed)
+            let p = (0..<mlp.parameterCount).map { _ in 0.05 * g.normal() }
+            var a = [Float](repeating: 0, count: train.count), b = a
+            p.withUnsafeBufferPointer { pp in
+                a.withUnsafeMutableBufferPointer { mlp.scoreCorrect(parameters: pp.baseAddress!, batch: train, workspace: workspace, into: $0) }
+                b.withUnsafeMutableBufferPointer { fused.scoreCorrect(parameters: pp.baseAddress!, into: $0) }
+            }
+            // Sums in another order may flip an exact near-tie, nothing more.
+            #expect(zip(a, b).filter { $0 != $1 }.count <= 2)
+            #expect(a.reduce(0, +) > 50)
+        }
+    }
+
+    @Test func gradientMatchesFiniteDifferences() {
+        let mlp = MLPClassifier(inputs: 3, hidden: 4, outputs: 3)
+        var g = SeededGenerator(seed: 4)
+        let p = (0..<mlp.parameterCount).map { _ in 0.5 * g.normal() }
+        let batch = MLPBatch(features: (0..<15).map { _ in g.normal() }, inputs: 3, labels: [0, 1, 2, 1, 0])
+        let analytic = mlp.lossAndGradient(parameters: p, batch: batch).gradient
+        for i in 0..<mlp.parameterCount {
+            var plus = p, minus = p
+            plus[i] += 1e-3
+            minus[i] -= 1e-3
+            let numeric = (mlp.lossAndGradient(parameters: plus, batch: batch).loss
+                - mlp.lossAndGradient(parameters: minus, batch: batch).loss) / 2e-3
+            #expect(abs(numeric - Double(analytic[i])) < 2e-3 + 0.02 * abs(numeric), "parameter \(i)")
+        }
+    }
+
+    @Test func pretrainedSeedsEachKnowHalfTheDigits() throws {
+        let experiment = try DigitsExperiment(csvPath: digitsCSV)
+        let seeds = experiment.pretrainedSeeds()
+        let low = experiment.test.filter { $0 < 5 }, high = experiment.test.filter { $0 >= 5 }
+        #expect(experiment.classifier.accuracy(parameters: seeds[0], batch: low) > 0.7)
+        #expect(experiment.classifier.accuracy(parameters: seeds[0], batch: high) < 0.1)
+        #expect(experiment.classifier.accuracy(parameters: seeds[1], batch: high) > 0.7)
+    }
+
+    @Test func aShortRunFromPretrainedSeedsBeatsBothSeeds() throws {
+        let experiment = try DigitsExperiment(csvPath: digitsCSV)
+        let seeds = experiment.pretrainedSeeds()
+        let seedBest = seeds.map { experiment.classifier.accuracy(parameters: $0, batch: experiment.test) }.max()!
+        let result = try experiment.run(setting: .pretrained, variant: .m2n2, seed: 0, forwardPasses: 150)
+        #expect(result.testAccuracy > seedBest + 0.1)
+        #expect(result.trainAccuracy > 0.6)
+    }
+}

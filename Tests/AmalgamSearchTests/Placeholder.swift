@@ -1,4 +1,0 @@
-import Testing
-import AmalgamSearch
-
-@Test func searchModuleBuilds() {}
