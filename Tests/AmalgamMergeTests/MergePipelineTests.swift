@@ -143,3 +143,31 @@ import Testing
         }
     }
 }
+
+/// A llama.cpp file is an input like a folder: its tensors come back under Hugging Face names with q/k
+/// un-permuted, dequantized as they are read.
+@Suite struct GGUFInputTests {
+    @Test func ggufAndItsFolderMergeToTheSameWeights() throws {
+        let g = fixturesDirectory + "/gguf"
+        let config = try MergeConfig(yaml: """
+            models:
+              - model: \(g)/tiny-llama.gguf
+                parameters: {weight: 1.0}
+              - model: \(g)/tiny-llama-hf
+                parameters: {weight: 1.0}
+            merge_method: linear
+            dtype: float32
+            """)
+        let out = try runMerge(config)
+        let merged = try ModelFolder(path: out)
+        let reference = try ModelFolder(path: g + "/tiny-llama-hf")
+        #expect(Set(merged.weights.tensorNames) == Set(reference.weights.tensorNames))
+        for info in reference.weights.tensorInfos {
+            let a = try merged.weights.tensor(info.name).floats()
+            let b = try reference.weights.tensor(info.name).floats()
+            #expect(zip(a, b).allSatisfy { abs($0 - $1) <= 1e-6 * max(1, abs($1)) }, "\(info.name)")
+        }
+        // The GGUF donor's tokenizer is rebuilt from its metadata.
+        #expect(FileManager.default.fileExists(atPath: out + "/tokenizer.json"))
+    }
+}
