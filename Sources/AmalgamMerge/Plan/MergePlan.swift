@@ -117,16 +117,6 @@ private struct Planner {
     var steps: [MergePlan.Step] = []
     var outputLayers = 0
 
-    init(config: MergeConfig, method: any MergeMethod, models: [OpenedModel], modelIndex: [String: Int], seed: UInt64,
-         vocabulary: VocabularyPlan?, truncateEmbeddings: Bool) {
-        self.vocabulary = vocabulary
-        self.truncateEmbeddings = truncateEmbeddings
-        self.config = config
-        self.method = method
-        self.models = models
-        self.modelIndex = modelIndex
-        self.seed = seed
-    }
 
     mutating func plan(slices: [MergeConfig.OutputSlice]) throws(MergeError) {
         for (i, s) in slices.enumerated() {
