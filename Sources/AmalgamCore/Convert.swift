@@ -107,18 +107,15 @@ public enum Convert {
 
     @inline(__always)
     static func float32ToBF16(_ s: UnsafePointer<Float>, _ d: UnsafeMutablePointer<UInt16>, _ n: Int) {
-        var i = 0
+        // A plain branch-free loop: the compiler vectorizes it (9 GB/s here), while an explicit
+        // SIMD16<UInt32> version with a truncating store was scalarized on AVX2 (0.5 GB/s).
         let s32 = UnsafeRawPointer(s).assumingMemoryBound(to: UInt32.self)
-        while i + 16 <= n {
-            let u = UnsafeRawPointer(s32 + i).loadUnaligned(as: SIMD16<UInt32>.self)
+        for i in 0..<n {
+            let u = s32[i]
             let rounded = (u &+ 0x7FFF &+ ((u &>> 16) & 1)) &>> 16
             let quiet = (u &>> 16) | 0x0040
-            let isNaN = (u & 0x7FFF_FFFF) .> 0x7F80_0000
-            let r = rounded.replacing(with: quiet, where: isNaN)
-            UnsafeMutableRawPointer(d + i).storeBytes(of: SIMD16<UInt16>(truncatingIfNeeded: r), as: SIMD16<UInt16>.self)
-            i += 16
+            d[i] = UInt16(truncatingIfNeeded: (u & 0x7FFF_FFFF) > 0x7F80_0000 ? quiet : rounded)
         }
-        while i < n { d[i] = BFloat16.bits(from: s[i]); i += 1 }
     }
 }
 
