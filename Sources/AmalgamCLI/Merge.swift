@@ -49,8 +49,8 @@ struct Merge: ParsableCommand {
     func run() throws {
         // Keep freed tensor buffers in the heap for the next tensor instead of returning them to the
         // kernel: fresh pages fault on first touch, which costs more than the merge arithmetic here.
-        _ = mallopt(M_MMAP_THRESHOLD, 1 << 30)
-        _ = mallopt(M_TRIM_THRESHOLD, 1 << 30)
+        _ = mallopt(mallocMmapThreshold, 1 << 30)
+        _ = mallopt(mallocTrimThreshold, 1 << 30)
         let shardSize = try parseShardSize(outShardSize)
         let stages = try MergeConfig.stages(contentsOf: config)
         for (i, stage) in stages.enumerated() {
@@ -145,3 +145,8 @@ func formatDuration(_ seconds: Double) -> String {
     let s = Int(seconds.rounded())
     return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
 }
+
+/// glibc's `mallopt` (not exported by the Glibc module) and its parameters from <malloc.h>.
+@_silgen_name("mallopt") private func mallopt(_ parameter: Int32, _ value: Int32) -> Int32
+private let mallocTrimThreshold: Int32 = -1
+private let mallocMmapThreshold: Int32 = -3
