@@ -50,23 +50,30 @@ enum Selection {
         }
     }
 
-    /// The cut selecting `count` elements of `keys`; `keys` is reordered (pass a scratch copy).
+    /// The cut selecting `count` elements of `keys` (`keys` is left as it is). A two-pass radix select
+    /// on the 32-bit keys (a histogram of the high 16 bits, then of the low 16 bits inside the bucket
+    /// holding the cut): two streaming reads instead of a quickselect's data-dependent swaps.
     static func cut(_ keys: inout [UInt32], count: Int, descending: Bool) -> Cut {
         let n = keys.count
         if count <= 0 { return Cut(descending: descending, empty: true) }
         if count >= n { return Cut(descending: descending, all: true) }
         // Position in ascending order of the last selected element.
         let position = descending ? n - count : count - 1
-        return keys.withUnsafeMutableBufferPointer { a in
-            let threshold = nthElement(a, position)
-            // After the selection everything strictly past the threshold lies on one side of `position`.
-            var before = 0
-            if descending {
-                for i in position..<n where a[i] > threshold { before += 1 }
-            } else {
-                for i in 0...position where a[i] < threshold { before += 1 }
-            }
-            return Cut(threshold: threshold, tiesKept: count - before, descending: descending)
+        return keys.withUnsafeBufferPointer { a in
+            var high = [Int](repeating: 0, count: 1 << 16)
+            for k in a { high[Int(k >> 16)] += 1 }
+            var below = 0
+            var bucket = 0
+            while below + high[bucket] <= position { below += high[bucket]; bucket += 1 }
+            var low = [Int](repeating: 0, count: 1 << 16)
+            let top = UInt32(bucket)
+            for k in a where k >> 16 == top { low[Int(k & 0xFFFF)] += 1 }
+            var digit = 0
+            while below + low[digit] <= position { below += low[digit]; digit += 1 }
+            let threshold = top << 16 | UInt32(digit)
+            // `below` counts keys < threshold; low[digit] counts keys == threshold.
+            let selectedBefore = descending ? n - below - low[digit] : below
+            return Cut(threshold: threshold, tiesKept: count - selectedBefore, descending: descending)
         }
     }
 
