@@ -19,6 +19,9 @@ struct Score: ParsableCommand {
     @Option(help: "Also write the logits [batch, max length, vocab] (F32, zero past each sequence's end), input_ids and attention_mask to this .safetensors file.")
     var dumpLogits: String?
 
+    @Option(help: "Tokens per forward pass: consecutive sequences are batched up to this many (bounds memory).")
+    var tokensPerPass = 4096
+
     @Flag(help: "Print JSON lines instead of a table.")
     var json = false
 
@@ -33,7 +36,7 @@ struct Score: ParsableCommand {
         guard !sequences.isEmpty else { throw CLIInputError("\(idsFile): no sequences (one JSON array of ids per line)") }
         let lm = try LlamaModel(folder: model)
         let batch = try TokenBatch(sequences)
-        let scores = try lm.score(batch)
+        let scores = try lm.score(sequences, tokensPerPass: tokensPerPass)
         var totalLogLikelihood = 0.0, totalTokens = 0
         if !json { print("sequence\ttokens\tlog_likelihood\tperplexity") }
         for (i, s) in scores.enumerated() {

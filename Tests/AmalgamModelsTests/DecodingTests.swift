@@ -108,3 +108,15 @@ func sampledGeneration() throws {
     #expect(nucleusOfOne.tokens == greedy.tokens)
     #expect(a.tokens != c.tokens || a.tokens != greedy.tokens)
 }
+
+@Test("scoring in several bounded passes gives the same numbers as one pass")
+func scoringInPassesMatchesOnePass() throws {
+    let model = try LlamaModel(folder: modelFixture("mistral"))
+    let expected = try ExpectedLogits("mistral")
+    let onePass = try model.score(expected.batch)
+    let passes = try model.score(expected.batch.sequences, tokensPerPass: 8)
+    #expect(onePass.count == passes.count)
+    for (a, b) in zip(onePass, passes) {
+        #expect(zip(a.tokenLogProbabilities, b.tokenLogProbabilities).allSatisfy { abs($0 - $1) <= 1e-5 })
+    }
+}

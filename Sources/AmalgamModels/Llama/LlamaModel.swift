@@ -19,6 +19,12 @@ public final class LlamaModel: LogitsModel, @unchecked Sendable {
     public init(config raw: ModelConfig, weights source: TensorSource, extraEOSTokenIds: [Int] = []) throws(ModelError) {
         let config: LlamaConfig
         do { config = try raw.llama() } catch { throw .checkpoint(error) }
+        if let act = raw.raw["hidden_act"]?.stringValue, act != "silu" {
+            throw .unsupportedConfig(path: raw.path, key: "hidden_act", reason: "'\(act)' is not supported; the engine runs SwiGLU (silu)")
+        }
+        if let factor = raw.raw["partial_rotary_factor"]?.doubleValue, factor != 1 {
+            throw .unsupportedConfig(path: raw.path, key: "partial_rotary_factor", reason: "\(factor) is not supported; rotary embedding covers the whole head")
+        }
         self.config = config
         self.source = source
         weights = try LlamaWeights(config: config, raw: raw, source: source)

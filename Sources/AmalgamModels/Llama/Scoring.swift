@@ -58,3 +58,24 @@ extension LlamaModel {
         return scores
     }
 }
+
+extension LlamaModel {
+    /// Scores any number of sequences, grouping consecutive ones into passes of at most
+    /// `tokensPerPass` tokens (a longer sequence gets a pass of its own) so activations stay bounded.
+    public func score(_ sequences: [[Int]], tokensPerPass: Int = 4096) throws(ModelError) -> [SequenceScore] {
+        var scores: [SequenceScore] = []
+        var group: [[Int]] = []
+        var tokens = 0
+        for s in sequences {
+            if !group.isEmpty && tokens + s.count > tokensPerPass {
+                scores += try score(TokenBatch(group))
+                group = []
+                tokens = 0
+            }
+            group.append(s)
+            tokens += s.count
+        }
+        if !group.isEmpty { scores += try score(TokenBatch(group)) }
+        return scores
+    }
+}
