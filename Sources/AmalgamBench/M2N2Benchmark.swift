@@ -9,16 +9,25 @@ func m2n2Benchmark(_ arguments: [String]) throws {
     let seed = UInt64(option("--seed", in: arguments) ?? "") ?? 0
     let data = option("--data", in: arguments) ?? "fixtures/digits/digits.csv"
     let experiment = try DigitsExperiment(csvPath: data)
+    let cpuStart = processCPUSeconds()
     let result = try experiment.run(setting: .scratch, variant: .m2n2, seed: seed, forwardPasses: passes)
+    let cpu = processCPUSeconds() - cpuStart
     let reference = 260.0 * Double(passes) / 50_000
     print("m2n2 digits from scratch, \(passes) forward passes (1437 train examples, 19,210 parameters), seed \(seed)")
-    print(String(format: "  amalgam:   %8.2f s   %8.0f passes/s   test accuracy %.3f   peak memory %.0f MB",
-                 result.seconds, Double(passes) / result.seconds, result.testAccuracy, peakMemoryMB()))
-    print(String(format: "  reference: %8.2f s   %8.0f passes/s   (SakanaAI/natural_niches in JAX: the ~260 s per 50,000",
-                 reference, Double(passes) / reference))
-    print("             passes figure is quoted from the reference note, NOT measured here: JAX cannot run on this machine)")
-    print(String(format: "  ratio:     %.1f× faster than the quoted figure", reference / result.seconds))
-    print("  OPENBLAS_CORETYPE=\(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "(unset: set SKYLAKEX at start for faster GEMM)")")
+    print(String(format: "  amalgam:   wall %8.2f s  %6.0f passes/s   CPU %8.2f s (%.2f ms/pass, all threads)   test accuracy %.3f   peak memory %.0f MB",
+                 result.seconds, Double(passes) / result.seconds, cpu, cpu / Double(passes) * 1e3, result.testAccuracy, peakMemoryMB()))
+    print(String(format: "  reference: wall %8.2f s  %6.0f passes/s   (SakanaAI/natural_niches, JAX: ~260 s per 50,000 passes,", reference, Double(passes) / reference))
+    print("             a figure QUOTED from the reference note, NOT measured here: JAX is not installed on this machine)")
+    print(String(format: "  quoted reference wall ÷ our wall: %.2f   (÷ our CPU time: %.2f)", reference / result.seconds, reference / cpu))
+    print("  load average at the end: \((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "?")" +
+          " on \(ProcessInfo.processInfo.activeProcessorCount) cores (other work on the machine inflates the wall time)")
+}
+
+/// CPU time used so far by every thread of this process.
+func processCPUSeconds() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
 }
 
 /// `amalgam-bench m2n2-parts`: CPU time of each part of one pass, averaged over repetitions.

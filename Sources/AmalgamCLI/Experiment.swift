@@ -33,6 +33,9 @@ struct M2N2Digits: ParsableCommand {
     @Option(help: "Runs to execute at once (set OPENBLAS_NUM_THREADS=1 in the environment when above 1).")
     var jobs = 1
 
+    @Option(help: "Seed of the initial vectors the two pre-trained seeds are trained from.")
+    var pretrainSeed: UInt64 = 42
+
     @Option(help: "The digits CSV (64 features and a label per line).")
     var data = "fixtures/digits/digits.csv"
 
@@ -55,7 +58,8 @@ struct M2N2Digits: ParsableCommand {
     func run() throws {
         let settings: [DigitsExperiment.Setting] = setting == "all" ? [.scratch, .pretrained]
             : [DigitsExperiment.Setting(rawValue: setting)!]
-        let experiment = try DigitsExperiment(csvPath: data)
+        var experiment = try DigitsExperiment(csvPath: data)
+        experiment.pretrainSeed = pretrainSeed
         var budgets: [DigitsExperiment.Setting: Int] = [:]
         if let passes { for s in settings { budgets[s] = passes } }
         let start = Date()
