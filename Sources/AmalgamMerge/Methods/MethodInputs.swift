@@ -64,6 +64,15 @@ extension MergeMethod {
         return b
     }
 
+    /// The aligned inputs of a base-relative method, with the base's values and the other models'
+    /// indices; `others` is empty when only the base has this tensor (the caller returns the base).
+    func baseRelative(_ inputs: [MergeInput], _ context: MergeContext) throws(MergeError)
+        -> (aligned: AlignedInputs, base: [Float], others: [Int]) {
+        let baseIndex = try requireBase(context)
+        let aligned = try align(inputs, context)
+        return (aligned, aligned.tensors[baseIndex], aligned.nonBaseIndices)
+    }
+
     /// A global parameter for this tensor, or its declared default.
     func global(_ key: String, _ context: MergeContext) throws(MergeError) -> ParameterValue {
         if let v = context.parameters[key] { return v }

@@ -22,10 +22,7 @@ public struct RAM: MergeMethod {
 
     /// Merges one tensor as the type's summary describes.
     public func merge(_ inputs: [MergeInput], context: MergeContext) throws(MergeError) -> (values: [Float], shape: [Int]) {
-        let baseIndex = try requireBase(context)
-        let aligned = try align(inputs, context)
-        let base = aligned.tensors[baseIndex]
-        let others = aligned.nonBaseIndices
+        let (aligned, base, others) = try baseRelative(inputs, context)
         if others.isEmpty { return (base, aligned.shape) }
         let epsilon = Float(try globalNumber("epsilon", context))
         let vectors = others.map { Kernels.difference(aligned.tensors[$0], base) }
