@@ -25,57 +25,169 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
     }
 }
 
-/// xoshiro256** (Blackman & Vigna 2018): fast, 256-bit state, passes BigCrush. Every random draw in
-/// Amalgam comes from one of these, seeded explicitly, so a seed fixes the output bytes.
-public struct SeededGenerator: RandomNumberGenerator, Sendable {
-    @usableFromInline var s0, s1, s2, s3: UInt64
-    /// The second normal of the last Box-Muller pair, if not used yet.
-    @usableFromInline var spareNormal: Double?
+/// xoshiro256** (Blackman & Vigna), seeded through SplitMix64: the one source of randomness in a search.
+///
+/// Its whole state is four words, so a run can be saved and resumed bit for bit. Draws: raw 64-bit words,
+/// uniform doubles in [0, 1), integers in a range, standard normals (a 256-layer ziggurat), and
+/// categorical indices from non-negative weights.
+public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable {
+    /// The four state words (all zero is impossible after seeding).
+    public private(set) var state: (UInt64, UInt64, UInt64, UInt64)
 
-    /// Seeds the 256-bit state from `seed` through SplitMix64, as the xoshiro authors recommend
-    /// (never all zero).
+    /// A generator whose state is expanded from `seed` by SplitMix64.
     public init(seed: UInt64) {
-        var sm = SplitMix64(seed: seed)
-        s0 = sm.next(); s1 = sm.next(); s2 = sm.next(); s3 = sm.next()
-        spareNormal = nil
+        var s = seed
+        state = (Self.splitMix(&s), Self.splitMix(&s), Self.splitMix(&s), Self.splitMix(&s))
+    }
+
+    /// A generator resumed from saved state words.
+    public init(state: (UInt64, UInt64, UInt64, UInt64)) { self.state = state }
+
+    /// A generator for stream `stream` of `seed`: independent streams for data-split parallel work.
+    public init(seed: UInt64, stream: UInt64) {
+        var s = seed ^ (stream &* 0xD1B5_4A32_D192_ED03)
+        _ = Self.splitMix(&s)
+        self.init(seed: Self.splitMix(&s) ^ stream)
+    }
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.state.0 == b.state.0 && a.state.1 == b.state.1 && a.state.2 == b.state.2 && a.state.3 == b.state.3
+    }
+
+    /// SplitMix64: one step.
+    @inline(__always)
+    static func splitMix(_ s: inout UInt64) -> UInt64 {
+        s &+= 0x9E37_79B9_7F4A_7C15
+        return SplitMix64.mix(s)
     }
 
     /// The next 64 random bits.
-    @inlinable
+    @inline(__always)
     public mutating func next() -> UInt64 {
-        let result = rotl(s1 &* 5, 7) &* 9
-        let t = s1 << 17
-        s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3
-        s2 ^= t
-        s3 = rotl(s3, 45)
+        let result = rotl(state.1 &* 5, 7) &* 9
+        let t = state.1 << 17
+        state.2 ^= state.0
+        state.3 ^= state.1
+        state.1 ^= state.2
+        state.0 ^= state.3
+        state.2 ^= t
+        state.3 = rotl(state.3, 45)
         return result
     }
 
-    @inlinable @inline(__always)
-    func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 &- k)) }
+    @inline(__always)
+    private func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 &- k)) }
 
-    /// Uniform in [0, 1) with 53 random bits.
-    @inlinable
-    public mutating func nextDouble() -> Double { Double(next() >> 11) * 0x1p-53 }
+    /// A uniform double in [0, 1) with 53 random bits.
+    @inline(__always)
+    public mutating func uniform() -> Double { Double(next() >> 11) * 0x1.0p-53 }
+
+    /// Uniform in [0, 1) with 53 random bits (the same draw as `uniform()`).
+    @inline(__always)
+    public mutating func nextDouble() -> Double { uniform() }
 
     /// Uniform in [0, 1) with 24 random bits.
-    @inlinable
+    @inline(__always)
     public mutating func nextFloat() -> Float { Float(next() >> 40) * 0x1p-24 }
 
     /// True with probability `p` (exactly: a 53-bit uniform below `p`); p ≤ 0 never, p ≥ 1 always.
-    @inlinable
-    public mutating func bernoulli(_ p: Double) -> Bool { nextDouble() < p }
+    @inline(__always)
+    public mutating func bernoulli(_ p: Double) -> Bool { uniform() < p }
 
-    /// A standard normal draw (Box-Muller; the pair's second value is kept for the next call).
-    public mutating func nextNormal() -> Double {
-        if let spare = spareNormal { spareNormal = nil; return spare }
-        // 1 - u is in (0, 1], so the logarithm is finite.
-        let u1 = 1 - nextDouble()
-        let u2 = nextDouble()
-        let radius = (-2 * Foundation.log(u1)).squareRoot()
-        let angle = 2 * Double.pi * u2
-        spareNormal = radius * Foundation.sin(angle)
-        return radius * Foundation.cos(angle)
+    /// A uniform integer in `0..<upperBound` (Lemire's unbiased multiply-shift).
+    public mutating func integer(below upperBound: Int) -> Int {
+        precondition(upperBound > 0, "integer(below:) needs a positive bound")
+        return Int(next(upperBound: UInt64(upperBound)))
+    }
+
+    /// A standard normal draw (mean 0, variance 1).
+    @inline(__always)
+    public mutating func normal() -> Float {
+        let bits = next()
+        let layer = Int(bits & 0xFF)
+        // The sign and magnitude come from the high 32 bits, the layer from the low 8: independent bits,
+        // which avoids the correlation Doornik (2005) found in the original ziggurat.
+        let u = Int32(truncatingIfNeeded: bits >> 32)
+        let z = NormalZiggurat.shared
+        if UInt32(u.magnitude) < z.k[layer] { return Float(Double(u) * z.w[layer]) }
+        return normalTail(u: u, layer: layer)
+    }
+
+    /// The slow path of the ziggurat: the wedge or the tail.
+    private mutating func normalTail(u firstU: Int32, layer firstLayer: Int) -> Float {
+        let z = NormalZiggurat.shared
+        var u = firstU
+        var layer = firstLayer
+        while true {
+            let x = Double(u) * z.w[layer]
+            if layer == 0 {
+                var tx: Double, ty: Double
+                repeat {
+                    tx = -log(1 - uniform()) / NormalZiggurat.r
+                    ty = -log(1 - uniform())
+                } while ty + ty < tx * tx
+                return Float(u > 0 ? NormalZiggurat.r + tx : -NormalZiggurat.r - tx)
+            }
+            if z.f[layer] + uniform() * (z.f[layer - 1] - z.f[layer]) < exp(-0.5 * x * x) { return Float(x) }
+            let bits = next()
+            layer = Int(bits & 0xFF)
+            u = Int32(truncatingIfNeeded: bits >> 32)
+            if UInt32(u.magnitude) < z.k[layer] { return Float(Double(u) * z.w[layer]) }
+        }
+    }
+
+    /// An index drawn with probability proportional to `weights` (non-negative, not all zero), by
+    /// inverting the cumulative sum in index order.
+    public mutating func categorical(_ weights: [Double]) -> Int {
+        let total = weights.reduce(0, +)
+        precondition(total > 0 && total.isFinite, "categorical needs positive finite total weight")
+        let target = uniform() * total
+        var cumulative = 0.0
+        for (i, w) in weights.enumerated() {
+            cumulative += w
+            if target < cumulative { return i }
+        }
+        return weights.lastIndex { $0 > 0 }!  // rounding left target at the very end
+    }
+}
+
+/// Tables of Marsaglia & Tsang's ziggurat for the standard normal, 256 layers, 32-bit magnitudes.
+struct NormalZiggurat: Sendable {
+    /// Start of the tail.
+    static let r = 3.6541528853610088
+    /// Area of each layer.
+    static let v = 0.00492867323399
+
+    let k: [UInt32]
+    let w: [Double]
+    let f: [Double]
+
+    static let shared = NormalZiggurat()
+
+    private init() {
+        let m = 2147483648.0
+        var k = [UInt32](repeating: 0, count: 256)
+        var w = [Double](repeating: 0, count: 256)
+        var f = [Double](repeating: 0, count: 256)
+        var dn = Self.r
+        var tn = dn
+        let q = Self.v / exp(-0.5 * dn * dn)
+        k[0] = UInt32(dn / q * m)
+        k[1] = 0
+        w[0] = q / m
+        w[255] = dn / m
+        f[0] = 1
+        f[255] = exp(-0.5 * dn * dn)
+        for i in stride(from: 254, through: 1, by: -1) {
+            dn = (-2 * log(Self.v / dn + exp(-0.5 * dn * dn))).squareRoot()
+            k[i + 1] = UInt32(dn / tn * m)
+            tn = dn
+            f[i] = exp(-0.5 * dn * dn)
+            w[i] = dn / m
+        }
+        self.k = k
+        self.w = w
+        self.f = f
     }
 }
 

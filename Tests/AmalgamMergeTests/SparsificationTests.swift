@@ -8,7 +8,7 @@ import Testing
     /// A task vector with distinct magnitudes.
     static func vector(_ n: Int, seed: UInt64 = 7) -> [Float] {
         var g = SeededGenerator(seed: seed)
-        return (0..<n).map { _ in Float(g.nextNormal()) }
+        return (0..<n).map { _ in Float(g.normal()) }
     }
 
     @Test func dareKeepsAboutDensityAndRestoresTheL1Norm() {
@@ -146,7 +146,7 @@ import Testing
         let mean = (0..<n).reduce(0.0) { s, _ in s + g.nextDouble() } / Double(n)
         #expect(abs(mean - 0.5) < 0.005)
         var normals = SeededGenerator(seed: 3)
-        let xs = (0..<n).map { _ in normals.nextNormal() }
+        let xs = (0..<n).map { _ in Double(normals.normal()) }
         let m = xs.reduce(0, +) / Double(n)
         let v = xs.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(n)
         #expect(abs(m) < 0.02 && abs(v - 1) < 0.02)

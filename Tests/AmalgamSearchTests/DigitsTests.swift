@@ -1,3 +1,4 @@
+import AmalgamCore
 import AmalgamModels
 import AmalgamSearch
 import Foundation

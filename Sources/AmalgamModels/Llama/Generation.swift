@@ -84,12 +84,12 @@ extension Array where Element == Int {
 struct TokenSampler {
     let temperature: Float
     let topP: Float
-    var random: SplitMix64
+    var random: SeededGenerator
 
     init(_ options: SamplingOptions) {
         temperature = options.temperature
         topP = options.topP
-        random = SplitMix64(seed: options.seed)
+        random = SeededGenerator(seed: options.seed)
     }
 
     mutating func pick(_ logits: [Float]) -> Int {
@@ -107,29 +107,11 @@ struct TokenSampler {
         var kept = 0
         var mass: Float = 0
         while kept < order.count && (kept == 0 || mass < topP) { mass += probabilities[order[kept]]; kept += 1 }
-        var u = Float(random.nextUnit()) * mass
+        var u = Float(random.uniform()) * mass
         for i in 0..<kept {
             u -= probabilities[order[i]]
             if u <= 0 { return order[i] }
         }
         return order[kept - 1]
     }
-}
-
-/// A small seeded generator (SplitMix64). Private to the engine: AmalgamCore has no shared one on this
-/// branch yet.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    mutating func nextUnit() -> Double { Double(next() >> 11) * 0x1p-53 }
 }

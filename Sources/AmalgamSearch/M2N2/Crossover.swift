@@ -1,3 +1,4 @@
+import AmalgamCore
 import Foundation
 
 /// Inner products of two genomes over their whole flat parameter order.

@@ -1,3 +1,4 @@
+import AmalgamCore
 /// What one step of the search did: the lineage of one child.
 public struct M2N2Step: Sendable, Equatable {
     /// Pass number (0-based) of this child; seeds have none.

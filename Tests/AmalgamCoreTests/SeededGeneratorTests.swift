@@ -1,4 +1,4 @@
-import AmalgamSearch
+import AmalgamCore
 import Testing
 
 /// The seeded generator: reproducible, with the right moments.
