@@ -1,18 +1,37 @@
+import AmalgamCore
 import AmalgamModels
+import AmalgamTokenizer
 import ArgumentParser
 import Foundation
 
-/// `amalgam generate MODEL --ids '[...]'`: continue a prompt of token ids.
+/// `amalgam generate MODEL --prompt TEXT [--chat]` or `--ids '[...]'`: continue a prompt.
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Continue a prompt of token ids with a model (greedy, or sampled with a seed); prints the new ids."
+        abstract: "Continue a prompt with a model (greedy, or sampled with a seed).",
+        discussion: """
+        With --prompt the text is tokenized with the model's tokenizer (--chat first renders it with the model's \
+        chat template, as transformers' apply_chat_template does) and the continuation is streamed to standard \
+        output as it is generated; special tokens are not printed. With --ids the new token ids are printed.
+        """
     )
 
-    @Argument(help: "A model folder (config.json and safetensors).")
+    @Argument(help: "A model folder (config.json, safetensors, tokenizer.json) or a Llama .gguf file.")
     var model: String
 
-    @Option(help: "The prompt as a JSON array of token ids, e.g. '[1, 2, 3]'.")
-    var ids: String
+    @Option(help: "The prompt as text.")
+    var prompt: String?
+
+    @Flag(help: "Render --prompt as a user message with the model's chat template (and the generation prompt).")
+    var chat = false
+
+    @Option(help: "With --chat: a system message before the user's.")
+    var system: String?
+
+    @Option(help: "With --chat: a .jinja file, or the name of one of the model's named templates, instead of its default template.")
+    var chatTemplate: String?
+
+    @Option(help: "The prompt as a JSON array of token ids, e.g. '[1, 2, 3]' (prints ids instead of text).")
+    var ids: String?
 
     @Option(help: "Tokens to generate at most.")
     var maxTokens = 32
@@ -26,6 +45,9 @@ struct Generate: ParsableCommand {
     @Option(help: "Seed of the sampler: the same seed gives the same tokens.")
     var seed: UInt64 = 0
 
+    @Option(help: "With --prompt: stop when the text contains this (not printed). Repeatable.")
+    var stop: [String] = []
+
     @Option(help: "Extra stop token ids as a JSON array (the model's EOS ids always stop).")
     var stopIds: String?
 
@@ -35,20 +57,68 @@ struct Generate: ParsableCommand {
     func validate() throws {
         guard maxTokens > 0 else { throw ValidationError("--max-tokens must be positive") }
         guard topP > 0 && topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
+        guard (prompt == nil) != (ids == nil) else { throw ValidationError("give either --prompt TEXT or --ids '[…]'") }
+        if prompt == nil && (chat || system != nil || chatTemplate != nil || !stop.isEmpty) {
+            throw ValidationError("--chat, --system, --chat-template and --stop need --prompt")
+        }
+        if !chat && (system != nil || chatTemplate != nil) { throw ValidationError("--system and --chat-template need --chat") }
     }
 
     func run() throws {
         relaunchWithOpenBLASCoreTypeIfNeeded()
-        let prompt = try parseTokenIds(ids, what: "--ids")
         let options = SamplingOptions(
             maxTokens: maxTokens, temperature: temperature, topP: topP, seed: seed,
             stopTokenIds: try stopIds.map { try parseTokenIds($0, what: "--stop-ids") } ?? [],
             stopSequences: try stopSequence.map { [try parseTokenIds($0, what: "--stop-sequence")] } ?? [])
-        let lm = try LlamaModel(folder: model)
+        if let ids {
+            let lm = model.lowercased().hasSuffix(".gguf") ? try LanguageModelBundle(path: model).model : try LlamaModel(folder: model)
+            let start = Date()
+            let generation = try lm.generate(prompt: try parseTokenIds(ids, what: "--ids"), options: options)
+            print("[" + generation.tokens.map(String.init).joined(separator: ", ") + "]")
+            report(generation, seconds: Date().timeIntervalSince(start))
+            return
+        }
+        let bundle = try LanguageModelBundle(path: model)
+        let promptIds = try encodePrompt(bundle)
         let start = Date()
-        let generation = try lm.generate(prompt: prompt, options: options)
-        let seconds = Date().timeIntervalSince(start)
-        print("[" + generation.tokens.map(String.init).joined(separator: ", ") + "]")
-        printError("\(generation.tokens.count) tokens in \(String(format: "%.2f", seconds)) s, stopped: \(generation.stopReason.rawValue)")
+        let silent = Set(bundle.model.eosTokenIds + options.stopTokenIds)
+        var decoder = StreamingDecoder(tokenizer: bundle.tokenizer, context: promptIds)
+        var filter = StopStringFilter(stops: stop)
+        let out = FileHandle.standardOutput
+        let generation = try bundle.model.generate(prompt: promptIds, options: options) { token in
+            guard !silent.contains(token) else { return true }
+            let (text, stopped) = filter.feed(decoder.append(token))
+            if !text.isEmpty { out.write(Data(text.utf8)) }
+            return !stopped
+        }
+        if generation.stopReason != .stopString {
+            let (text, _) = filter.feed(decoder.finish())
+            out.write(Data((text + filter.finish()).utf8))
+        }
+        out.write(Data("\n".utf8))
+        report(generation, seconds: Date().timeIntervalSince(start))
+    }
+
+    /// The prompt's ids: the chat template's text without added special tokens (the template writes
+    /// them), or the plain text with the tokenizer's own (its post-processor's BOS, if any).
+    private func encodePrompt(_ bundle: LanguageModelBundle) throws -> [Int] {
+        let text = prompt ?? ""
+        guard chat else { return bundle.tokenizer.encode(text, addSpecialTokens: true) }
+        let template: ChatTemplate
+        if let chatTemplate, FileManager.default.fileExists(atPath: chatTemplate) {
+            template = try ChatTemplate(source: try String(contentsOfFile: chatTemplate, encoding: .utf8), origin: chatTemplate)
+        } else {
+            template = try bundle.templates.template(named: chatTemplate, modelPath: bundle.path)
+        }
+        var messages: [ChatMessage] = []
+        if let system { messages.append(ChatMessage(role: "system", content: system)) }
+        messages.append(ChatMessage(role: "user", content: text))
+        let rendered = try template.render(messages, addGenerationPrompt: true, variables: bundle.templateVariables)
+        return bundle.tokenizer.encode(rendered, addSpecialTokens: false)
+    }
+
+    private func report(_ generation: Generation, seconds: Double) {
+        let rate = seconds > 0 ? Double(generation.tokens.count) / seconds : 0
+        printError("\(generation.tokens.count) tokens in \(String(format: "%.2f", seconds)) s (\(String(format: "%.1f", rate)) tokens/s, prompt included), stopped: \(generation.stopReason.rawValue)")
     }
 }

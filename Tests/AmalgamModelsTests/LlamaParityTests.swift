@@ -39,7 +39,9 @@ struct ExpectedLogits {
 }
 
 @Test("our logits equal transformers' for a tiny random model of each family",
-      arguments: ["llama", "llama3-rope", "llama-tied", "mistral", "qwen2", "qwen3", "llama-bf16", "llama-f16"])
+      arguments: ["llama", "llama3-rope", "llama-tied", "mistral", "qwen2", "qwen3", "llama-bf16", "llama-f16",
+                  // scripts/fixtures/make_rope_fixtures.py: sequences past the original context
+                  "rope-linear", "rope-dynamic", "rope-yarn", "rope-yarn-mscale", "rope-longrope", "rope-longrope-short"])
 func logitsMatchTransformers(_ name: String) throws {
     let model = try LlamaModel(folder: modelFixture(name))
     let expected = try ExpectedLogits(name)

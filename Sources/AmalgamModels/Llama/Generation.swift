@@ -31,7 +31,7 @@ public struct SamplingOptions: Sendable, Equatable {
 /// Generated tokens and why generation stopped.
 public struct Generation: Sendable, Equatable {
     /// Why generation ended.
-    public enum StopReason: String, Sendable { case endOfSequence, stopSequence, maxTokens }
+    public enum StopReason: String, Sendable { case endOfSequence, stopSequence, stopString, maxTokens }
     /// The new tokens (not the prompt), including the EOS or stop sequence that ended them.
     public var tokens: [Int]
     /// Why generation ended.
@@ -40,9 +40,10 @@ public struct Generation: Sendable, Equatable {
 
 extension LlamaModel {
     /// Continues `prompt` with a KV cache: one pass over the prompt, then one row per new token.
-    /// `onToken` sees each token as it is chosen.
+    /// `onToken` sees each token as it is chosen and returns false to end generation there (a stop string
+    /// found in the decoded text, say: the reason is then `.stopString`).
     public func generate(prompt: [Int], options: SamplingOptions,
-                         onToken: (Int) -> Void = { _ in }) throws(ModelError) -> Generation {
+                         onToken: (Int) -> Bool = { _ in true }) throws(ModelError) -> Generation {
         guard !prompt.isEmpty else { throw .emptySequence(index: 0) }
         let cache = KVCache(for: self, capacity: prompt.count + options.maxTokens)
         var sampler = TokenSampler(options)
@@ -52,11 +53,12 @@ extension LlamaModel {
         while generated.count < options.maxTokens {
             let token = sampler.pick(logits)
             generated.append(token)
-            onToken(token)
+            let proceed = onToken(token)
             if stops.contains(token) { return Generation(tokens: generated, stopReason: .endOfSequence) }
             if options.stopSequences.contains(where: { !$0.isEmpty && generated.ends(with: $0) }) {
                 return Generation(tokens: generated, stopReason: .stopSequence)
             }
+            if !proceed { return Generation(tokens: generated, stopReason: .stopString) }
             if generated.count == options.maxTokens { break }
             logits = try nextTokenLogits([token], cache: cache)
         }

@@ -28,7 +28,9 @@ public final class LlamaModel: LogitsModel, @unchecked Sendable {
         self.config = config
         self.source = source
         weights = try LlamaWeights(config: config, raw: raw, source: source)
-        rope = try RotaryEmbedding(config, path: raw.path)
+        rope = try RotaryEmbedding(config, path: raw.path,
+                                   section: raw.raw["rope_scaling"]?.objectValue != nil ? "rope_scaling" : "rope_parameters",
+                                   topLevelOriginalMaxPositions: raw.raw["original_max_position_embeddings"]?.intValue)
         var eos = config.eosTokenIds
         for e in extraEOSTokenIds where !eos.contains(e) { eos.append(e) }
         eosTokenIds = eos
