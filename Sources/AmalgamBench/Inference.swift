@@ -115,8 +115,11 @@ enum InferenceBenchmark {
         print("  generate tokens/CPU-s\(pad(f(generateCPUTPS)).dropFirst())  \(pad(cg.map { f($0) } ?? "-"))  \(cg.map { f(generateCPUTPS / $0, 2) + "×" } ?? "-")")
         print("  peak RSS MB         \(pad(f(Double(ourRSS) / 1e6, 0)))  \(pad(tr.map { f($0 / 1e6, 0) } ?? "-"))")
         print("")
-        print("  scoring:  \(f(scoreFlops / 1e9, 3)) GFLOP/token → \(f(scoreTPS * scoreFlops / 1e9)) GFLOP/s = \(f(100 * scoreTPS * scoreFlops / 1e9 / (model.weightDType == .f32 ? gemm : gemmBF16), 0))% of the measured GEMM")
-        print("  generate: \(f(generateFlops / 1e9, 3)) GFLOP/token → \(f(generateTPS * generateFlops / 1e9)) GFLOP/s = \(f(100 * generateTPS * generateFlops / 1e9 / gemvOurs.gflops, 0))% of the measured GEMV; weights read \(f(generateTPS * weightBytes / 1e9)) GB/s")
+        let gemmPeak = model.weightDType == .f32 ? gemm : gemmBF16
+        print("  scoring:  \(f(scoreFlops / 1e9, 3)) GFLOP/token → \(f(scoreTPS * scoreFlops / 1e9)) GFLOP/s = \(f(100 * scoreTPS * scoreFlops / 1e9 / gemmPeak, 0))% of the measured GEMM"
+              + (ts.map { "; PyTorch \(f($0 * scoreFlops / 1e9)) GFLOP/s = \(f(100 * $0 * scoreFlops / 1e9 / gemmPeak, 0))%" } ?? ""))
+        print("  generate: \(f(generateFlops / 1e9, 3)) GFLOP/token → \(f(generateTPS * generateFlops / 1e9)) GFLOP/s = \(f(100 * generateTPS * generateFlops / 1e9 / gemvOurs.gflops, 0))% of the measured GEMV, \(f(100 * generateTPS * generateFlops / 1e9 / gemmPeak, 0))% of the GEMM; weights read \(f(generateTPS * weightBytes / 1e9)) GB/s"
+              + (tg.map { "; PyTorch \(f($0 * generateFlops / 1e9)) GFLOP/s = \(f(100 * $0 * generateFlops / 1e9 / gemvOurs.gflops, 0))% of the GEMV, \(f(100 * $0 * generateFlops / 1e9 / gemmPeak, 0))% of the GEMM" } ?? ""))
         print("  PyTorch: \(torchNote)")
     }
 
