@@ -31,7 +31,13 @@ import Testing
         for m in regex.matches(in: text, range: NSRange(text.startIndex..., in: text)) {
             let g = (1...4).map { String(text[Range(m.range(at: $0), in: text)!]) }
             let x = Int(g[0])!, y = Int(g[2])!, z = Int(g[3])!
-            let value = switch g[1] { case "+": x + y; case "-": x - y; case "*": x * y; default: x / y }
+            let value: Int
+            switch g[1] {
+            case "+": value = x + y
+            case "-": value = x - y
+            case "*": value = x * y
+            default: value = x / y
+            }
             if value != z { return false }
         }
         return true

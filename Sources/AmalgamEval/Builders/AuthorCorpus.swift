@@ -136,13 +136,15 @@ enum TextCleaning {
     /// Lowercase letters only: what two printings of the same line share.
     static func key(_ line: String) -> String { String(line.lowercased().unicodeScalars.filter { $0.properties.isAlphabetic }.map(Character.init)) }
 
-    /// A line that can be a next-line answer or distractor: at least 20 letters, not a heading in capitals,
-    /// not a stage direction in brackets.
+    /// A line that can be a next-line answer or distractor: at least 20 letters, no word of three or more
+    /// capitals (headings, speaker names, "SCENE III."), not a stage direction (brackets, Enter/Exit…).
     static func isVerseLine(_ line: String) -> Bool {
         let t = line.trimmingCharacters(in: .whitespaces)
         if t.hasPrefix("[") || t.hasPrefix("(") || t.hasPrefix("_") { return false }
+        for direction in ["Enter ", "Exit", "Exeunt", "Re-enter", "Manet"] where t.hasPrefix(direction) { return false }
         let letters = t.unicodeScalars.filter { $0.properties.isAlphabetic }
-        if letters.count < 20 { return false }
-        return letters.contains { $0.properties.isLowercase }
+        if letters.count < 20 || !letters.contains(where: { $0.properties.isLowercase }) { return false }
+        let words = t.split { !$0.isLetter }
+        return !words.contains { $0.count >= 3 && $0.allSatisfy(\.isUppercase) }
     }
 }
