@@ -114,7 +114,8 @@ public enum AuthorTasks {
                 }
             }
             for (n, s) in sample(sites.count, count, &random).map({ sites[$0] }).enumerated() {
-                let truth = s.lines[s.target]
+                // choices without indentation, which would tell the verse of one work from another
+                let truth = s.lines[s.target].trimmingCharacters(in: .whitespaces)
                 var choices = [truth]
                 var keys: Set<String> = [TextCleaning.key(truth)]
                 while choices.count < 4 {
@@ -122,7 +123,7 @@ public enum AuthorTasks {
                     let k = TextCleaning.key(d.line)
                     if d.passage == s.passage || keys.contains(k) { continue }
                     keys.insert(k)
-                    choices.append(d.line)
+                    choices.append(d.line.trimmingCharacters(in: .whitespaces))
                 }
                 let gold = random.integer(below: 4)
                 choices.swapAt(0, gold)
