@@ -3,6 +3,11 @@ public struct LogLikelihoodRequest: Sendable, Equatable {
     public var context: [Int]
     public var continuation: [Int]
 
+    public init(context: [Int], continuation: [Int]) {
+        self.context = context
+        self.continuation = continuation
+    }
+
     /// The tokens the model scores: context + continuation, keeping the last `maxLength + 1` (lm-eval
     /// feeds `(context + continuation)[-(max_length + 1):][:-1]` and reads the continuation's positions).
     public func sequence(maxLength: Int) -> [Int] {
