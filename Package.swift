@@ -12,7 +12,7 @@ let package = Package(
     name: "Amalgam",
     products: [
         .library(name: "Amalgam", targets: [
-            "AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamTokenizer", "AmalgamModels", "AmalgamSearch",
+            "AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamTokenizer", "AmalgamModels", "AmalgamEval", "AmalgamSearch",
         ]),
         .executable(name: "amalgam", targets: ["AmalgamCLI"]),
         .executable(name: "amalgam-bench", targets: ["AmalgamBench"]),
@@ -35,23 +35,25 @@ let package = Package(
         ),
         .target(name: "AmalgamTokenizer", dependencies: ["AmalgamCore"]),
         .target(name: "AmalgamModels", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "CAmalgamBLAS"]),
+        .target(name: "AmalgamEval", dependencies: ["AmalgamCore", "AmalgamModels", "AmalgamTokenizer"]),
         .target(name: "AmalgamSearch", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamModels", "AmalgamTokenizer"]),
         .executableTarget(
             name: "AmalgamCLI",
             dependencies: [
-                "AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamTokenizer", "AmalgamModels", "AmalgamSearch",
+                "AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamTokenizer", "AmalgamModels", "AmalgamEval", "AmalgamSearch",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
             name: "AmalgamBench",
-            dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamTokenizer", "AmalgamModels", "AmalgamSearch"]
+            dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamTokenizer", "AmalgamModels", "AmalgamEval", "AmalgamSearch"]
         ),
         .testTarget(name: "AmalgamCoreTests", dependencies: ["AmalgamCore"]),
         .testTarget(name: "AmalgamCheckpointTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint"]),
         .testTarget(name: "AmalgamMergeTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge"]),
         .testTarget(name: "AmalgamTokenizerTests", dependencies: ["AmalgamCore", "AmalgamTokenizer"]),
         .testTarget(name: "AmalgamModelsTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamModels"]),
+        .testTarget(name: "AmalgamEvalTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamModels", "AmalgamTokenizer", "AmalgamEval"]),
         .testTarget(name: "AmalgamSearchTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamModels", "AmalgamSearch"]),
     ]
 )

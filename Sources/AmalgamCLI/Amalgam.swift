@@ -15,6 +15,8 @@ struct Amalgam: ParsableCommand {
             Score.self,
             Generate.self,
             Experiment.self,
+            Eval.self,
+            MakeTasks.self,
         ]
     )
 }

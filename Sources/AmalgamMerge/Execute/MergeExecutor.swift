@@ -81,15 +81,51 @@ public struct MergeExecutor: Sendable {
 
     /// Merges one output tensor and writes it; returns the bytes read and written.
     static func execute(_ step: MergePlan.Step, plan: MergePlan, writer: CheckpointWriter) throws(MergeError) -> Int {
+        let (output, read) = try compute(step, plan: plan)
+        switch output {
+        case let .copied(t, input):
+            do { try writer.write(step.outputName, tensor: t) } catch { throw .checkpoint(error) }
+            plan.models[input.model].tensors.release(input.tensorName)
+            return 2 * t.byteCount
+        case let .merged(values):
+            let bytes = values.count * step.outputDType.byteSize
+            do {
+                if step.outputDType == .f32 {
+                    let r: Result<Void, CheckpointError> = values.withUnsafeBytes { b in
+                        Result { () throws(CheckpointError) in try writer.write(step.outputName, bytes: b) }
+                    }
+                    try r.get()
+                } else {
+                    let out = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes, 1), alignment: 64)
+                    defer { out.deallocate() }
+                    values.withUnsafeBufferPointer { Convert.fromFloat32($0, to: step.outputDType, into: out) }
+                    try writer.write(step.outputName, bytes: UnsafeRawBufferPointer(rebasing: out[0..<bytes]))
+                }
+            } catch {
+                throw .checkpoint(error)
+            }
+            return read + bytes
+        }
+    }
+
+    /// One output tensor's content, before it is written or kept.
+    enum StepOutput {
+        /// An input taken unchanged (the caller releases it once used).
+        case copied(Tensor, MergePlan.Input)
+        /// The method's f32 result, in the step's output shape.
+        case merged([Float])
+    }
+
+    /// Reads one step's inputs and merges them (or picks the copied input); returns the bytes read.
+    /// Writing to disk and merging into memory share it, so both give the same numbers.
+    static func compute(_ step: MergePlan.Step, plan: MergePlan) throws(MergeError) -> (StepOutput, read: Int) {
         var inputs: [MergeInput] = []
         var read = 0
         do {
             if step.copiesInput {
                 let input = step.inputs[step.baseIndex ?? 0]
                 let t = try plan.models[input.model].tensors.tensor(input.tensorName)
-                try writer.write(step.outputName, tensor: t)
-                plan.models[input.model].tensors.release(input.tensorName)
-                return 2 * t.byteCount
+                return (.copied(t, input), t.byteCount)
             }
             for input in step.inputs {
                 let source = plan.models[input.model].tensors
@@ -118,24 +154,7 @@ public struct MergeExecutor: Sendable {
             throw .method(method: plan.method.name, tensor: step.outputName,
                           reason: "produced shape \(shape) but the plan expected \(step.outputShape)")
         }
-        inputs.removeAll()
-        let bytes = Tensor.elementCount(shape) * step.outputDType.byteSize
-        do {
-            if step.outputDType == .f32 {
-                let r: Result<Void, CheckpointError> = values.withUnsafeBytes { b in
-                    Result { () throws(CheckpointError) in try writer.write(step.outputName, bytes: b) }
-                }
-                try r.get()
-            } else {
-                let out = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes, 1), alignment: 64)
-                defer { out.deallocate() }
-                values.withUnsafeBufferPointer { Convert.fromFloat32($0, to: step.outputDType, into: out) }
-                try writer.write(step.outputName, bytes: UnsafeRawBufferPointer(rebasing: out[0..<bytes]))
-            }
-        } catch {
-            throw .checkpoint(error)
-        }
-        return read + bytes
+        return (.merged(values), read)
     }
 
     /// Writes config.json, the tokenizer and generation files of the donor model, the config used and a
