@@ -27,7 +27,7 @@ public struct MergeOptions: Sendable {
     public var chunkElements: Int
 
     public init(outputPath: String, maxShardSize: Int = 5_000_000_000, overwrite: Bool = false,
-                concurrentTensors: Int = ProcessInfo.activeProcessorCountCached, chunkElements: Int = 1 << 20,
+                concurrentTensors: Int = ProcessInfo.activeProcessorCountCached, chunkElements: Int = 1 << 18,
                 progress: (@Sendable (MergeProgress) -> Void)? = nil) {
         self.outputPath = outputPath
         self.maxShardSize = maxShardSize

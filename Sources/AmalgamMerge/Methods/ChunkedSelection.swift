@@ -23,10 +23,12 @@ final class ChunkedCuts: @unchecked Sendable {
     private var below: [Int]
     /// Requests keeping only some of the keys equal to their threshold.
     private(set) var partial: [Bool]
+    /// Whether each cut is known.
+    private var resolved: [Bool]
     private var workers = 0
     private var chunks = 0
     /// Per worker: one histogram (high bits), then one per request (low bits).
-    private var histograms: UnsafeMutablePointer<UInt32>?
+    private var histograms: UnsafeMutablePointer<UInt64>?
     /// Per request and chunk: keys equal to the threshold, then kept ties before the chunk.
     private var ties: UnsafeMutablePointer<Int>?
     /// Per worker and request: kept ties so far in the chunk being scanned.
@@ -40,9 +42,11 @@ final class ChunkedCuts: @unchecked Sendable {
                 : r.count >= n ? Selection.Cut(descending: r.descending, all: true) : Selection.Cut(descending: r.descending)
         }
         open = requests.indices.filter { requests[$0].count > 0 && requests[$0].count < n }
+        needsHistograms = !open.isEmpty
         bucket = Array(repeating: 0, count: requests.count)
         below = Array(repeating: 0, count: requests.count)
         partial = Array(repeating: false, count: requests.count)
+        resolved = Array(repeating: false, count: requests.count)
     }
 
     deinit {
@@ -52,7 +56,7 @@ final class ChunkedCuts: @unchecked Sendable {
     }
 
     /// Whether any cut needs the histogram passes.
-    var needsHistograms: Bool { !open.isEmpty }
+    let needsHistograms: Bool
     /// Whether any cut needs the per-chunk tie counts.
     var needsTieCounts: Bool { partial.contains(true) }
 
@@ -71,49 +75,113 @@ final class ChunkedCuts: @unchecked Sendable {
 
     // MARK: Pass 1: high 16 bits
 
-    func beginHigh() { allocateHistograms(1) }
+    /// Two histograms per worker, filled in turn: runs of equal keys (the exact zeros of untouched
+    /// weights) then do not wait on one counter.
+    private static let ways = 2
 
+    func beginHigh() { allocateHistograms(Self.ways) }
+
+    /// Each bin holds the count (low 32 bits) and the OR of the keys' low 16 bits (high 32 bits): a
+    /// bin whose OR is zero holds one key only, `bin << 16`. Differences of bf16 values mostly have
+    /// at most 8 significant bits, so the cut's bucket usually needs no second pass.
     @inline(__always)
     func gatherHigh(_ keys: UnsafePointer<UInt32>, _ m: Int, worker: Int) {
-        let h = histograms! + worker * Self.bins
-        for j in 0..<m { h[Int(truncatingIfNeeded: keys[j] &>> 16)] &+= 1 }
+        let h = histograms! + worker * Self.ways * Self.bins
+        let h1 = h + Self.bins
+        @inline(__always) func add(_ h: UnsafeMutablePointer<UInt64>, _ k: UInt32) {
+            let b = Int(truncatingIfNeeded: k &>> 16)
+            h[b] = (h[b] &+ 1) | UInt64(k & 0xFFFF) &<< 32
+        }
+        var j = 0
+        while j + 2 <= m {
+            add(h, keys[j])
+            add(h1, keys[j + 1])
+            j += 2
+        }
+        if j < m { add(h, keys[j]) }
     }
 
     func endHigh() {
-        let totals = summed(perWorker: 1, index: 0)
+        var totals = [Int](repeating: 0, count: Self.bins)
+        var lowBits = [UInt64](repeating: 0, count: Self.bins)
+        for way in 0..<workers * Self.ways {
+            let h = histograms! + way * Self.bins
+            for b in 0..<Self.bins {
+                totals[b] += Int(h[b] & 0xFFFF_FFFF)
+                lowBits[b] |= h[b] &>> 32
+            }
+        }
         for r in open {
             let position = requests[r].descending ? n - requests[r].count : requests[r].count - 1
             var b = 0, count = 0
             while count + totals[b] <= position { count += totals[b]; b += 1 }
             bucket[r] = UInt32(b)
             below[r] = count
+            if lowBits[b] == 0 { resolve(r, digit: 0, below: count, equal: totals[b]) }
         }
-        allocateHistograms(requests.count)
+        open.removeAll { resolved[$0] }
+        if open.isEmpty { finishCuts() } else { allocateHistograms(requests.count) }
     }
 
-    // MARK: Pass 2: low 16 bits inside each cut's bucket
+
+    /// Records request `r`'s cut once its threshold `bucket << 16 | digit` is known, with `below` keys
+    /// under it and `equal` keys equal to it.
+    private func resolve(_ r: Int, digit: Int, below count: Int, equal: Int) {
+        let threshold = bucket[r] << 16 | UInt32(digit)
+        let selectedBefore = requests[r].descending ? n - count - equal : count
+        let kept = requests[r].count - selectedBefore
+        cuts[r] = Selection.Cut(threshold: threshold, tiesKept: kept, descending: requests[r].descending)
+        // Ties at zero are not partial: a task vector's zeros add nothing (and never agree in a sign
+        // election) whether kept or dropped, so no chunk needs to know how many came before.
+        partial[r] = kept > 0 && kept < equal && threshold != 0
+        resolved[r] = true
+    }
+
+    /// Whether the low-bits pass is needed.
+    var needsLowPass: Bool { !open.isEmpty }
+
+    // MARK: Pass 2: low 16 bits inside each unresolved cut's bucket
 
     @inline(__always)
     func gatherLow(_ keys: UnsafePointer<UInt32>, _ m: Int, worker: Int) {
+        let perWorker = requests.count * Self.bins
         for r in open {
-            let h = histograms! + (worker * requests.count + r) * Self.bins
+            let h = UnsafeMutableRawPointer(histograms! + worker * perWorker).assumingMemoryBound(to: UInt32.self) + r * Self.bins
             let top = bucket[r]
-            for j in 0..<m where keys[j] &>> 16 == top { h[Int(truncatingIfNeeded: keys[j] & 0xFFFF)] &+= 1 }
+            let tops = SIMD8<UInt32>(repeating: top)
+            var j = 0
+            // Few keys fall in the bucket: test eight at a time, count one by one only on a hit.
+            while j + 8 <= m {
+                let v = UnsafeRawPointer(keys + j).loadUnaligned(as: SIMD8<UInt32>.self)
+                let hit = v &>> 16 .== tops
+                if any(hit) { for l in 0..<8 where hit[l] { h[Int(truncatingIfNeeded: v[l] & 0xFFFF)] &+= 1 } }
+                j += 8
+            }
+            while j < m {
+                if keys[j] &>> 16 == top { h[Int(truncatingIfNeeded: keys[j] & 0xFFFF)] &+= 1 }
+                j += 1
+            }
         }
     }
 
     func endLow() {
+        let perWorker = requests.count * Self.bins
         for r in open {
-            let low = summed(perWorker: requests.count, index: r)
+            var low = [Int](repeating: 0, count: Self.bins)
+            for w in 0..<workers {
+                let h = UnsafeMutableRawPointer(histograms! + w * perWorker).assumingMemoryBound(to: UInt32.self) + r * Self.bins
+                for b in 0..<Self.bins { low[b] += Int(h[b]) }
+            }
             let position = requests[r].descending ? n - requests[r].count : requests[r].count - 1
             var count = below[r], digit = 0
             while count + low[digit] <= position { count += low[digit]; digit += 1 }
-            let equal = low[digit]
-            let selectedBefore = requests[r].descending ? n - count - equal : count
-            let kept = requests[r].count - selectedBefore
-            cuts[r] = Selection.Cut(threshold: bucket[r] << 16 | UInt32(digit), tiesKept: kept, descending: requests[r].descending)
-            partial[r] = kept > 0 && kept < equal
+            resolve(r, digit: digit, below: count, equal: low[digit])
         }
+        open.removeAll()
+        finishCuts()
+    }
+
+    private func finishCuts() {
         histograms?.deallocate()
         histograms = nil
         if needsTieCounts {
@@ -122,24 +190,12 @@ final class ChunkedCuts: @unchecked Sendable {
         }
     }
 
-    private func summed(perWorker: Int, index: Int) -> [Int] {
-        var totals = [Int](repeating: 0, count: Self.bins)
-        for w in 0..<workers {
-            let h = histograms! + (w * perWorker + index) * Self.bins
-            for b in 0..<Self.bins { totals[b] += Int(h[b]) }
-        }
-        return totals
-    }
-
     // MARK: Pass 3 (only for partial ties): equal keys per chunk
 
     @inline(__always)
     func gatherTies(_ keys: UnsafePointer<UInt32>, _ m: Int, chunk: Int) {
         for r in requests.indices where partial[r] {
-            let threshold = cuts[r].threshold
-            var equal = 0
-            for j in 0..<m { equal &+= keys[j] == threshold ? 1 : 0 }
-            ties![r * chunks + chunk] += equal
+            ties![r * chunks + chunk] += Self.countEqual(keys, m, cuts[r].threshold)
         }
     }
 
@@ -153,6 +209,21 @@ final class ChunkedCuts: @unchecked Sendable {
                 total += equal
             }
         }
+    }
+
+    /// How many of `keys` equal `value`.
+    @inline(__always)
+    static func countEqual(_ keys: UnsafePointer<UInt32>, _ m: Int, _ value: UInt32) -> Int {
+        var lanes = SIMD8<UInt32>()
+        let target = SIMD8<UInt32>(repeating: value), one = SIMD8<UInt32>(repeating: 1)
+        var j = 0
+        while j + 8 <= m {
+            lanes.replace(with: lanes &+ one, where: UnsafeRawPointer(keys + j).loadUnaligned(as: SIMD8<UInt32>.self) .== target)
+            j += 8
+        }
+        var total = Int(lanes.wrappedSum())
+        while j < m { total += keys[j] == value ? 1 : 0; j += 1 }
+        return total
     }
 
     // MARK: Selecting
@@ -172,8 +243,7 @@ final class ChunkedCuts: @unchecked Sendable {
             if kept.pointee >= cut.tiesKept {
                 inclusive = false
             } else {
-                var equal = 0
-                for j in 0..<m { equal &+= keys[j] == threshold ? 1 : 0 }
+                let equal = Self.countEqual(keys, m, threshold)
                 if kept.pointee + equal > cut.tiesKept {
                     // The tile where the kept ties run out: in index order, as `Selection.Cut.Scan`.
                     var scan = Selection.Cut.Scan(cut: cut, ties: kept.pointee)

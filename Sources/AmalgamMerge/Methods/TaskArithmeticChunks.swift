@@ -9,6 +9,8 @@ extension TaskArithmetic: ChunkedMergeMethod {
         let others = inputs.indices.filter { $0 != base }
         if others.isEmpty || sparsifier == .dellaMagprune { return nil }
         let n = Tensor.elementCount(inputs[base].shape)
+        // Below a chunk, histograms cost more than the whole-tensor path.
+        if n < Sparsification.randomChunk { return nil }
         var weights: [Float] = []
         var thinning: [TaskArithmeticChunks.Thinning] = []
         for (position, index) in others.enumerated() {
@@ -113,7 +115,7 @@ final class TaskArithmeticChunks: ChunkedKernel, @unchecked Sendable {
         func next(after s: Stage) -> Stage {
             switch s {
             case .start: return cuts.contains(where: \.needsHistograms) ? .high : next(after: .high)
-            case .high: return cuts.contains(where: \.needsHistograms) ? .low : next(after: .low)
+            case .high: return cuts.contains(where: \.needsLowPass) ? .low : next(after: .low)
             case .low: return cuts.contains(where: \.needsTieCounts) ? .ties : next(after: .ties)
             case .ties: return needsL1 ? .l1 : .output
             case .l1, .output: return .output
@@ -133,7 +135,7 @@ final class TaskArithmeticChunks: ChunkedKernel, @unchecked Sendable {
     func endPass() {
         switch stage {
         case .high: for c in allCuts where c.needsHistograms { c.endHigh() }
-        case .low: for c in allCuts where c.needsHistograms { c.endLow() }
+        case .low: for c in allCuts where c.needsLowPass { c.endLow() }
         case .ties: for c in allCuts where c.needsTieCounts { c.endTies() }
         case .l1:
             for p in others.indices {
@@ -171,7 +173,7 @@ final class TaskArithmeticChunks: ChunkedKernel, @unchecked Sendable {
         for p in others.indices {
             switch (stage, thinning[p]) {
             case let (.high, .cuts(c)) where c.needsHistograms: c.gatherHigh(keys(tile, p), m, worker: tile.worker)
-            case let (.low, .cuts(c)) where c.needsHistograms: c.gatherLow(keys(tile, p), m, worker: tile.worker)
+            case let (.low, .cuts(c)) where c.needsLowPass: c.gatherLow(keys(tile, p), m, worker: tile.worker)
             case let (.ties, .cuts(c)) where c.needsTieCounts: c.gatherTies(keys(tile, p), m, chunk: tile.chunk)
             case (.l1, .cuts), (.l1, .random):
                 let d = taskVector(tile, p)
