@@ -56,6 +56,17 @@ protocol ChunkedKernel: AnyObject, Sendable {
     func endPass()
     /// Computes the output of one tile in f32 into `out` (`tile.count` values).
     func apply(_ tile: ChunkTile, into out: UnsafeMutablePointer<Float>)
+    /// Whether the current statistics pass needs chunk `chunk`, given the chunks finished so far
+    /// (`finished`); chunks are handed out in order, and once this is false the pass ends. Called under
+    /// a lock, after `gather` on every tile of each finished chunk.
+    func needsChunk(_ chunk: Int, finished: Int) -> Bool
+    /// Records that the current pass's chunk `chunk` is done (called under the same lock).
+    func finished(_ chunk: Int)
+}
+
+extension ChunkedKernel {
+    func needsChunk(_ chunk: Int, finished: Int) -> Bool { true }
+    func finished(_ chunk: Int) {}
 }
 
 extension MergeExecutor {
@@ -123,24 +134,38 @@ private final class ChunkedRun: @unchecked Sendable {
 
     deinit { for b in buffers { b.deallocate() } }
 
-    private func takeChunk() -> Int? {
+    /// Input bytes of a tensor whose pages stay mapped between passes.
+    static let keptAcrossPasses = 64 << 20
+    private var inputBytes: Int { inputs.reduce(0) { $0 + count * $1.dtype.byteSize } }
+
+    /// The next chunk of the pass (after recording `done`, the chunk this worker just finished).
+    private func takeChunk(_ kernel: any ChunkedKernel, after done: Int?, statistics: Bool) -> Int? {
         lock.withLock {
-            guard error == nil, nextChunk * chunkElements < count else { return nil }
+            if let done, statistics { finishedChunks += 1; kernel.finished(done) }
+            guard error == nil, nextChunk * chunkElements < count,
+                  !statistics || kernel.needsChunk(nextChunk, finished: finishedChunks) else { return nil }
             defer { nextChunk += 1 }
             return nextChunk
         }
     }
+    private var finishedChunks = 0
 
     /// Runs `kernel` over every tile on all workers: `gather` when `output` is nil, else `apply`, with
     /// each finished chunk converted to the output dtype and handed to `output`.
     func forEachTile(_ kernel: any ChunkedKernel, output: Write?) {
         nextChunk = 0
+        finishedChunks = 0
+        // A small tensor's pages stay mapped from pass to pass (refaulting them costs more); a large
+        // one's are released chunk by chunk, so memory holds a few chunks whatever the tensor size.
+        let release = output != nil || inputBytes > Self.keptAcrossPasses
         let work: @Sendable (Int) -> Void = { [self] w in
             let values = buffers[w].assumingMemoryBound(to: Float.self)
             let out = values + inputs.count * tile
             let chunkBytes = buffers[w] + (inputs.count + 1) * tile * 4
             let size = outputDType.byteSize
-            while let c = takeChunk() {
+            var done: Int? = nil
+            while let c = takeChunk(kernel, after: done, statistics: output == nil) {
+                done = c
                 let lo = c * chunkElements, hi = min(count, lo + chunkElements)
                 var start = lo
                 while start < hi {
@@ -165,7 +190,7 @@ private final class ChunkedRun: @unchecked Sendable {
                 }
                 // Pages of a mapped input come back from the page cache on the next pass: releasing
                 // them keeps the resident set at a few chunks.
-                for input in inputs { input.storage.releasePages(lo * input.dtype.byteSize..<hi * input.dtype.byteSize) }
+                if release { for input in inputs { input.storage.releasePages(lo * input.dtype.byteSize..<hi * input.dtype.byteSize) } }
             }
         }
         if workers == 1 { work(0) } else { DispatchQueue.concurrentPerform(iterations: workers, execute: work) }

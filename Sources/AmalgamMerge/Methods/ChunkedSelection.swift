@@ -199,12 +199,33 @@ final class ChunkedCuts: @unchecked Sendable {
         }
     }
 
-    /// Turns per-chunk equal counts into the ties each chunk's scan starts from.
+    /// Whether the tie counts still need `chunk`: chunks after the one where every partial cut's kept
+    /// ties run out need no count (their scans keep no ties). `finished` chunks, counted in order.
+    func needsTieCount(_ chunk: Int, finished: Int) -> Bool {
+        while countedPrefix < finished && countedPrefix < chunks && chunkDone[countedPrefix] {
+            for r in requests.indices where partial[r] { tiePrefix[r] += ties![r * chunks + countedPrefix] }
+            countedPrefix += 1
+        }
+        return requests.indices.contains { partial[$0] && tiePrefix[$0] < cuts[$0].tiesKept }
+    }
+
+    /// Records that `chunk`'s equal keys are counted.
+    func tieCounted(_ chunk: Int) {
+        if chunkDone.isEmpty { chunkDone = Array(repeating: false, count: chunks) }
+        chunkDone[chunk] = true
+    }
+
+    private var chunkDone: [Bool] = []
+    private var countedPrefix = 0
+    private lazy var tiePrefix = [Int](repeating: 0, count: requests.count)
+
+    /// Turns per-chunk equal counts into the ties each chunk's scan starts from (chunks never counted
+    /// lie past the last kept tie: they start with every kept tie behind them).
     func endTies() {
         for r in requests.indices where partial[r] {
             var total = 0
             for c in 0..<chunks {
-                let equal = ties![r * chunks + c]
+                let equal = c < chunkDone.count && chunkDone[c] ? ties![r * chunks + c] : cuts[r].tiesKept
                 ties![r * chunks + c] = min(total, cuts[r].tiesKept)
                 total += equal
             }

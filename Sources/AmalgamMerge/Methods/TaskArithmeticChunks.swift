@@ -151,6 +151,15 @@ final class TaskArithmeticChunks: ChunkedKernel, @unchecked Sendable {
         }
     }
 
+    func needsChunk(_ chunk: Int, finished: Int) -> Bool {
+        guard stage == .ties else { return true }
+        return allCuts.contains { $0.needsTieCounts && $0.needsTieCount(chunk, finished: finished) }
+    }
+
+    func finished(_ chunk: Int) {
+        if stage == .ties { for c in allCuts where c.needsTieCounts { c.tieCounted(chunk) } }
+    }
+
     // Scratch layout of a worker.
     @inline(__always) private func delta(_ tile: ChunkTile, _ p: Int) -> UnsafeMutablePointer<Float> {
         scratch[tile.worker].assumingMemoryBound(to: Float.self) + p * tileSize
