@@ -65,6 +65,7 @@ public final class SafetensorsWriter: @unchecked Sendable {
     public let layout: SafetensorsLayout
     private let fd: Int32
     private var written: Set<String> = []
+    private var partBytes: [String: Int] = [:]
     private let lock = Lock()
 
     /// Creates (or truncates) `path` and writes the header.
@@ -108,6 +109,25 @@ public final class SafetensorsWriter: @unchecked Sendable {
         }
         if bytes.count > 0 { try writeAll(bytes, at: entry.fileOffset) }
         lock.withLock { _ = written.insert(name) }
+    }
+
+    /// Writes part of a tensor: `bytes` (in the layout's dtype) at byte `offset` of its data. The tensor
+    /// counts as written once parts covering all its bytes have arrived. Safe to call from several
+    /// threads with disjoint parts.
+    public func write(_ name: String, bytes: UnsafeRawBufferPointer, at offset: Int) throws(CheckpointError) {
+        guard let entry = layout.entry(name) else {
+            throw .unexpectedTensor(path: path, tensor: name, reason: "not part of this file's layout")
+        }
+        guard offset >= 0, offset + bytes.count <= entry.info.byteCount else {
+            throw .unexpectedTensor(path: path, tensor: name,
+                                    reason: "bytes \(offset)..<\(offset + bytes.count) lie outside its \(entry.info.byteCount)")
+        }
+        if bytes.count > 0 { try writeAll(bytes, at: entry.fileOffset + offset) }
+        lock.withLock {
+            let total = partBytes[name, default: 0] + bytes.count
+            partBytes[name] = total
+            if total == entry.info.byteCount { written.insert(name) }
+        }
     }
 
     /// Writes a tensor, converting it to the layout's dtype when needed.

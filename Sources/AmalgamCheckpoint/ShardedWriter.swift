@@ -97,6 +97,12 @@ public final class CheckpointWriter: @unchecked Sendable {
         try writers[i].write(name, bytes: bytes)
     }
 
+    /// Writes part of a tensor's bytes (already in its planned dtype) at byte `offset` of its data.
+    public func write(_ name: String, bytes: UnsafeRawBufferPointer, at offset: Int) throws(CheckpointError) {
+        guard let i = shardOf[name] else { throw .unexpectedTensor(path: directory, tensor: name, reason: "not in the output plan") }
+        try writers[i].write(name, bytes: bytes, at: offset)
+    }
+
     /// Writes one tensor, converting to its planned dtype if needed.
     public func write(_ name: String, tensor: Tensor) throws(CheckpointError) {
         guard let i = shardOf[name] else { throw .unexpectedTensor(path: directory, tensor: name, reason: "not in the output plan") }

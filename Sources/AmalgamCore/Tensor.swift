@@ -33,6 +33,14 @@ public final class TensorStorage: @unchecked Sendable {
     /// Whether the bytes belong to a mapped file.
     public var isMapped: Bool { file != nil }
 
+    /// Tells the kernel the bytes `range` (relative to `base`) are not needed for now; for mapped storage
+    /// the pages are dropped from this process and come back from the page cache when read again, so a
+    /// streaming pass over a large tensor holds only the pages in use. Owned storage is left alone.
+    public func releasePages(_ range: Range<Int>) {
+        guard let file, let base, let start = file.base, !range.isEmpty else { return }
+        file.doneReading(offset: start.distance(to: base) + range.lowerBound, count: range.count)
+    }
+
     /// Writable bytes; only owned storage may be written.
     public var mutableBase: UnsafeMutableRawPointer? { owned }
 }

@@ -40,10 +40,25 @@ public struct MergedModel: Sendable {
                 progress: (@Sendable (Int, Int) -> Void)? = nil) throws(MergeError) {
         let steps = plan.steps
         let results = ResultSlots(count: steps.count)
-        DispatchQueue.concurrentPerform(iterations: max(1, min(concurrentTensors, steps.count))) { _ in
+        // The same split as `amalgam merge` (its default chunk size), so the numbers are the same bytes.
+        let chunking = MergeExecutor.chunking(plan, chunkElements: MergeOptions(outputPath: "").chunkElements, threads: concurrentTensors)
+        let workers = chunking != nil ? 1 : max(1, min(concurrentTensors, steps.count))
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
             while let i = results.claim() {
                 do {
                     let step = steps[i]
+                    if !step.copiesInput, let chunking, let kernel = try MergeExecutor.chunkedKernel(step, plan: plan) {
+                        let tensor = Tensor(zeros: step.outputDType, shape: step.outputShape)
+                        let address = UInt(bitPattern: tensor.storage.mutableBase!)
+                        _ = try MergeExecutor.executeChunked(step, plan: plan, kernel: kernel, chunkElements: chunking.elements,
+                                                             threads: chunking.threads) { bytes, offset in
+                            guard let source = bytes.baseAddress, !bytes.isEmpty else { return }
+                            UnsafeMutableRawPointer(bitPattern: address)!.advanced(by: offset).copyMemory(from: source, byteCount: bytes.count)
+                        }
+                        results.store(tensor, at: i)
+                        progress?(results.finished(), steps.count)
+                        continue
+                    }
                     let (output, _) = try MergeExecutor.compute(step, plan: plan)
                     let tensor: Tensor
                     switch output {

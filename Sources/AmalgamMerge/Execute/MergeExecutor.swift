@@ -21,13 +21,19 @@ public struct MergeOptions: Sendable {
     /// Tensors merged at once (each holds its inputs in f32); defaults to the core count.
     public var concurrentTensors: Int
     public var progress: (@Sendable (MergeProgress) -> Void)?
+    /// Elements per chunk when a method merges a tensor in chunks (rounded up to a multiple of
+    /// `Sparsification.randomChunk`, so random draws keep their streams); 0 merges every tensor whole.
+    /// The result does not depend on it beyond the rounding of f64 sums.
+    public var chunkElements: Int
 
     public init(outputPath: String, maxShardSize: Int = 5_000_000_000, overwrite: Bool = false,
-                concurrentTensors: Int = ProcessInfo.activeProcessorCountCached, progress: (@Sendable (MergeProgress) -> Void)? = nil) {
+                concurrentTensors: Int = ProcessInfo.activeProcessorCountCached, chunkElements: Int = 1 << 18,
+                progress: (@Sendable (MergeProgress) -> Void)? = nil) {
         self.outputPath = outputPath
         self.maxShardSize = maxShardSize
         self.overwrite = overwrite
         self.concurrentTensors = concurrentTensors
+        self.chunkElements = chunkElements
         self.progress = progress
     }
 }
@@ -63,12 +69,16 @@ public struct MergeExecutor: Sendable {
             throw .checkpoint(error)
         }
         let state = RunState(total: plan.steps.count, bytesTotal: plan.inputBytes + plan.outputBytes)
-        let workers = max(1, min(options.concurrentTensors, plan.steps.count))
+        let threads = max(1, options.concurrentTensors)
+        let chunking = Self.chunking(plan, chunkElements: options.chunkElements, threads: threads)
+        // A chunked method spreads each tensor over every core, one tensor at a time; otherwise each
+        // core merges whole tensors.
+        let workers = chunking != nil ? 1 : max(1, min(threads, plan.steps.count))
         let plan = self.plan
         DispatchQueue.concurrentPerform(iterations: workers) { _ in
             while let i = state.next() {
                 do {
-                    let bytes = try Self.execute(plan.steps[i], plan: plan, writer: writer)
+                    let bytes = try Self.execute(plan.steps[i], plan: plan, writer: writer, chunking: chunking)
                     if let p = state.finished(bytes: bytes), let progress = options.progress { progress(p) }
                 } catch {
                     state.fail(error)
@@ -79,8 +89,26 @@ public struct MergeExecutor: Sendable {
         do { try writer.finish() } catch { throw .checkpoint(error) }
     }
 
+    /// How a chunked method splits tensors.
+    struct Chunking {
+        let elements: Int
+        let threads: Int
+    }
+
+    /// How `plan`'s tensors are split, if its method merges in chunks (`chunkElements` rounded up to a
+    /// multiple of `Sparsification.randomChunk`, so random draws keep their streams); nil merges whole tensors.
+    static func chunking(_ plan: MergePlan, chunkElements: Int, threads: Int) -> Chunking? {
+        guard chunkElements > 0, plan.method is any ChunkedMergeMethod else { return nil }
+        let randomChunk = Sparsification.randomChunk
+        return Chunking(elements: (chunkElements + randomChunk - 1) / randomChunk * randomChunk, threads: max(1, threads))
+    }
+
     /// Merges one output tensor and writes it; returns the bytes read and written.
-    static func execute(_ step: MergePlan.Step, plan: MergePlan, writer: CheckpointWriter) throws(MergeError) -> Int {
+    static func execute(_ step: MergePlan.Step, plan: MergePlan, writer: CheckpointWriter, chunking: Chunking?) throws(MergeError) -> Int {
+        if !step.copiesInput, let chunking, let kernel = try chunkedKernel(step, plan: plan) {
+            return try executeChunked(step, plan: plan, writer: writer, kernel: kernel,
+                                      chunkElements: chunking.elements, threads: chunking.threads)
+        }
         let (output, read) = try compute(step, plan: plan)
         switch output {
         case let .copied(t, input):
@@ -155,6 +183,21 @@ public struct MergeExecutor: Sendable {
                           reason: "produced shape \(shape) but the plan expected \(step.outputShape)")
         }
         return (.merged(values), read)
+    }
+
+    /// The method's chunked kernel for this step, when the step allows one: floating-point inputs of the
+    /// output's shape, no vocabulary to re-index, at least one element.
+    static func chunkedKernel(_ step: MergePlan.Step, plan: MergePlan) throws(MergeError) -> (any ChunkedKernel)? {
+        guard let method = plan.method as? any ChunkedMergeMethod, !step.permutesVocabulary,
+              Tensor.elementCount(step.outputShape) > 0,
+              step.inputs.allSatisfy({ $0.info.shape == step.outputShape && [.bf16, .f16, .f32].contains($0.info.dtype) })
+        else { return nil }
+        let inputs = step.inputs.map {
+            MergeInput(model: plan.models[$0.model].reference, values: [], shape: $0.info.shape, parameters: $0.parameters)
+        }
+        let context = MergeContext(tensorName: step.outputName, baseIndex: step.baseIndex, parameters: step.parameters,
+                                   seed: step.seed, isEmbedding: step.isEmbedding)
+        return try method.chunkedKernel(inputs, context: context)
     }
 
     /// Writes config.json, the tokenizer and generation files of the donor model, the config used and a

@@ -27,3 +27,41 @@ public struct Linear: MergeMethod {
         return (out, aligned.shape)
     }
 }
+
+extension Linear: ChunkedMergeMethod {
+    /// Element-wise: no statistics pass.
+    func chunkedKernel(_ inputs: [MergeInput], context: MergeContext) throws(MergeError) -> (any ChunkedKernel)? {
+        var weights: [Float] = []
+        for input in inputs { weights.append(Float(try modelNumber("weight", input, context))) }
+        let total = weights.reduce(0, +)
+        let normalize = try globalBool("normalize", context)
+        if normalize && total == 0 { return nil }
+        return WeightedSumChunks(weights: weights, divisor: normalize ? total : nil)
+    }
+}
+
+/// `Σ wᵢ·xᵢ` (then `/ divisor`) tile by tile, in the same order of operations as `Kernels.weightedSum`.
+final class WeightedSumChunks: ChunkedKernel, @unchecked Sendable {
+    let weights: [Float]
+    let divisor: Float?
+
+    init(weights: [Float], divisor: Float?) {
+        self.weights = weights
+        self.divisor = divisor
+    }
+
+    func prepare(workers: Int, chunks: Int, tileSize: Int) {}
+    func beginPass(_ pass: Int) -> Bool { false }
+    func gather(_ tile: ChunkTile) {}
+    func endPass() {}
+
+    func apply(_ tile: ChunkTile, into out: UnsafeMutablePointer<Float>) {
+        let m = tile.count
+        out.update(repeating: 0, count: m)
+        for (i, w) in weights.enumerated() {
+            let x = tile.input(i)
+            for j in 0..<m { out[j] += x[j] * w }
+        }
+        if let divisor { for j in 0..<m { out[j] /= divisor } }
+    }
+}

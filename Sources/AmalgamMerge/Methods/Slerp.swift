@@ -37,13 +37,76 @@ public struct Slerp: MergeMethod {
     /// `|dot| > 0.9995` falls back to linear interpolation.
     static func coefficients(t: Double, _ v0: [Float], _ v1: [Float]) -> (Float, Float) {
         if v0.isEmpty { return (Float(1 - t), Float(t)) }
-        var n0 = Kernels.norm(v0), n1 = Kernels.norm(v1)
+        return coefficients(t: t, squares0: Kernels.sumOfSquares(v0), squares1: Kernels.sumOfSquares(v1), dot: Kernels.dot(v0, v1))
+    }
+
+    /// The coefficients from `Σv0²`, `Σv1²` and `Σv0·v1`.
+    static func coefficients(t: Double, squares0: Double, squares1: Double, dot rawDot: Double) -> (Float, Float) {
+        var n0 = squares0.squareRoot(), n1 = squares1.squareRoot()
         if !(n0 > 1e-8) { n0 = 1 }
         if !(n1 > 1e-8) { n1 = 1 }
-        let dot = min(max(Kernels.dot(v0, v1) / (n0 * n1), -1), 1)
+        let dot = min(max(rawDot / (n0 * n1), -1), 1)
         if abs(dot) > 0.9995 { return (Float(1 - t), Float(t)) }
         let theta = acos(dot)
         let s = sin(theta)
         return (Float(sin((1 - t) * theta) / s), Float(sin(t * theta) / s))
+    }
+}
+
+extension Slerp: ChunkedMergeMethod {
+    /// One pass for the norms and the dot product (per-chunk f64 sums), then the interpolation.
+    func chunkedKernel(_ inputs: [MergeInput], context: MergeContext) throws(MergeError) -> (any ChunkedKernel)? {
+        guard inputs.count == 2, let base = context.baseIndex else { return nil }
+        return SlerpChunks(t: try globalNumber("t", context), base: base)
+    }
+}
+
+/// `Slerp.merge` over chunks: `Σv0², Σv1², Σv0·v1` per chunk, summed in chunk order, then `c0·v0 + c1·v1`.
+final class SlerpChunks: ChunkedKernel, @unchecked Sendable {
+    let t: Double
+    let base: Int
+    private var chunks = 0
+    /// Per chunk: Σv0², Σv1², Σv0·v1.
+    private var sums: UnsafeMutablePointer<Double>?
+    private var c0: Float = 0
+    private var c1: Float = 0
+
+    init(t: Double, base: Int) {
+        self.t = t
+        self.base = base
+    }
+
+    deinit { sums?.deallocate() }
+
+    func prepare(workers: Int, chunks: Int, tileSize: Int) {
+        self.chunks = chunks
+        sums = .allocate(capacity: 3 * chunks)
+        sums!.initialize(repeating: 0, count: 3 * chunks)
+    }
+
+    func beginPass(_ pass: Int) -> Bool { pass == 0 }
+
+    func gather(_ tile: ChunkTile) {
+        let v0 = UnsafeBufferPointer(start: tile.input(base), count: tile.count)
+        let v1 = UnsafeBufferPointer(start: tile.input(1 - base), count: tile.count)
+        let s = sums! + 3 * tile.chunk
+        s[0] += Kernels.dot(v0, v0)
+        s[1] += Kernels.dot(v1, v1)
+        s[2] += Kernels.dot(v0, v1)
+    }
+
+    func endPass() {
+        var total = (0.0, 0.0, 0.0)
+        for c in 0..<chunks {
+            total.0 += sums![3 * c]
+            total.1 += sums![3 * c + 1]
+            total.2 += sums![3 * c + 2]
+        }
+        (c0, c1) = Slerp.coefficients(t: t, squares0: total.0, squares1: total.1, dot: total.2)
+    }
+
+    func apply(_ tile: ChunkTile, into out: UnsafeMutablePointer<Float>) {
+        let v0 = tile.input(base), v1 = tile.input(1 - base)
+        for j in 0..<tile.count { out[j] = c0 * v0[j] + c1 * v1[j] }
     }
 }

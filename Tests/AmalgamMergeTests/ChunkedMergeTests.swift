@@ -1,0 +1,117 @@
+import AmalgamCheckpoint
+import AmalgamCore
+import AmalgamMerge
+import Foundation
+import Testing
+
+/// Merging a tensor in chunks (the default for linear, slerp and the task-arithmetic family) gives the
+/// same bytes as merging it whole, at any thread count: top-k cuts with ties spread over several
+/// chunks, DARE's draws, L1 rescales and slerp's norms included.
+@Suite struct ChunkedMergeTests {
+    /// Four small Llama-shaped models (base, ft1…ft3) whose tensors span several 65,536-element chunks.
+    /// bf16 models have quantised task vectors (many equal magnitudes at every threshold); f32 models
+    /// continuous ones (the cut's bucket holds many keys, so the low-bits pass runs).
+    static func models(_ dtype: DType) throws -> String {
+        let root = temporaryDirectory("chunked-\(dtype.rawValue)")
+        let (vocab, hidden, inter) = (600, 256, 640)
+        let infos = [
+            TensorInfo(name: "model.embed_tokens.weight", dtype: dtype, shape: [vocab, hidden]),
+            TensorInfo(name: "model.layers.0.mlp.up_proj.weight", dtype: dtype, shape: [inter, hidden]),
+            TensorInfo(name: "model.layers.0.input_layernorm.weight", dtype: dtype, shape: [hidden]),
+            TensorInfo(name: "model.norm.weight", dtype: dtype, shape: [hidden]),
+            TensorInfo(name: "lm_head.weight", dtype: dtype, shape: [vocab, hidden]),
+        ]
+        let config = """
+        {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": \(hidden),
+         "intermediate_size": \(inter), "num_hidden_layers": 1, "num_attention_heads": 4,
+         "num_key_value_heads": 4, "vocab_size": \(vocab), "rms_norm_eps": 1e-05, "torch_dtype": "bfloat16"}
+        """
+        for (m, name) in ["base", "ft1", "ft2", "ft3"].enumerated() {
+            let dir = root + "/" + name
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let writer = try CheckpointWriter(directory: dir, tensors: infos)
+            for (t, info) in infos.enumerated() {
+                var base = SeededGenerator(seed: UInt64(t + 1))
+                var noise = SeededGenerator(seed: UInt64(100 * m + t))
+                let values = (0..<info.elementCount).map { _ -> Float in
+                    let b = dtype == .bf16 ? Float(base.integer(below: 129) - 64) / 1024 : base.normal() * 0.02
+                    guard m > 0, noise.uniform() < 0.3 + 0.2 * Double(m) else { return b }
+                    return b + (dtype == .bf16 ? Float(noise.integer(below: 17) - 8) / 1024 : noise.normal() * 0.002 * Float(m))
+                }
+                try writer.write(info.name, tensor: Tensor(values, shape: info.shape))
+            }
+            try writer.finish()
+            try config.write(toFile: dir + "/config.json", atomically: true, encoding: .utf8)
+        }
+        return root
+    }
+
+    static let methods: [(String, String)] = [
+        ("linear", "merge_method: linear"),
+        ("ties", "merge_method: ties"),
+        ("ties_rescale", "merge_method: ties\nparameters: {rescale: true}"),
+        ("ties_lambda", "merge_method: ties\nparameters: {lambda: 0.8, normalize: false}"),
+        ("dare_ties", "merge_method: dare_ties"),
+        ("dare_linear", "merge_method: dare_linear"),
+        ("breadcrumbs_ties", "merge_method: breadcrumbs_ties"),
+        ("breadcrumbs", "merge_method: breadcrumbs"),
+        ("task_arithmetic", "merge_method: task_arithmetic"),
+        ("ties_dropped", "merge_method: ties"),
+    ]
+
+    static func config(_ method: String, models root: String) throws -> MergeConfig {
+        let body = methods.first { $0.0 == method }!.1
+        if method == "linear" {
+            return try MergeConfig(yaml: """
+                models:
+                  - {model: \(root)/base, parameters: {weight: 0.6}}
+                  - {model: \(root)/ft1, parameters: {weight: 0.3}}
+                  - {model: \(root)/ft2, parameters: {weight: 0.1}}
+                \(body)
+                """, path: root + "/linear.yml")
+        }
+        let gamma = method.hasPrefix("breadcrumbs") ? ["", ", gamma: 0.05", ", gamma: 0.02", ", gamma: 0.1"] : ["", "", "", ""]
+        let yaml = """
+        models:
+          - {model: \(root)/ft1, parameters: {weight: 0.5, density: 0.5\(gamma[1])}}
+          - {model: \(root)/ft2, parameters: {weight: 0.3, density: \(method == "ties_dropped" ? 0 : 0.3)\(gamma[2])}}
+          - {model: \(root)/ft3, parameters: {weight: -0.2, density: 0.7\(gamma[3])}}
+        base_model: \(root)/base
+        \(body)
+        """
+        return try MergeConfig(yaml: yaml, path: root + "/\(method).yml")
+    }
+
+    static func merge(_ config: MergeConfig, chunkElements: Int, threads: Int) throws -> [UInt8] {
+        let out = temporaryDirectory("chunked-out") + "/out"
+        let plan = try MergePlan(config: config, seed: 7)
+        try MergeExecutor(plan: plan).run(MergeOptions(outputPath: out, overwrite: true, concurrentTensors: threads,
+                                                       chunkElements: chunkElements))
+        return Array(try Data(contentsOf: URL(fileURLWithPath: out + "/model.safetensors")))
+    }
+
+    @Test(arguments: methods.map(\.0), [DType.bf16, .f32])
+    func chunksGiveTheWholeTensorsBytes(_ method: String, _ dtype: DType) throws {
+        let config = try Self.config(method, models: try Self.models(dtype))
+        let whole = try Self.merge(config, chunkElements: 0, threads: 2)
+        #expect(try Self.merge(config, chunkElements: 1 << 16, threads: 2) == whole, "\(method) \(dtype), 2 threads")
+        #expect(try Self.merge(config, chunkElements: 1 << 16, threads: 1) == whole, "\(method) \(dtype), 1 thread")
+    }
+
+    @Test func slerpChunksGiveTheWholeTensorsBytes() throws {
+        let root = try Self.models(.bf16)
+        let config = try MergeConfig(yaml: """
+            slices:
+              - sources:
+                  - model: \(root)/base
+                    layer_range: [0, 1]
+                  - model: \(root)/ft3
+                    layer_range: [0, 1]
+            merge_method: slerp
+            base_model: \(root)/base
+            parameters: {t: 0.3}
+            """, path: root + "/slerp.yml")
+        let whole = try Self.merge(config, chunkElements: 0, threads: 2)
+        #expect(try Self.merge(config, chunkElements: 1 << 16, threads: 2) == whole)
+    }
+}
