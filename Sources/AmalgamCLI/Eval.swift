@@ -35,6 +35,12 @@ struct Eval: ParsableCommand {
     @Option(help: "Seed of random merge methods when MODEL is a merge config.")
     var mergeSeed: UInt64 = 0
 
+    @Option(help: "For tasks with \"chat_template\": true: a .jinja file or the name of one of the model's templates (default: the model's default template).")
+    var chatTemplate: String?
+
+    @Option(help: "For tasks with \"chat_template\": true: a system message before each prompt.")
+    var system: String?
+
     @Flag(help: "No progress line.")
     var quiet = false
 
@@ -52,7 +58,8 @@ struct Eval: ParsableCommand {
             throw CLIInputError("two task files are both named '\(dup)' (their records would overwrite each other); rename one in its header")
         }
         let start = Date()
-        let (lm, tokenizer) = try EvalModelLoader.load(model, mergeSeed: mergeSeed, showProgress: !quiet && standardErrorIsTerminal)
+        let (lm, tokenizer, templates) = try EvalModelLoader.load(model, mergeSeed: mergeSeed, showProgress: !quiet && standardErrorIsTerminal)
+        let formatter = try loaded.contains(where: \.spec.chatTemplate) ? chatFormatter(templates, tokenizer: tokenizer) : nil
         printError(String(format: "loaded %@ in %.1f s", model, Date().timeIntervalSince(start)))
         let outDir = out ?? "eval-results/" + ((model as NSString).lastPathComponent as NSString).deletingPathExtension
         var rows: [[String]] = []
@@ -62,7 +69,7 @@ struct Eval: ParsableCommand {
             let options = EvaluationOptions(batchSize: batchSize, limit: limit, seed: seed, progress: { done, total in
                 if draw { FileHandle.standardError.write(Data("\r[\(label)] \(done)/\(total) examples   ".utf8)) }
             })
-            let evaluator = Evaluator(model: lm, tokenizer: tokenizer, formatter: nil, options: options)
+            let evaluator = Evaluator(model: lm, tokenizer: tokenizer, formatter: formatter, options: options)
             let t0 = Date()
             let report = try evaluator.evaluate(task: task)
             let seconds = Date().timeIntervalSince(t0)
@@ -76,6 +83,23 @@ struct Eval: ParsableCommand {
         }
         print(table(header: ["task", "metric", "value", "± stderr", "n"], rows: rows), terminator: "")
         printError("records in \(outDir)/ (TASK.jsonl, TASK.summary.json); total \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
+    }
+
+    /// The formatter for tasks that ask for the chat template: `--chat-template` (a file or a name), else
+    /// the model's default template.
+    func chatFormatter(_ templates: ChatTemplateSet, tokenizer: Tokenizer) throws -> ChatTemplateFormatter {
+        let template: ChatTemplate
+        if let chatTemplate, FileManager.default.fileExists(atPath: chatTemplate) {
+            template = try ChatTemplate(source: try String(contentsOfFile: chatTemplate, encoding: .utf8), origin: chatTemplate)
+        } else {
+            template = try templates.template(named: chatTemplate, modelPath: model)
+        }
+        var variables: [String: JSONValue] = [:]
+        let c = tokenizer.config
+        for (name, token) in [("bos_token", c.bosToken), ("eos_token", c.eosToken), ("unk_token", c.unkToken), ("pad_token", c.padToken)] {
+            if let token { variables[name] = .string(token) }
+        }
+        return ChatTemplateFormatter(template: template, variables: variables, system: system)
     }
 
     func table(header: [String], rows: [[String]]) -> String {
@@ -94,7 +118,7 @@ struct Eval: ParsableCommand {
 
 /// Opens what `amalgam eval` takes as a model: a folder, a GGUF file, or a merge config merged in memory.
 enum EvalModelLoader {
-    static func load(_ path: String, mergeSeed: UInt64, showProgress: Bool) throws -> (LlamaModel, Tokenizer) {
+    static func load(_ path: String, mergeSeed: UInt64, showProgress: Bool) throws -> (LlamaModel, Tokenizer, ChatTemplateSet) {
         let lower = path.lowercased()
         if lower.hasSuffix(".yml") || lower.hasSuffix(".yaml") {
             let stages = try MergeConfig.stages(contentsOf: path)
@@ -108,14 +132,27 @@ enum EvalModelLoader {
             if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
             let extraEOS = merged.companionTexts["generation_config.json"].flatMap(eosIds) ?? []
             let lm = try LlamaModel(config: merged.config, weights: merged.checkpoint, extraEOSTokenIds: extraEOS)
-            return (lm, try tokenizer(merged.companionTexts, what: path))
+            return (lm, try tokenizer(merged.companionTexts, what: path), templates(merged.companionTexts, what: path))
         }
         if lower.hasSuffix(".gguf") {
             let opened = try OpenedModel.open(path)
             let lm = try LlamaModel(config: opened.config, weights: opened.tensors)
-            return (lm, try tokenizer(Dictionary(uniqueKeysWithValues: opened.generatedFiles.map { ($0.name, $0.text) }), what: path))
+            let texts = Dictionary(uniqueKeysWithValues: opened.generatedFiles.map { ($0.name, $0.text) })
+            return (lm, try tokenizer(texts, what: path), templates(texts, what: path))
         }
-        return (try LlamaModel(folder: path), try Tokenizer(contentsOf: path))
+        return (try LlamaModel(folder: path), try Tokenizer(contentsOf: path), try ChatTemplateSet(folder: path))
+    }
+
+    /// The default chat template among a model's companion texts: `chat_template.jinja`, else
+    /// tokenizer_config.json's `chat_template` string.
+    static func templates(_ texts: [String: String], what: String) -> ChatTemplateSet {
+        if let text = texts["chat_template.jinja"] {
+            return ChatTemplateSet(defaultTemplate: .init(source: text, origin: "\(what): chat_template.jinja"))
+        }
+        if let text = texts["tokenizer_config.json"], let source = (try? JSONValue.parse(text))?["chat_template"]?.stringValue {
+            return ChatTemplateSet(defaultTemplate: .init(source: source, origin: "\(what): tokenizer_config.json chat_template"))
+        }
+        return ChatTemplateSet(defaultTemplate: nil)
     }
 
     /// `eos_token_id` of a generation_config.json text (a number or a list).
