@@ -17,6 +17,7 @@ struct Amalgam: ParsableCommand {
             Experiment.self,
             Eval.self,
             MakeTasks.self,
+            FineTune.self,
         ]
     )
 }
