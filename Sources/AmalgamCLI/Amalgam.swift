@@ -15,6 +15,7 @@ struct Amalgam: ParsableCommand {
             Score.self,
             Generate.self,
             Experiment.self,
+            FineTune.self,
         ]
     )
 }

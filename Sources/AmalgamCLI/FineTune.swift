@@ -1,0 +1,174 @@
+import AmalgamCheckpoint
+import AmalgamCore
+import AmalgamModels
+import AmalgamTokenizer
+import ArgumentParser
+import Foundation
+
+/// `amalgam finetune MODEL DATA OUT`: next-token fine-tuning with AdamW, resumable bit for bit.
+struct FineTune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "finetune",
+        abstract: "Fine-tune a Llama-family model on text (next-token loss, AdamW), written as a Hugging Face folder.",
+        discussion: """
+            DATA is a .txt file (one document), a .jsonl file ({"text": ...} per line) or a folder of them. Documents
+            are tokenized with the model's tokenizer, joined with EOS after each and cut into sequences of --seq-len
+            tokens. With --run-dir, a checkpoint (trainable weights, optimizer state, data position, generator state)
+            is saved every --checkpoint-every steps; --resume continues from it exactly as if never interrupted.
+            """
+    )
+
+    @Argument(help: "A Hugging Face model folder or a Llama .gguf file.")
+    var model: String
+    @Argument(help: "Training text: .txt, .jsonl, or a folder of them.")
+    var data: String
+    @Argument(help: "Output model folder (written when training ends).")
+    var output: String
+
+    @Option(help: "Tensors to train: 'all' or a regular expression over names (e.g. 'layers\\.(2[0-9])\\.mlp\\.').")
+    var train = "all"
+    @Option(help: "Peak learning rate.")
+    var lr = 2e-5
+    @Option(help: "Learning rate at the end of the cosine schedule.")
+    var minLr = 0.0
+    @Option(help: "Warm-up steps (linear from 0).")
+    var warmup = 0
+    @Option(help: "Schedule after warm-up: cosine or constant.")
+    var schedule = "cosine"
+    @Option(help: "Optimizer steps (default: --epochs passes over the data).")
+    var steps: Int?
+    @Option(help: "Passes over the data when --steps is not given.")
+    var epochs = 1.0
+    @Option(help: "Tokens per training sequence.")
+    var seqLen = 512
+    @Option(help: "Tokens per optimizer step (whole sequences).")
+    var batchTokens = 8192
+    @Option(help: "Tokens per forward/backward pass; gradients accumulate over passes (bounds memory).")
+    var microBatchTokens = 2048
+    @Option(help: "Decoupled weight decay of the weight matrices.")
+    var weightDecay = 0.0
+    @Option(help: "Global gradient-norm clipping (0: off).")
+    var clip = 1.0
+    @Option(help: "AdamW beta2.")
+    var beta2 = 0.999
+    @Option(help: "MoFO: update only this fraction of each tensor's entries (largest |momentum|) per step.")
+    var mofo: Double?
+    @Option(help: "Seed of the data order.")
+    var seed: UInt64 = 0
+    @Option(help: "Folder for checkpoints (and the converted model when MODEL is a GGUF).")
+    var runDir: String?
+    @Option(help: "Save a checkpoint every N steps (with --run-dir; 0: only at the end).")
+    var checkpointEvery = 50
+    @Flag(help: "Continue from the checkpoint in --run-dir.")
+    var resume = false
+    @Option(help: "Stop after this step, saving a checkpoint, without writing OUT (resume later).")
+    var stopAt: Int?
+    @Option(help: "Held-out text: its loss and perplexity are reported before and after training.")
+    var evalData: String?
+    @Option(help: "At most this many held-out sequences.")
+    var evalSequences = 32
+    @Option(help: "Print a line every N steps.")
+    var logEvery = 1
+    @Flag(help: "Replace OUT if it exists.")
+    var overwrite = false
+
+    func validate() throws {
+        guard ["cosine", "constant"].contains(schedule) else { throw ValidationError("--schedule must be cosine or constant") }
+        guard seqLen >= 2, batchTokens >= 1, microBatchTokens >= 1 else { throw ValidationError("--seq-len, --batch-tokens and --micro-batch-tokens must be positive") }
+        if let steps, steps <= 0 { throw ValidationError("--steps must be positive") }
+        guard epochs > 0 else { throw ValidationError("--epochs must be positive") }
+        if resume && runDir == nil { throw ValidationError("--resume needs --run-dir") }
+        if stopAt != nil && runDir == nil { throw ValidationError("--stop-at needs --run-dir to save the checkpoint") }
+        if let mofo, !(mofo > 0 && mofo <= 1) { throw ValidationError("--mofo must be in (0, 1]") }
+    }
+
+    func run() throws {
+        relaunchWithOpenBLASCoreTypeIfNeeded()
+        let folderPath = try modelFolder()
+        let folder = try ModelFolder(path: folderPath)
+        let lm = try LlamaModel(folder: folderPath)
+        let tokenizer = try Tokenizer(contentsOf: folderPath)
+        guard let eos = lm.eosTokenIds.first ?? tokenizer.eosTokenId else {
+            throw CLIInputError("\(folderPath): no eos_token_id in config.json or the tokenizer; documents need an end token")
+        }
+        let start = Date()
+        let docs = try TrainingText.documents(at: data)
+        let packed = try PackedSequences(documents: tokenizer.encodeBatch(docs), eos: eos, length: seqLen, source: data)
+        printError("data: \(docs.count) documents, \(packed.count) sequences of \(seqLen) tokens (\(String(format: "%.1f", Date().timeIntervalSince(start))) s to tokenize)")
+
+        var settings = FineTuneSettings()
+        settings.trainable = train == "all" ? .all : .pattern(train)
+        settings.learningRate = lr
+        settings.minimumLearningRate = minLr
+        settings.warmupSteps = warmup
+        settings.cosine = schedule == "cosine"
+        settings.steps = steps
+        settings.epochs = epochs
+        settings.batchTokens = batchTokens
+        settings.microBatchTokens = microBatchTokens
+        settings.optimizer = AdamWSettings(beta2: beta2, weightDecay: weightDecay, clipNorm: clip > 0 ? clip : nil, mofoFraction: mofo)
+        settings.seed = seed
+        let run = try FineTuning(model: lm, data: packed, settings: settings)
+        let trainable = run.trainer.parameters.reduce(0) { $0 + $1.count }
+        printError("training \(run.trainer.parameters.count) tensors (\(formatCount(trainable)) parameters), \(run.totalSteps) steps of \(run.sequencesPerStep) sequences")
+        let checkpoint = runDir.map { $0 + "/checkpoint" }
+        if resume, let checkpoint {
+            try run.resume(from: checkpoint)
+            printError("resumed at step \(run.step) (epoch \(run.epoch), sequence \(run.position))")
+        }
+
+        var heldOut: [[Int]] = []
+        if let evalData {
+            let evalDocs = try TrainingText.documents(at: evalData)
+            let evalPacked = try PackedSequences(documents: tokenizer.encodeBatch(evalDocs), eos: eos, length: seqLen, source: evalData)
+            heldOut = (0..<min(evalSequences, evalPacked.count)).map { evalPacked[$0] }
+            if run.step == 0 { try report(run, heldOut, when: "before") }
+        }
+
+        let progress = standardErrorIsTerminal
+        let began = Date()
+        let firstStep = run.step
+        while !run.isFinished {
+            let stepStart = Date()
+            let s = try run.trainStep()
+            let seconds = Date().timeIntervalSince(stepStart)
+            let done = s.step - firstStep
+            let eta = Date().timeIntervalSince(began) / Double(done) * Double(s.totalSteps - s.step)
+            let line = String(format: "step %d/%d  loss %.4f  lr %.3g  grad-norm %.3f  %.0f tok/s  ETA %@", s.step, s.totalSteps,
+                              s.loss, s.learningRate, s.gradientNorm, Double(s.tokens) / seconds, formatDuration(eta))
+            if progress { FileHandle.standardError.write(Data(("\r" + line + "   ").utf8)) }
+            if s.step % max(1, logEvery) == 0 || run.isFinished {
+                if progress { FileHandle.standardError.write(Data("\n".utf8)) }
+                print(line)
+            }
+            let stopping = stopAt.map { s.step >= $0 } ?? false
+            if let checkpoint, (checkpointEvery > 0 && s.step % checkpointEvery == 0) || run.isFinished || stopping {
+                try run.saveCheckpoint(to: checkpoint)
+            }
+            if stopping && !run.isFinished {
+                print("stopped after step \(s.step); continue with --resume --run-dir \(runDir!)")
+                return
+            }
+        }
+        if !heldOut.isEmpty { try report(run, heldOut, when: "after") }
+        try run.writeModel(to: output, from: folder, overwrite: overwrite)
+        print("wrote \(output) (\(String(format: "%.1f", Date().timeIntervalSince(start))) s)")
+    }
+
+    /// Held-out loss and perplexity.
+    func report(_ run: FineTuning, _ sequences: [[Int]], when: String) throws {
+        let total = try run.evaluate(sequences)
+        print(String(format: "held-out %@: loss %.4f  perplexity %.3f  (%d tokens)", when, total.mean, exp(total.mean), total.count))
+    }
+
+    /// The model folder: MODEL itself, or its GGUF converted (bf16) into the run folder or a temporary one.
+    func modelFolder() throws -> String {
+        guard model.lowercased().hasSuffix(".gguf") else { return model }
+        let base = (runDir ?? NSTemporaryDirectory() + "amalgam-finetune-\(getpid())") + "/base-model"
+        if !FileManager.default.fileExists(atPath: base + "/config.json") {
+            printError("converting \(model) to \(base) (bf16)")
+            try GGUFLlamaConvert.toHuggingFace(gguf: model, output: base, dtype: .bf16, overwrite: true)
+        }
+        return base
+    }
+}
