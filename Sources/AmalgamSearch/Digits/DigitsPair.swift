@@ -4,7 +4,10 @@ import AmalgamModels
 /// A base MLP and two specialists on scikit-learn's digits, the shared testbed of the merging methods
 /// that start from fine-tunes of one base (DAM, task arithmetic, TIES, CMA-ES over recipes, M2N2):
 /// the base is trained on every training digit; specialist 0 is the base fine-tuned on digits 0–4 only,
-/// specialist 1 on digits 5–9 only, each long enough to forget the other half.
+/// specialist 1 on digits 5–9 only, each long enough to forget the other half. With the default recipe
+/// (seed 0) the base scores 90.8 % on the test split (100 % on training: the last 360 images are hard
+/// for this unnormalised MLP, and PyTorch's Adam on the same recipe gives the same), the specialists
+/// about 95–97 % on their own half and 15–27 % on the other.
 ///
 /// The split is the reference one (first 80 % of the file for training, last 20 % for test, file order,
 /// features 0–16 not normalised); the classifier is the M2N2 experiment's 64 → 256 (ReLU) → 10 MLP in
