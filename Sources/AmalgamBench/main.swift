@@ -13,6 +13,7 @@ let benchmarks: [(name: String, summary: String, run: ([String]) throws -> Void)
     ("m2n2", "wall time and passes/s of one from-scratch M2N2 digits run", m2n2Benchmark),
     ("m2n2-parts", "time of each part of an M2N2 step on digits", m2n2PartsBenchmark),
     ("eval", EvalBenchmark.summary, EvalBenchmark.run),
+    ("dam-step", DAMStepBenchmark.summary, DAMStepBenchmark.run),
     ("train-step", TrainStepBenchmark.summary, TrainStepBenchmark.run),
 ]
 

@@ -1,0 +1,144 @@
+import AmalgamCore
+import AmalgamModels
+import AmalgamSearch
+import ArgumentParser
+import Foundation
+
+/// `amalgam experiment dam-digits`: DAM against averaging, task arithmetic, TIES and M2N2 on the digits pair.
+struct DAMDigits: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dam-digits",
+        abstract: "DAM (Differentiable Adaptive Merging) on two digits specialists (0-4, 5-9) fine-tuned from one base, beside averaging, task arithmetic, TIES and M2N2."
+    )
+
+    @Option(help: "Runs (seeds 0, 1, …): each trains its own base and specialists.")
+    var runs = 5
+
+    @Option(help: "DAM optimisation steps.")
+    var steps = DAMDigitsExperiment.defaultDAM.steps
+
+    @Option(help: "DAM examples per source dataset and step.")
+    var batchSize = DAMDigitsExperiment.defaultDAM.batchSize
+
+    @Option(help: "DAM learning rate.")
+    var lr = DAMDigitsExperiment.defaultDAM.learningRate
+
+    @Option(help: "DAM distillation temperature.")
+    var temperature = DAMDigitsExperiment.defaultDAM.temperature
+
+    @Option(help: "DAM coefficient map f: tanh (released) or identity.")
+    var f = DAMDigitsExperiment.defaultDAM.scaleFunction.rawValue
+
+    @Option(help: "DAM optimiser: adamw or mofo.")
+    var optimiser = DAMDigitsExperiment.defaultDAM.optimiser.rawValue
+
+    @Option(help: "DAM initial coefficients: uniform (1/N) or softmax-random.")
+    var initialisation = DAMDigitsExperiment.defaultDAM.initialisation.rawValue
+
+    @Option(help: "DAM initial bias scalars: mean (1/N) or one (released).")
+    var biasInit = DAMDigitsExperiment.defaultDAM.biasInitialisation.rawValue
+
+    @Option(help: "DAM cosine-similarity weight λ_sim.")
+    var lambdaSim = DAMDigitsExperiment.defaultDAM.similarityWeight
+
+    @Option(help: "M2N2 forward passes (0 skips M2N2).")
+    var m2n2Passes = 10_000
+
+    @Option(help: "The digits CSV (64 features and a label per line).")
+    var data = "fixtures/digits/digits.csv"
+
+    @Option(help: "Also write every run's numbers as JSON to this file.")
+    var json: String?
+
+    func validate() throws {
+        guard runs > 0 else { throw ValidationError("--runs must be at least 1") }
+        guard DAMScaleFunction(rawValue: f) != nil else { throw ValidationError("--f must be tanh or identity, not `\(f)`") }
+        guard DAMConfiguration.Optimiser(rawValue: optimiser) != nil else { throw ValidationError("--optimiser must be adamw or mofo") }
+        guard DAMInitialisation(rawValue: initialisation) != nil else { throw ValidationError("--initialisation must be uniform or softmax-random") }
+        guard DAMConfiguration.BiasInitialisation(rawValue: biasInit) != nil else { throw ValidationError("--bias-init must be mean or one") }
+        guard m2n2Passes >= 0 else { throw ValidationError("--m2n2-passes must be ≥ 0") }
+    }
+
+    func run() throws {
+        var dam = DAMDigitsExperiment.defaultDAM
+        dam.steps = steps
+        dam.batchSize = batchSize
+        dam.learningRate = lr
+        dam.temperature = temperature
+        dam.scaleFunction = DAMScaleFunction(rawValue: f)!
+        dam.optimiser = DAMConfiguration.Optimiser(rawValue: optimiser)!
+        dam.initialisation = DAMInitialisation(rawValue: initialisation)!
+        dam.biasInitialisation = DAMConfiguration.BiasInitialisation(rawValue: biasInit)!
+        dam.similarityWeight = lambdaSim
+        try dam.validate()
+        var settings = DAMDigitsExperiment.Settings(dam: dam)
+        settings.m2n2Passes = m2n2Passes
+        let experiment = DAMDigitsExperiment(dataset: try DigitsDataset(csvPath: data), settings: settings)
+        let start = Date()
+        var perRun: [[DAMDigitsExperiment.MethodResult]] = []
+        for r in 0..<runs {
+            perRun.append(try experiment.run(r) { printError("[run \(r + 1)/\(runs)] \($0)") })
+        }
+        let report = DAMDigitsReport(runs: perRun, settings: settings, seconds: Date().timeIntervalSince(start))
+        print(report.text)
+        if let json { try writeFileAtomically(report.json.pythonText(sortKeys: false) + "\n", to: json) }
+    }
+}
+
+/// The experiment's table (mean ± std over runs), as text and JSON.
+struct DAMDigitsReport {
+    let runs: [[DAMDigitsExperiment.MethodResult]]
+    let settings: DAMDigitsExperiment.Settings
+    let seconds: Double
+
+    var methods: [String] { runs.first?.map(\.method) ?? [] }
+
+    func results(_ method: String) -> [DAMDigitsExperiment.MethodResult] {
+        runs.compactMap { $0.first { $0.method == method } }
+    }
+
+    var text: String {
+        var out = "DAM on digits (MLP 64-256-10; base trained on all digits, specialists fine-tuned on 0-4 and 5-9;\n"
+        out += "train = first 1437, test = last 360): test accuracy (%), mean ± std (ddof 0) over \(runs.count) run(s)\n\n"
+        out += "method                     union          digits 0-4     digits 5-9     fwd passes  bwd passes  s/run\n"
+        for m in methods {
+            let r = results(m)
+            let u = r.map { $0.test.union * 100 }.meanAndStandardDeviation
+            let h0 = r.map { $0.test.halves[0] * 100 }.meanAndStandardDeviation
+            let h1 = r.map { $0.test.halves[1] * 100 }.meanAndStandardDeviation
+            out += m.padding(toLength: 27, withPad: " ", startingAt: 0)
+            out += String(format: "%5.1f ± %4.1f   %5.1f ± %4.1f   %5.1f ± %4.1f   %10.1f  %10.1f  %5.2f\n", u.mean, u.std, h0.mean, h0.std,
+                          h1.mean, h1.std, r.map(\.forwardPasses).meanAndStandardDeviation.mean,
+                          r.map(\.backwardPasses).meanAndStandardDeviation.mean, r.map(\.seconds).meanAndStandardDeviation.mean)
+        }
+        out += "\npasses: examples through the model / 1437 (one pass over the training split, M2N2's unit)\n"
+        for m in methods { if let d = results(m).first?.detail, !d.isEmpty { out += "\(m): \(d)\n" } }
+        out += String(format: "wall time %.0f s", seconds)
+        return out
+    }
+
+    var json: JSONValue {
+        .object(JSONObject([
+            ("experiment", .string("dam-digits")),
+            ("runs", .int(runs.count)),
+            ("wall_seconds", .double(seconds)),
+            ("methods", .object(JSONObject(methods.map { m in
+                let r = results(m)
+                func stats(_ v: [Double]) -> JSONValue {
+                    let s = v.meanAndStandardDeviation
+                    return .object(JSONObject([("mean", .double(s.mean)), ("std", .double(s.std)), ("runs", .array(v.map { .double($0) }))]))
+                }
+                return (m, .object(JSONObject([
+                    ("test_union", stats(r.map(\.test.union))),
+                    ("test_digits_0_4", stats(r.map { $0.test.halves[0] })),
+                    ("test_digits_5_9", stats(r.map { $0.test.halves[1] })),
+                    ("train_union", stats(r.map(\.train.union))),
+                    ("forward_passes", stats(r.map(\.forwardPasses))),
+                    ("backward_passes", stats(r.map(\.backwardPasses))),
+                    ("seconds", stats(r.map(\.seconds))),
+                    ("details", .array(r.map { .string($0.detail) })),
+                ])))
+            }))),
+        ]))
+    }
+}

@@ -1,0 +1,59 @@
+import AmalgamCore
+
+/// A model family DAM can merge: it names its linear layers, builds the merged model from per-column
+/// scales, and differentiates the merged model's logits back to those scales. Everything else (the
+/// coefficients and f, the loss, the optimiser, the run folder) is the family-independent DAM core.
+///
+/// Shapes: logits are `rows × classCount`, row-major (rows: examples or tokens). Scales and their
+/// gradients are flat vectors in `DAMLayout(layers: layers, sourceCount: sourceCount)`: for a layer,
+/// `s_i[j]` multiplies input column j of source i's weight, `c_i` source i's bias.
+public protocol DAMFamily: AnyObject {
+    /// What one step feeds one source model (examples of its dataset).
+    associatedtype Batch
+
+    /// The layers that get coefficients, in layout order.
+    var layers: [DAMLayer] { get }
+    /// Number of source models N.
+    var sourceCount: Int { get }
+    /// Width of a logits row.
+    var classCount: Int { get }
+
+    /// Rebuilds the merged model's weights: `W = Σᵢ sᵢ ⊙ Wᵢ` (column-wise), `b = Σᵢ cᵢ bᵢ`.
+    func merge(scales: [Float]) throws(DAMError)
+
+    /// Source `source`'s logits on `batch` (the teacher: no gradient).
+    func teacherLogits(source: Int, batch: Batch) throws(DAMError) -> [Float]
+
+    /// Runs the merged model on `batch`, hands its logits to `lossGradient` (which returns ∂L/∂logits of
+    /// the same shape), and ADDS ∂L/∂scales to `scaleGradient`. Returns the number of logits rows.
+    func mergedForwardBackward(batch: Batch, scaleGradient: inout [Float],
+                               lossGradient: ([Float]) -> [Float]) throws(DAMError) -> Int
+
+    /// The merged model's logits on `batch` (forward only).
+    func mergedLogits(batch: Batch) throws(DAMError) -> [Float]
+
+    /// The merged model as named tensors of a normal checkpoint (after `merge(scales:)`).
+    func mergedTensors() -> [(name: String, tensor: Tensor)]
+}
+
+/// Errors of DAM training and export.
+public enum DAMError: Error, Equatable, CustomStringConvertible {
+    /// A setting is out of range.
+    case invalidConfiguration(key: String, reason: String)
+    /// Source models do not share one shape.
+    case sourceMismatch(what: String)
+    /// A run folder or file cannot be read or written.
+    case runFolder(path: String, reason: String)
+    /// The loss became NaN or infinite.
+    case diverged(step: Int, loss: Double)
+
+    public var description: String {
+        switch self {
+        case let .invalidConfiguration(key, reason): return "invalid DAM setting `\(key)`: \(reason)"
+        case let .sourceMismatch(what): return "DAM sources differ: \(what); all sources must share one architecture"
+        case let .runFolder(path, reason): return "\(path): \(reason)"
+        case let .diverged(step, loss):
+            return "DAM loss is \(loss) at step \(step): lower the learning rate or the temperature"
+        }
+    }
+}

@@ -1,0 +1,204 @@
+import AmalgamCore
+import AmalgamMerge
+import AmalgamModels
+import Foundation
+
+/// DAM against the other ways of merging the digits pair (`DigitsPair`): the base, each specialist,
+/// averaging, task arithmetic, TIES (AmalgamMerge's own methods on in-memory tensors), M2N2 seeded with the
+/// two specialists, and DAM with dataset k = specialist k's half of the training split.
+public struct DAMDigitsExperiment: Sendable {
+    /// What one run compares.
+    public struct Settings: Sendable {
+        /// How the pair is trained.
+        public var recipe = DigitsPair.Recipe()
+        /// DAM's settings (its `seed` is replaced by the run's).
+        public var dam: DAMConfiguration
+        /// M2N2's budget in forward passes over the training set (0: skip M2N2).
+        public var m2n2Passes = 10_000
+        /// λ values tried for task arithmetic (picked by training accuracy on the union).
+        public var lambdaGrid: [Double] = stride(from: 0.1, through: 1.5, by: 0.1).map { ($0 * 10).rounded() / 10 }
+        /// Densities tried for TIES (with `lambdaGrid`).
+        public var densityGrid: [Double] = [0.1, 0.2, 0.3, 0.5, 0.7, 1.0]
+
+        /// The default comparison with DAM's settings `dam`.
+        public init(dam: DAMConfiguration = DAMDigitsExperiment.defaultDAM) { self.dam = dam }
+    }
+
+    /// One method's result in one run.
+    public struct MethodResult: Sendable, Codable {
+        /// Method name as the table and the JSON show it.
+        public var method: String
+        /// Test accuracy on all digits and on each half.
+        public var test: DigitsAccuracies
+        /// Training accuracy on all digits and on each half.
+        public var train: DigitsAccuracies
+        /// Examples the method sent through a forward pass (teachers included), in units of the training
+        /// split (1437 examples = 1 pass, as M2N2 counts).
+        public var forwardPasses: Double
+        /// Examples sent through a backward pass, in the same unit.
+        public var backwardPasses: Double
+        /// Wall time of the method (the pair's training excluded).
+        public var seconds: Double
+        /// What was chosen (λ, density, best member, …).
+        public var detail: String
+    }
+
+    /// DAM's settings for digits: the released loss (T = 2, λ_sim 0.01, tanh) and AdamW at lr 1e-3
+    /// with clipping 1.0, 64 examples per source and step.
+    public static var defaultDAM: DAMConfiguration {
+        var c = DAMConfiguration()
+        c.batchSize = 64
+        c.steps = 500
+        return c
+    }
+
+    /// The digits data.
+    public let dataset: DigitsDataset
+    /// What to compare.
+    public var settings: Settings
+
+    /// The experiment on `dataset`.
+    public init(dataset: DigitsDataset, settings: Settings = Settings()) {
+        self.dataset = dataset
+        self.settings = settings
+    }
+
+    /// Run `run`: the pair from seed `run`, then every method (M2N2 and DAM seeded with `run`).
+    public func run(_ run: Int, progress: (String) -> Void = { _ in }) throws -> [MethodResult] {
+        let pair = DigitsPair.make(dataset: dataset, seed: UInt64(run), recipe: settings.recipe)
+        var results: [MethodResult] = []
+        func add(_ method: String, _ p: [Float], forward: Double = 0, backward: Double = 0, start: UInt64, detail: String = "") {
+            results.append(MethodResult(method: method, test: pair.testAccuracies(of: p), train: pair.trainAccuracies(of: p),
+                                        forwardPasses: forward, backwardPasses: backward,
+                                        seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, detail: detail))
+        }
+        var start = DispatchTime.now().uptimeNanoseconds
+        add("base", pair.base, start: start)
+        add("specialist 0-4", pair.specialists[0], start: start)
+        add("specialist 5-9", pair.specialists[1], start: start)
+
+        start = DispatchTime.now().uptimeNanoseconds
+        let average = try Self.merge(pair, method: "linear", global: [:], perModel: [["weight": .number(0.5)], ["weight": .number(0.5)]])
+        add("average", average, start: start, detail: "linear 0.5/0.5")
+
+        progress("task arithmetic")
+        start = DispatchTime.now().uptimeNanoseconds
+        let defaultTA = try Self.merge(pair, method: "task_arithmetic", global: [:], perModel: [["weight": .number(1)], ["weight": .number(1)]])
+        add("task arithmetic (λ 1)", defaultTA, start: start, detail: "mergekit defaults, weight 1")
+        start = DispatchTime.now().uptimeNanoseconds
+        var best: (accuracy: Double, p: [Float], detail: String) = (-1, [], "")
+        for lambda in settings.lambdaGrid {
+            let p = try Self.merge(pair, method: "task_arithmetic", global: ["lambda": .number(lambda)],
+                                   perModel: [["weight": .number(1)], ["weight": .number(1)]])
+            let a = pair.classifier.accuracy(parameters: p, batch: pair.train)
+            if a > best.accuracy { best = (a, p, "λ \(lambda)") }
+        }
+        add("task arithmetic (tuned)", best.p, forward: Double(settings.lambdaGrid.count), start: start,
+            detail: best.detail + " of \(settings.lambdaGrid.count) by train accuracy")
+
+        progress("TIES")
+        start = DispatchTime.now().uptimeNanoseconds
+        let defaultTIES = try Self.merge(pair, method: "ties", global: [:], perModel: [["weight": .number(1)], ["weight": .number(1)]])
+        add("TIES (density 1, λ 1)", defaultTIES, start: start, detail: "mergekit defaults, weight 1")
+        start = DispatchTime.now().uptimeNanoseconds
+        best = (-1, [], "")
+        for density in settings.densityGrid {
+            for lambda in settings.lambdaGrid {
+                let p = try Self.merge(pair, method: "ties", global: ["lambda": .number(lambda)],
+                                       perModel: [["weight": .number(1), "density": .number(density)],
+                                                  ["weight": .number(1), "density": .number(density)]])
+                let a = pair.classifier.accuracy(parameters: p, batch: pair.train)
+                if a > best.accuracy { best = (a, p, "density \(density), λ \(lambda)") }
+            }
+        }
+        let grid = settings.densityGrid.count * settings.lambdaGrid.count
+        add("TIES (tuned)", best.p, forward: Double(grid), start: start, detail: best.detail + " of \(grid) by train accuracy")
+
+        if settings.m2n2Passes > 0 {
+            progress("M2N2")
+            start = DispatchTime.now().uptimeNanoseconds
+            let (p, member) = try Self.m2n2(pair, passes: settings.m2n2Passes, seed: UInt64(run))
+            add("M2N2", p, forward: Double(settings.m2n2Passes + 2), start: start,
+                detail: "best-on-train archive member \(member), specialists as seeds, no mutation")
+        }
+
+        progress("DAM")
+        start = DispatchTime.now().uptimeNanoseconds
+        var dam = settings.dam
+        dam.seed = UInt64(run)
+        let trainer = try Self.dam(pair, configuration: dam)
+        try trainer.run()
+        try trainer.mergeCurrent()
+        let units = Double(pair.train.count)
+        add("DAM", trainer.family.merged,
+            forward: Double(trainer.passes.mergedExamples + trainer.passes.teacherExamples) / units,
+            backward: Double(trainer.passes.mergedExamples) / units, start: start,
+            detail: "\(dam.steps) steps × \(dam.sourceBatchDescription), \(dam.optimiser.rawValue) lr \(dam.learningRate), f \(dam.scaleFunction.rawValue), T \(dam.temperature), final loss \(String(format: "%.4f", trainer.history.last?.total ?? .nan))")
+        return results
+    }
+
+    /// A DAM trainer on the pair: the specialists as sources, dataset k = training examples of half k.
+    public static func dam(_ pair: DigitsPair, configuration: DAMConfiguration) throws(DAMError) -> DAMTrainer<DAMMLPFamily> {
+        let family = try DAMMLPFamily(classifier: pair.classifier, sources: pair.specialists)
+        let datasets = pair.trainHalves.map { half in DAMDataset(count: half.count) { half.rows($0) } }
+        return try DAMTrainer(configuration: configuration, family: family, datasets: datasets)
+    }
+
+    /// M2N2 (α 1, attraction, split-point crossover, no mutation) seeded with the two specialists; returns
+    /// the best-on-train archive member.
+    static func m2n2(_ pair: DigitsPair, passes: Int, seed: UInt64) throws(SearchError) -> ([Float], Int) {
+        let configuration = M2N2Configuration(variant: .m2n2, forwardPasses: passes, mutationStandardDeviation: nil, seed: seed)
+        let store = try FlatGenomeStore(parameterCount: pair.classifier.parameterCount,
+                                        slotCount: configuration.archiveSize, seeds: pair.specialists)
+        let search = try M2N2Search(configuration: configuration, store: store,
+                                    scorer: MLPScorer(classifier: pair.classifier, batch: pair.train))
+        for i in 0..<store.seedCount { try search.insertSeed(i) }
+        try search.run()
+        return (store.slots[search.bestMember], search.bestMember)
+    }
+
+    /// Merges the pair's flat vectors tensor by tensor (W1, b1, W2, b2) with a registered AmalgamMerge
+    /// method; task-arithmetic methods get the base as `base_model`.
+    public static func merge(_ pair: DigitsPair, method name: String, global: [String: ParameterValue],
+                             perModel: [[String: ParameterValue]]) throws(MergeError) -> [Float] {
+        guard let method = MergeMethods.named(name) else {
+            throw MergeError.method(method: name, tensor: "-", reason: "unknown method; known: \(MergeMethods.names.joined(separator: ", "))")
+        }
+        let c = pair.classifier
+        let layers = c.linearLayers
+        let tensors: [(name: String, range: Range<Int>, shape: [Int])] = layers.enumerated().flatMap { i, l in
+            [("fc\(i + 1).weight", l.weight ..< l.weight + l.inputs * l.outputs, [l.inputs, l.outputs]),
+             ("fc\(i + 1).bias", l.bias ..< l.bias + l.outputs, [l.outputs])]
+        }
+        var out = [Float](repeating: 0, count: c.parameterCount)
+        for t in tensors {
+            var inputs = zip(pair.specialists, perModel).enumerated().map { i, sp in
+                MergeInput(model: "specialist \(i)", values: Array(sp.0[t.range]), shape: t.shape, parameters: Parameters(sp.1))
+            }
+            var baseIndex: Int?
+            if method.requiresBase {
+                inputs.append(MergeInput(model: "base", values: Array(pair.base[t.range]), shape: t.shape, parameters: Parameters()))
+                baseIndex = inputs.count - 1
+            }
+            let context = MergeContext(tensorName: t.name, baseIndex: baseIndex, parameters: Parameters(global),
+                                       seed: SeedDerivation.seed(run: 0, tensor: t.name), isEmbedding: false)
+            let merged = try method.merge(inputs, context: context)
+            out.replaceSubrange(t.range, with: merged.values)
+        }
+        return out
+    }
+}
+
+extension DAMConfiguration {
+    var sourceBatchDescription: String { "\(batchSize) examples per source" }
+}
+
+extension MLPBatch {
+    /// The examples at `indices`, in that order.
+    public func rows(_ indices: [Int]) -> MLPBatch {
+        var features: [Float] = []
+        features.reserveCapacity(indices.count * inputs)
+        for r in indices { features += augmented[r * (inputs + 1) ..< r * (inputs + 1) + inputs] }
+        return MLPBatch(features: features, inputs: inputs, labels: indices.map { labels[$0] })
+    }
+}
