@@ -27,6 +27,7 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .target(name: "AmalgamCore", dependencies: ["CAmalgamBLAS"]),
         .target(name: "AmalgamCheckpoint", dependencies: ["AmalgamCore"]),
         .target(
@@ -36,7 +37,7 @@ let package = Package(
         .target(name: "AmalgamTokenizer", dependencies: ["AmalgamCore"]),
         .target(name: "AmalgamModels", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "CAmalgamBLAS"]),
         .target(name: "AmalgamEval", dependencies: ["AmalgamCore", "AmalgamModels", "AmalgamTokenizer"]),
-        .target(name: "AmalgamSearch", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamModels", "AmalgamTokenizer"]),
+        .target(name: "AmalgamSearch", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamModels", "AmalgamTokenizer", "CSQLite"], exclude: ["Run/README.md"]),
         .executableTarget(
             name: "AmalgamCLI",
             dependencies: [

@@ -42,6 +42,15 @@ struct M2N2Digits: ParsableCommand {
     @Option(help: "Also write the table and every run's numbers as JSON to this file.")
     var json: String?
 
+    @Option(name: .customLong("run-dir"), help: "Keep every run durable in its own folder under this one (SQLite state + genome files); a killed experiment continues with --resume.")
+    var runDirectory: String?
+
+    @Flag(help: "Continue the runs found under --run-dir (finished ones are read back, not rerun).")
+    var resume = false
+
+    @Option(help: "What each committed step survives: process (a kill or crash; default) or machine (also power loss: fsync per kept genome).")
+    var sync = "process"
+
     func validate() throws {
         guard ["scratch", "pretrained", "all"].contains(setting) else {
             throw ValidationError("--setting must be scratch, pretrained or all, not `\(setting)`")
@@ -49,6 +58,8 @@ struct M2N2Digits: ParsableCommand {
         guard runs > 0 else { throw ValidationError("--runs must be at least 1") }
         guard jobs > 0 else { throw ValidationError("--jobs must be at least 1") }
         if let passes, passes < 1 { throw ValidationError("--passes must be at least 1") }
+        if resume && runDirectory == nil { throw ValidationError("--resume needs --run-dir (the folder of the runs to continue)") }
+        guard RunFolder.Durability(rawValue: sync) != nil else { throw ValidationError("--sync must be process or machine, not `\(sync)`") }
         let known = Set(M2N2Variant.allCases.map(\.rawValue) + ["brute-force slerp"])
         for m in methods where !known.contains(m) {
             throw ValidationError("unknown --method `\(m)`; known: \(known.sorted().joined(separator: ", "))")
@@ -63,10 +74,16 @@ struct M2N2Digits: ParsableCommand {
         var budgets: [DigitsExperiment.Setting: Int] = [:]
         if let passes { for s in settings { budgets[s] = passes } }
         let start = Date()
-        let rows = try experiment.table(settings: settings, runs: runs, forwardPasses: budgets,
-                                        methods: methods.isEmpty ? nil : Set(methods), concurrentJobs: jobs) { p in
+        let line = M2N2ProgressLine()
+        let rows = try experiment.table(
+            settings: settings, runs: runs, forwardPasses: budgets, methods: methods.isEmpty ? nil : Set(methods),
+            concurrentJobs: jobs, runDirectory: runDirectory, resume: resume, durability: RunFolder.Durability(rawValue: sync)!,
+            stepProgress: { label, p in line.update(label, p) }
+        ) { p in
+            line.clear()
             printError("[\(p.done)/\(p.total)] \(p.label)")
         }
+        line.clear()
         let seconds = Date().timeIntervalSince(start)
         print(M2N2DigitsReport(rows: rows, runs: runs, budgets: budgets, seconds: seconds).text)
         if let json {
@@ -124,5 +141,36 @@ struct M2N2DigitsReport {
                 ]))
             })),
         ]))
+    }
+}
+
+/// The live progress line of M2N2 runs on a terminal (nothing when standard error is not one): passes,
+/// best and mean fitness, best training accuracy, coverage, diversity, passes/s and ETA.
+final class M2N2ProgressLine: @unchecked Sendable {
+    private let lock = Lock()
+    private var firstSeen: [String: (time: Double, passes: Int)] = [:]
+    private var drawn = false
+
+    func update(_ label: String, _ p: M2N2Progress) {
+        guard standardErrorIsTerminal else { return }
+        lock.withLock {
+            let now = Date().timeIntervalSinceReferenceDate
+            let first = firstSeen[label] ?? (now, p.passes)
+            if firstSeen[label] == nil { firstSeen[label] = first }
+            let rate = now > first.time ? Double(p.passes - first.passes) / (now - first.time) : 0
+            let eta = rate > 0 ? String(format: "%.0f s", Double(p.budget - p.passes) / rate) : "?"
+            let text = String(format: "%@: pass %d/%d  fitness best %.1f mean %.1f  train best %.1f%%  coverage %.1f%%  diversity %.3f  %.0f passes/s  ETA %@",
+                              label, p.passes, p.budget, p.bestFitness, p.meanFitness, p.bestScore * 100, p.coverage * 100,
+                              p.diversity, rate, eta)
+            FileHandle.standardError.write(Data(("\r\u{1B}[K" + text).utf8))
+            drawn = true
+        }
+    }
+
+    func clear() {
+        lock.withLock {
+            if drawn { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+            drawn = false
+        }
     }
 }

@@ -29,24 +29,39 @@ public struct MLPClassifier: Sendable, Equatable {
     /// Offset of `[W2; b2]` in the flat vector.
     var secondLayerOffset: Int { (inputs + 1) * hidden }
 
-    /// Computes the logits of every example in `batch` into `workspace.logits` (`count × outputs`).
+    /// Computes the logits of every example in `batch` into `workspace.logits` (`count × outputs`), keeping
+    /// the ReLU activations in `workspace.activations` (whose last column stays 1, for the gradient).
     public func forward(parameters: UnsafePointer<Float>, batch: MLPBatch, workspace: MLPWorkspace) {
         precondition(batch.inputs == inputs && workspace.count == batch.count && workspace.hidden == hidden,
                      "MLP batch and workspace must match the classifier's shape")
-        let n = Int32(batch.count), h = Int32(hidden), o = Int32(outputs)
         batch.augmented.withUnsafeBufferPointer { x in
             workspace.activations.withUnsafeMutableBufferPointer { a in
-                // activations[:, :hidden] (count × hidden, ld hidden+1) = X̃ (count × inputs+1) · [W1; b1]
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, h, Int32(inputs + 1),
-                            1, x.baseAddress, Int32(inputs + 1), parameters, h, 0, a.baseAddress, h + 1)
-                relu(a.baseAddress!, rows: batch.count, columns: hidden, stride: hidden + 1)
                 workspace.logits.withUnsafeMutableBufferPointer { l in
-                    // logits (count × outputs) = H̃ (count × hidden+1) · [W2; b2]
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, o, h + 1,
-                                1, a.baseAddress, h + 1, parameters + secondLayerOffset, o, 0, l.baseAddress, o)
+                    forward(x: x.baseAddress!, xStride: inputs + 1, rows: batch.count, parameters: parameters,
+                            hidden: a.baseAddress!, hiddenStride: hidden + 1, logits: l.baseAddress!)
                 }
             }
         }
+    }
+
+    /// THE forward of the two-layer perceptron (every other forward calls it): `logits[N × outputs] =
+    /// ReLU(x[N × inputs] · W1 + b1) · W2 + b2`, keeping the post-ReLU `hidden[N × hidden]` for a backward
+    /// pass. Rows of `x` are `xStride` apart (≥ inputs; extra columns are ignored), rows of `hidden`
+    /// `hiddenStride` apart (≥ hidden; extra columns are left alone). Each layer is one GEMM over the batch,
+    /// accumulated onto the broadcast bias.
+    public func forward(x: UnsafePointer<Float>, xStride: Int, rows: Int, parameters: UnsafePointer<Float>,
+                        hidden h: UnsafeMutablePointer<Float>, hiddenStride: Int, logits: UnsafeMutablePointer<Float>) {
+        precondition(xStride >= inputs && hiddenStride >= hidden, "row strides must cover the layer widths")
+        guard rows > 0 else { return }
+        let w1 = parameters, b1 = parameters + inputs * hidden
+        let w2 = parameters + secondLayerOffset, b2 = w2 + hidden * outputs
+        for n in 0..<rows { (h + n * hiddenStride).update(from: b1, count: hidden) }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(hidden), Int32(inputs),
+                    1, x, Int32(xStride), w1, Int32(hidden), 1, h, Int32(hiddenStride))
+        relu(h, rows: rows, columns: hidden, stride: hiddenStride)
+        for n in 0..<rows { (logits + n * outputs).update(from: b2, count: outputs) }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(outputs), Int32(hidden),
+                    1, h, Int32(hiddenStride), w2, Int32(outputs), 1, logits, Int32(outputs))
     }
 
     /// Writes 1 where the predicted class (first arg-max of the logits) equals the label, else 0.

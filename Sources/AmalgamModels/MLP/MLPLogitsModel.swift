@@ -1,9 +1,8 @@
 import AmalgamCore
-import CAmalgamBLAS
 
 /// The digits-style MLP as a `LogitsModel` (the engine's model abstraction): in → hidden (ReLU) → out logits, over one flat parameter vector laid
 /// out as [W1 (in × hidden, row-major), b1 (hidden), W2 (hidden × out, row-major), b2 (out)] — the
-/// layout model-merging searches (M2N2) operate on. Each layer is one GEMM for the whole batch.
+/// layout model-merging searches (M2N2) operate on. Its forward is `MLPClassifier`'s (one implementation).
 public struct MLPLogitsModel: LogitsModel {
     /// Features per example.
     public let inputCount: Int
@@ -68,13 +67,7 @@ public struct MLPLogitsModel: LogitsModel {
     public static func forward(_ out: UnsafeMutablePointer<Float>, hidden: UnsafeMutablePointer<Float>,
                                _ x: UnsafePointer<Float>, rows N: Int, parameters p: UnsafePointer<Float>,
                                input I: Int, hiddenCount H: Int, output O: Int) {
-        let w1 = p, b1 = p + I * H, w2 = b1 + H, b2 = w2 + H * O
-        for n in 0..<N { (hidden + n * H).update(from: b1, count: H) }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(N), Int32(H), Int32(I),
-                    1, x, Int32(I), w1, Int32(H), 1, hidden, Int32(H))
-        for i in 0..<(N * H) where hidden[i] < 0 { hidden[i] = 0 }
-        for n in 0..<N { (out + n * O).update(from: b2, count: O) }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(N), Int32(O), Int32(H),
-                    1, hidden, Int32(H), w2, Int32(O), 1, out, Int32(O))
+        MLPClassifier(inputs: I, hidden: H, outputs: O)
+            .forward(x: x, xStride: I, rows: N, parameters: p, hidden: hidden, hiddenStride: H, logits: out)
     }
 }

@@ -1,75 +1,122 @@
 import AmalgamCore
 
-/// The hot loop of evolving a classifier: scoring one parameter vector on a fixed batch, fused per example.
+/// The hot loop of evolving a classifier: scoring one parameter vector on a fixed batch, fused per block
+/// of rows (first layer, ReLU, second layer and arg-max never leave L1).
 ///
-/// Digits features are half zeros, so the first layer runs over each example's non-zero features only
-/// (a row of `[W1; b1]` per non-zero, the bias as the always-present last feature); logits never leave registers. Each example is computed alone, in a
-/// fixed order, so the scores are the same bytes for any split of the batch across threads. On this
-/// work it does about half the multiply-adds of the two GEMMs and avoids their packing passes.
+/// Rows are taken six at a time, and a register-blocked 6 × 16 kernel (12 AVX2 accumulators) runs the
+/// first layer over the features that are non-zero in at least one of the six rows (digits are half
+/// zeros, and neighbouring images share their empty borders), the bias as the always-present last feature.
+/// Rows are grouped into blocks once, at set-up, ordering them by their zero pattern when that leaves
+/// fewer features to visit. Each row's sums run in a fixed order that depends only on the batch, so the
+/// scores are the same bytes for any number of threads.
 public struct MLPSparseScoring: Sendable {
-    /// The classifier's shape (hidden a multiple of 64, at most 16 outputs).
+    /// The classifier's shape (hidden a multiple of 16, at most 16 outputs).
     public let classifier: MLPClassifier
-    /// The batch's labels.
+    /// Rows per block (the kernel's register tile).
+    static let rows = 6
+    /// Original row of each position, in block order.
+    let order: [Int32]
+    /// Label of each position.
     let labels: [Int32]
-    /// CSR of the augmented features: `start[r] ..< start[r + 1]` index `columns` and `values`.
-    let start: [Int32]
-    let columns: [Int32]
+    /// `blockStart[b] ..< blockStart[b + 1]` index `features` and the 6-value groups of `values`.
+    let blockStart: [Int32]
+    /// Feature (row of `[W1; b1]`) of each entry.
+    let features: [Int32]
+    /// The six rows' values of each entry (zero for a row without that feature, or past the batch).
     let values: [Float]
 
     /// Whether the fused path supports `classifier`'s shape.
     public static func supports(_ classifier: MLPClassifier) -> Bool {
-        classifier.hidden % 64 == 0 && classifier.outputs <= 16 && classifier.outputs >= 1
+        classifier.hidden % 16 == 0 && classifier.outputs <= 16 && classifier.outputs >= 1
     }
 
-    /// The non-zero structure of `batch` (its augmented ones column included).
+    /// The block structure of `batch` (its augmented ones column included).
     public init(classifier: MLPClassifier, batch: MLPBatch) {
         precondition(Self.supports(classifier) && batch.inputs == classifier.inputs,
-                     "fused scoring needs hidden % 64 == 0, outputs ≤ 16 and the batch's feature count")
+                     "fused scoring needs hidden % 16 == 0, outputs ≤ 16 and the batch's feature count")
         self.classifier = classifier
-        labels = batch.labels
-        var start: [Int32] = [0], columns: [Int32] = [], values: [Float] = []
         let width = batch.inputs + 1
-        for r in 0..<batch.count {
-            for c in 0..<width where batch.augmented[r * width + c] != 0 {
-                columns.append(Int32(c))
-                values.append(batch.augmented[r * width + c])
+        func entries(_ order: [Int]) -> Int {
+            stride(from: 0, to: order.count, by: Self.rows).reduce(0) { total, first in
+                total + (0..<width).filter { c in
+                    order[first ..< min(first + Self.rows, order.count)].contains { batch.augmented[$0 * width + c] != 0 }
+                }.count
             }
-            start.append(Int32(columns.count))
         }
-        self.start = start
-        self.columns = columns
+        // Natural order, or sorted by zero pattern (stable): whichever visits fewer features.
+        let natural = Array(0..<batch.count)
+        let sorted = natural.sorted { a, b in
+            for c in 0..<width {
+                let za = batch.augmented[a * width + c] == 0, zb = batch.augmented[b * width + c] == 0
+                if za != zb { return za }
+            }
+            return a < b
+        }
+        let order = entries(sorted) < entries(natural) ? sorted : natural
+        var blockStart: [Int32] = [0], features: [Int32] = [], values: [Float] = []
+        for first in stride(from: 0, to: order.count, by: Self.rows) {
+            let members = order[first ..< min(first + Self.rows, order.count)]
+            for c in 0..<width where members.contains(where: { batch.augmented[$0 * width + c] != 0 }) {
+                features.append(Int32(c))
+                for i in 0..<Self.rows {
+                    values.append(i < members.count ? batch.augmented[members[first + i] * width + c] : 0)
+                }
+            }
+            blockStart.append(Int32(features.count))
+        }
+        self.order = order.map { Int32($0) }
+        labels = order.map { batch.labels[$0] }
+        self.blockStart = blockStart
+        self.features = features
         self.values = values
     }
 
     /// Examples in the batch.
     public var count: Int { labels.count }
 
+    /// Multiply-adds of one scoring, as the kernel runs it (first layer over visited features, second
+    /// layer padded to 16 outputs).
+    public var multiplyAdds: Int {
+        features.count * Self.rows * classifier.hidden + (blockStart.count - 1) * Self.rows * (classifier.hidden + 1) * 16
+    }
+
     /// Writes 1 where the first arg-max of the logits equals the label, else 0.
     public func scoreCorrect(parameters: UnsafePointer<Float>, into scores: UnsafeMutableBufferPointer<Float>) {
         let h = classifier.hidden, o = classifier.outputs
-        // [W2; b2] padded to 16 lanes per hidden unit, so each row is one aligned SIMD16 load.
-        var second = [SIMD16<Float>](repeating: .zero, count: h + 1)
+        // [W2; b2] padded to 16 lanes per hidden unit; unused lanes of the bias are −∞ so they never win.
+        var second = [Float](repeating: 0, count: (h + 1) * 16)
         let w2 = parameters + classifier.secondLayerOffset
-        for j in 0...h { for c in 0..<o { second[j][c] = w2[j * o + c] } }
-        for c in o..<16 { second[h][c] = -.infinity }  // unused lanes never win the arg-max
+        for j in 0...h { for c in 0..<o { second[j * 16 + c] = w2[j * o + c] } }
+        for c in o..<16 { second[h * 16 + c] = -.infinity }
+        let blocks = blockStart.count - 1
         let p = SendableConstPointer(parameters), out = SendablePointer(scores.baseAddress!)
         second.withUnsafeBufferPointer { s in
             let w2p = SendableConstPointer(s.baseAddress!)
-            start.withUnsafeBufferPointer { st in
-                columns.withUnsafeBufferPointer { cols in
-                    values.withUnsafeBufferPointer { vals in
-                        let (stp, cp, vp) = (SendableConstPointer(st.baseAddress!), SendableConstPointer(cols.baseAddress!),
-                                             SendableConstPointer(vals.baseAddress!))
-                        parallelChunks(count, minimumChunk: 256) { rows in
-                            let block = Self.rowBlock
-                            withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: block * h / 8) { hidden in
-                                for first in stride(from: rows.lowerBound, to: rows.upperBound, by: block) {
-                                    let last = min(first + block, rows.upperBound)
-                                    firstLayer(rows: first..<last, w1: p.base, start: stp.base, columns: cp.base,
-                                               values: vp.base, hidden: hidden.baseAddress!)
-                                    for r in first..<last {
-                                        let predicted = secondLayer(hidden: hidden.baseAddress! + (r - first) * (h / 8), w2: w2p.base)
-                                        out.base[r] = predicted == Int(labels[r]) ? 1 : 0
+            blockStart.withUnsafeBufferPointer { bs in
+                features.withUnsafeBufferPointer { fs in
+                    values.withUnsafeBufferPointer { vs in
+                        order.withUnsafeBufferPointer { os in
+                            labels.withUnsafeBufferPointer { ls in
+                                let (bsp, fsp, vsp, osp, lsp) = (SendableConstPointer(bs.baseAddress!), SendableConstPointer(fs.baseAddress!),
+                                                                 SendableConstPointer(vs.baseAddress!), SendableConstPointer(os.baseAddress!),
+                                                                 SendableConstPointer(ls.baseAddress!))
+                                let n = count
+                                parallelChunks(blocks, minimumChunk: 8) { range in
+                                    withUnsafeTemporaryAllocation(of: Float.self, capacity: Self.rows * h) { hidden in
+                                        for b in range {
+                                            let lo = Int(bsp.base[b]), hi = Int(bsp.base[b + 1])
+                                            firstLayer(entries: lo..<hi, w1: p.base, features: fsp.base, values: vsp.base,
+                                                       hidden: hidden.baseAddress!)
+                                            var predicted = (0, 0, 0, 0, 0, 0)
+                                            secondLayer(hidden: hidden.baseAddress!, w2: w2p.base, predicted: &predicted)
+                                            withUnsafeBytes(of: predicted) { pr in
+                                                for i in 0..<Self.rows where b * Self.rows + i < n {
+                                                    let position = b * Self.rows + i
+                                                    let guess = pr.load(fromByteOffset: i * MemoryLayout<Int>.stride, as: Int.self)
+                                                    out.base[Int(osp.base[position])] = guess == Int(lsp.base[position]) ? 1 : 0
+                                                }
+                                            }
+                                        }
                                     }
                                 }
                             }
@@ -80,58 +127,78 @@ public struct MLPSparseScoring: Sendable {
         }
     }
 
-    /// Rows whose hidden activations are computed together, so a 64-unit slice of `[W1; b1]`
-    /// (65 × 64 floats) stays in L1 across them.
-    static let rowBlock = 16
-
-    /// ReLU(x̃ · [W1; b1]) for each row in `rows`, into `hidden` (row-major, `hidden / 8` vectors per row).
+    /// ReLU(x̃ · [W1; b1]) of the block's six rows into `hidden` (6 × hidden, row-major), 16 units at a time.
     @inline(__always)
-    private func firstLayer(rows: Range<Int>, w1: UnsafePointer<Float>, start: UnsafePointer<Int32>,
-                            columns: UnsafePointer<Int32>, values: UnsafePointer<Float>,
-                            hidden: UnsafeMutablePointer<SIMD8<Float>>) {
+    private func firstLayer(entries: Range<Int>, w1: UnsafePointer<Float>, features: UnsafePointer<Int32>,
+                            values: UnsafePointer<Float>, hidden: UnsafeMutablePointer<Float>) {
         let h = classifier.hidden
         let zero = SIMD8<Float>()
-        for chunk in stride(from: 0, to: h, by: 64) {
-            for r in rows {
-                let lo = Int(start[r]), hi = Int(start[r + 1])
-                var a0 = zero, a1 = zero, a2 = zero, a3 = zero, a4 = zero, a5 = zero, a6 = zero, a7 = zero
-                for e in lo..<hi {
-                    let x = SIMD8<Float>(repeating: values[e])
-                    let row = UnsafeRawPointer(w1 + Int(columns[e]) * h + chunk)
-                    a0 = a0.addingProduct(x, row.loadUnaligned(fromByteOffset: 0, as: SIMD8<Float>.self))
-                    a1 = a1.addingProduct(x, row.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self))
-                    a2 = a2.addingProduct(x, row.loadUnaligned(fromByteOffset: 64, as: SIMD8<Float>.self))
-                    a3 = a3.addingProduct(x, row.loadUnaligned(fromByteOffset: 96, as: SIMD8<Float>.self))
-                    a4 = a4.addingProduct(x, row.loadUnaligned(fromByteOffset: 128, as: SIMD8<Float>.self))
-                    a5 = a5.addingProduct(x, row.loadUnaligned(fromByteOffset: 160, as: SIMD8<Float>.self))
-                    a6 = a6.addingProduct(x, row.loadUnaligned(fromByteOffset: 192, as: SIMD8<Float>.self))
-                    a7 = a7.addingProduct(x, row.loadUnaligned(fromByteOffset: 224, as: SIMD8<Float>.self))
-                }
-                let out = hidden + (r - rows.lowerBound) * (h / 8) + chunk / 8
-                out[0] = relu(a0); out[1] = relu(a1); out[2] = relu(a2); out[3] = relu(a3)
-                out[4] = relu(a4); out[5] = relu(a5); out[6] = relu(a6); out[7] = relu(a7)
+        for chunk in stride(from: 0, to: h, by: 16) {
+            var a00 = zero, a01 = zero, a10 = zero, a11 = zero, a20 = zero, a21 = zero
+            var a30 = zero, a31 = zero, a40 = zero, a41 = zero, a50 = zero, a51 = zero
+            for e in entries {
+                let row = UnsafeRawPointer(w1 + Int(features[e]) * h + chunk)
+                let w0 = row.loadUnaligned(as: SIMD8<Float>.self)
+                let w1v = row.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
+                let x = values + e * 6
+                let x0 = SIMD8<Float>(repeating: x[0]), x1 = SIMD8<Float>(repeating: x[1]), x2 = SIMD8<Float>(repeating: x[2])
+                a00 = a00.addingProduct(x0, w0); a01 = a01.addingProduct(x0, w1v)
+                a10 = a10.addingProduct(x1, w0); a11 = a11.addingProduct(x1, w1v)
+                a20 = a20.addingProduct(x2, w0); a21 = a21.addingProduct(x2, w1v)
+                let x3 = SIMD8<Float>(repeating: x[3]), x4 = SIMD8<Float>(repeating: x[4]), x5 = SIMD8<Float>(repeating: x[5])
+                a30 = a30.addingProduct(x3, w0); a31 = a31.addingProduct(x3, w1v)
+                a40 = a40.addingProduct(x4, w0); a41 = a41.addingProduct(x4, w1v)
+                a50 = a50.addingProduct(x5, w0); a51 = a51.addingProduct(x5, w1v)
             }
+            let out = UnsafeMutableRawPointer(hidden + chunk)
+            let stride = h * 4
+            out.storeBytes(of: relu(a00), as: SIMD8<Float>.self); out.storeBytes(of: relu(a01), toByteOffset: 32, as: SIMD8<Float>.self)
+            (out + stride).storeBytes(of: relu(a10), as: SIMD8<Float>.self); (out + stride).storeBytes(of: relu(a11), toByteOffset: 32, as: SIMD8<Float>.self)
+            (out + 2 * stride).storeBytes(of: relu(a20), as: SIMD8<Float>.self); (out + 2 * stride).storeBytes(of: relu(a21), toByteOffset: 32, as: SIMD8<Float>.self)
+            (out + 3 * stride).storeBytes(of: relu(a30), as: SIMD8<Float>.self); (out + 3 * stride).storeBytes(of: relu(a31), toByteOffset: 32, as: SIMD8<Float>.self)
+            (out + 4 * stride).storeBytes(of: relu(a40), as: SIMD8<Float>.self); (out + 4 * stride).storeBytes(of: relu(a41), toByteOffset: 32, as: SIMD8<Float>.self)
+            (out + 5 * stride).storeBytes(of: relu(a50), as: SIMD8<Float>.self); (out + 5 * stride).storeBytes(of: relu(a51), toByteOffset: 32, as: SIMD8<Float>.self)
         }
     }
 
-    /// The predicted class from one row of hidden activations: first arg-max of b2 + Σ_j h_j · W2[j, :],
-    /// dense (a branch per ReLU zero costs more than the multiply-add), four accumulators against latency.
+    /// The predicted class of each of the six rows: first arg-max of b2 + Σ_j h_j · W2[j, :] (dense: a
+    /// branch per ReLU zero costs more than the multiply-add), 16 padded outputs in two vectors per row.
     @inline(__always)
-    private func secondLayer(hidden: UnsafeMutablePointer<SIMD8<Float>>, w2: UnsafePointer<SIMD16<Float>>) -> Int {
+    private func secondLayer(hidden: UnsafeMutablePointer<Float>, w2: UnsafePointer<Float>, predicted: inout (Int, Int, Int, Int, Int, Int)) {
         let h = classifier.hidden
-        var l0 = w2[h], l1 = SIMD16<Float>(), l2 = SIMD16<Float>(), l3 = SIMD16<Float>()
-        let units = UnsafeRawPointer(hidden).assumingMemoryBound(to: Float.self)
-        for j in stride(from: 0, to: h, by: 4) {
-            l0 = l0.addingProduct(SIMD16<Float>(repeating: units[j]), w2[j])
-            l1 = l1.addingProduct(SIMD16<Float>(repeating: units[j + 1]), w2[j + 1])
-            l2 = l2.addingProduct(SIMD16<Float>(repeating: units[j + 2]), w2[j + 2])
-            l3 = l3.addingProduct(SIMD16<Float>(repeating: units[j + 3]), w2[j + 3])
+        let bias = UnsafeRawPointer(w2 + h * 16)
+        let b0 = bias.loadUnaligned(as: SIMD8<Float>.self), b1 = bias.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
+        var l00 = b0, l01 = b1, l10 = b0, l11 = b1, l20 = b0, l21 = b1
+        var l30 = b0, l31 = b1, l40 = b0, l41 = b1, l50 = b0, l51 = b1
+        for j in 0..<h {
+            let row = UnsafeRawPointer(w2 + j * 16)
+            let w0 = row.loadUnaligned(as: SIMD8<Float>.self), w1 = row.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
+            let u0 = SIMD8<Float>(repeating: hidden[j]), u1 = SIMD8<Float>(repeating: hidden[h + j])
+            let u2 = SIMD8<Float>(repeating: hidden[2 * h + j])
+            l00 = l00.addingProduct(u0, w0); l01 = l01.addingProduct(u0, w1)
+            l10 = l10.addingProduct(u1, w0); l11 = l11.addingProduct(u1, w1)
+            l20 = l20.addingProduct(u2, w0); l21 = l21.addingProduct(u2, w1)
+            let u3 = SIMD8<Float>(repeating: hidden[3 * h + j]), u4 = SIMD8<Float>(repeating: hidden[4 * h + j])
+            let u5 = SIMD8<Float>(repeating: hidden[5 * h + j])
+            l30 = l30.addingProduct(u3, w0); l31 = l31.addingProduct(u3, w1)
+            l40 = l40.addingProduct(u4, w0); l41 = l41.addingProduct(u4, w1)
+            l50 = l50.addingProduct(u5, w0); l51 = l51.addingProduct(u5, w1)
         }
-        let logits = (l0 + l1) + (l2 + l3)
-        var best = 0
-        for c in 1..<classifier.outputs where logits[c] > logits[best] { best = c }
-        return best
+        let o = classifier.outputs
+        predicted = (argmax(l00, l01, o), argmax(l10, l11, o), argmax(l20, l21, o),
+                     argmax(l30, l31, o), argmax(l40, l41, o), argmax(l50, l51, o))
     }
+}
+
+/// The first index of the largest of the first `count` lanes of `low` then `high`.
+@inline(__always)
+private func argmax(_ low: SIMD8<Float>, _ high: SIMD8<Float>, _ count: Int) -> Int {
+    var best = 0, value = low[0]
+    for c in 1..<count {
+        let v = c < 8 ? low[c] : high[c - 8]
+        if v > value { best = c; value = v }
+    }
+    return best
 }
 
 /// max(v, 0) per lane, as one compare and blend.

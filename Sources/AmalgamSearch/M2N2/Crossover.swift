@@ -72,7 +72,7 @@ public struct CrossoverPlan: Sendable, Equatable, Codable {
 /// `blockSize`, each drawn from its own generator stream, so any split of the work gives the same bytes.
 public struct Mutation: Sendable, Equatable, Codable {
     /// Parameters per independent noise stream.
-    public static let blockSize = 4096
+    public static let blockSize = 1024
     /// Standard deviation of the noise.
     public var standardDeviation: Float
     /// Seed of this child's noise.

@@ -42,7 +42,7 @@ public struct DigitsExperiment: Sendable {
     }
 
     /// One finished run of one method.
-    public struct RunResult: Sendable {
+    public struct RunResult: Sendable, Codable, Equatable {
         /// Test accuracy of the best-on-train member.
         public var testAccuracy: Double
         /// Its training accuracy.
@@ -80,6 +80,9 @@ public struct DigitsExperiment: Sendable {
         }
     }
 
+    /// An N(0, 0.01²) parameter vector (for benchmarks).
+    public static func gaussianSeedsForBenchmark(count: Int) -> [Float] { gaussianSeeds(count: count, seed: 0)[0] }
+
     /// Two N(0, 0.01²) vectors drawn from stream 1 of `seed`.
     static func gaussianSeeds(count: Int, seed: UInt64) -> [[Float]] {
         var g = SeededGenerator(seed: seed, stream: 1)
@@ -95,8 +98,42 @@ public struct DigitsExperiment: Sendable {
         }
     }
 
-    /// One M2N2 run (or ablation) with `forwardPasses` children (the setting's budget if nil).
+    /// What a run folder records about the run it holds, to rebuild and check it on resume.
+    public struct RunDescriptor: Sendable, Codable, Equatable {
+        /// `m2n2-digits`.
+        public var experiment = "m2n2-digits"
+        /// The setting.
+        public var setting: Setting
+        /// The method.
+        public var variant: M2N2Variant
+        /// The run's seed.
+        public var seed: UInt64
+        /// Seed of the pre-trained seeds' initial vectors.
+        public var pretrainSeed: UInt64
+    }
+
+    /// Where a run keeps its durable state.
+    public struct RunStorage: Sendable {
+        /// The run folder.
+        public var path: String
+        /// Continue the run if the folder exists (else an existing folder is an error).
+        public var resume: Bool
+        /// How much each commit survives.
+        public var durability: RunFolder.Durability
+
+        /// Storage at `path`.
+        public init(path: String, resume: Bool, durability: RunFolder.Durability = .process) {
+            self.path = path
+            self.resume = resume
+            self.durability = durability
+        }
+    }
+
+    /// One M2N2 run (or ablation) with `forwardPasses` children (the setting's budget if nil); with
+    /// `storage`, every step is committed to a run folder, and an existing one is continued (or, when
+    /// already finished, its recorded result returned).
     public func run(setting: Setting, variant: M2N2Variant, seed: UInt64, forwardPasses: Int? = nil,
+                    storage: RunStorage? = nil, every: Int = 1000,
                     progress: (M2N2Progress) -> Void = { _ in }) throws(SearchError) -> RunResult {
         let start = DispatchTime.now().uptimeNanoseconds
         let configuration = M2N2Configuration(
@@ -106,13 +143,38 @@ public struct DigitsExperiment: Sendable {
                                         slotCount: configuration.archiveSize, seeds: seeds(setting: setting, runSeed: seed))
         let search = try M2N2Search(configuration: configuration, store: store,
                                     scorer: MLPScorer(classifier: classifier, batch: train))
-        for i in 0..<store.seedCount { try search.insertSeed(i) }
-        try search.run(progress: progress)
+        guard let storage else {
+            for i in 0..<store.seedCount { try search.insertSeed(i) }
+            try search.run(every: every, progress: progress)
+            return result(of: search, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        let descriptor = RunDescriptor(setting: setting, variant: variant, seed: seed, pretrainSeed: pretrainSeed)
+        let durable: M2N2Run<MLPScorer>
+        if RunFolder.exists(at: storage.path) {
+            guard storage.resume else {
+                throw .runFolder(path: storage.path, reason: "already exists; pass --resume to continue it, or choose another run folder")
+            }
+            durable = try M2N2Run(resuming: storage.path, search: search, durability: storage.durability)
+            let saved = try durable.folder.meta("experiment", as: RunDescriptor.self)
+            guard saved == descriptor else {
+                throw .runFolder(path: storage.path, reason: "holds another run (\(String(describing: saved))); choose another run folder")
+            }
+            if let done = try durable.folder.meta("result", as: RunResult.self) { return done }
+        } else {
+            durable = try M2N2Run(creating: storage.path, search: search, experiment: descriptor, durability: storage.durability)
+        }
+        try durable.run(every: every, progress: progress)
+        let finished = result(of: search, seconds: durable.seconds)
+        try durable.finish(result: finished)
+        return finished
+    }
+
+    /// The logged numbers of a finished search: test and training accuracy of the best-on-train member.
+    private func result(of search: M2N2Search<MLPScorer>, seconds: Double) -> RunResult {
         let best = search.bestMember
         return RunResult(
-            testAccuracy: classifier.accuracy(parameters: store.slots[best], batch: test),
-            trainAccuracy: search.scores.rowMeans()[best],
-            seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9,
+            testAccuracy: classifier.accuracy(parameters: search.store.slots[best], batch: test),
+            trainAccuracy: search.scores.rowMeans()[best], seconds: seconds,
             attractionFallbacks: search.attractionFallbacks)
     }
 

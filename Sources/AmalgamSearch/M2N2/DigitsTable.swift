@@ -17,7 +17,9 @@ extension DigitsExperiment {
     /// so the table does not depend on how many run at a time.
     /// `methods`, when given, keeps only those variants (by name, e.g. `M2N2`, `GA`) and the baselines.
     public func table(settings: [Setting], runs: Int, forwardPasses: [Setting: Int] = [:], methods: Set<String>? = nil,
-                      concurrentJobs: Int = 1,
+                      concurrentJobs: Int = 1, runDirectory: String? = nil, resume: Bool = false,
+                      durability: RunFolder.Durability = .process,
+                      stepProgress: @escaping @Sendable (String, M2N2Progress) -> Void = { _, _ in },
                       progress: @escaping @Sendable (DigitsExperimentProgress) -> Void = { _ in }) throws(SearchError) -> [Row] {
         struct Job: Sendable { var setting: Setting; var variant: M2N2Variant; var run: Int }
         var jobs: [Job] = []
@@ -37,17 +39,22 @@ extension DigitsExperiment {
                 let i: Int = lock.withLock { defer { next.value += 1 }; return next.value }
                 guard i < allJobs.count else { return }
                 let job = allJobs[i]
+                let label = "\(job.setting.rawValue) \(job.variant.rawValue) run \(job.run)"
+                let storage = runDirectory.map {
+                    RunStorage(path: $0 + "/" + Self.runFolderName(setting: job.setting, variant: job.variant, run: job.run),
+                               resume: resume, durability: durability)
+                }
                 let result = Result { () throws(SearchError) in
                     try experiment.run(setting: job.setting, variant: job.variant, seed: UInt64(job.run),
-                                       forwardPasses: forwardPasses[job.setting])
+                                       forwardPasses: forwardPasses[job.setting], storage: storage, every: 250) {
+                        stepProgress(label, $0)
+                    }
                 }
                 lock.withLock {
                     results.value[i] = result
                     done.value += 1
                     let accuracy = (try? result.get()).map { String(format: "%.3f", $0.testAccuracy) } ?? "failed"
-                    progress(DigitsExperimentProgress(
-                        done: done.value, total: total,
-                        label: "\(job.setting.rawValue) \(job.variant.rawValue) run \(job.run): test \(accuracy)"))
+                    progress(DigitsExperimentProgress(done: done.value, total: total, label: "\(label): test \(accuracy)"))
                 }
             }
         }
@@ -80,6 +87,13 @@ extension DigitsExperiment {
             }
         }
         return rows
+    }
+}
+
+extension DigitsExperiment {
+    /// The folder of one run inside a table's run directory, e.g. `scratch-no-crossover-run3`.
+    public static func runFolderName(setting: Setting, variant: M2N2Variant, run: Int) -> String {
+        "\(setting.rawValue)-\(variant.rawValue.lowercased().replacingOccurrences(of: " ", with: "-"))-run\(run)"
     }
 }
 

@@ -48,33 +48,35 @@ public final class FlatGenomeStore: GenomeStore {
             candidate = seeds[i]
         case let .copy(slot):
             candidate = slots[slot]
-        case let .crossover(a, b, plan):
-            let head = plan.head, tail = plan.tail
-            let split = min(max(plan.splitPoint, 0), n)
-            slots[a].withUnsafeBufferPointer { pa in
-                slots[b].withUnsafeBufferPointer { pb in
-                    candidate.withUnsafeMutableBufferPointer { pc in
-                        let x = SendableConstPointer(pa.baseAddress!), y = SendableConstPointer(pb.baseAddress!)
-                        let c = SendablePointer(pc.baseAddress!)
-                        parallelChunks(blocks, minimumChunk: 8) { range in
-                            let lo = range.lowerBound * Mutation.blockSize
-                            let hi = min(n, range.upperBound * Mutation.blockSize)
-                            let mid = min(max(split, lo), hi)
-                            for i in lo..<mid { c.base[i] = head.a * x.base[i] + head.b * y.base[i] }
-                            for i in mid..<hi { c.base[i] = tail.a * x.base[i] + tail.b * y.base[i] }
-                        }
-                    }
-                }
-            }
+        case .crossover:
+            break
         }
-        if let mutation {
-            candidate.withUnsafeMutableBufferPointer { pc in
-                let c = SendablePointer(pc.baseAddress!)
-                parallelChunks(blocks, minimumChunk: 8) { range in
-                    for block in range {
-                        let lo = block * Mutation.blockSize
-                        let hi = min(n, lo + Mutation.blockSize)
-                        mutation.add(block: block, to: UnsafeMutableBufferPointer(start: c.base + lo, count: hi - lo))
+        let plan: (a: Int, b: Int, plan: CrossoverPlan)?
+        if case let .crossover(a, b, p) = recipe { plan = (a, b, p) } else { plan = nil }
+        if plan == nil && mutation == nil { return }
+        // One pass over blocks of parameters on all cores: the crossover, then the block's noise.
+        // An empty array may still hand out a base address: crossover only when there is a plan.
+        let x = plan.map { slots[$0.a] } ?? [], y = plan.map { slots[$0.b] } ?? []
+        x.withUnsafeBufferPointer { pa in
+            y.withUnsafeBufferPointer { pb in
+                candidate.withUnsafeMutableBufferPointer { pc in
+                    let xa = plan == nil ? nil : pa.baseAddress.map(SendableConstPointer.init)
+                    let yb = plan == nil ? nil : pb.baseAddress.map(SendableConstPointer.init)
+                    let c = SendablePointer(pc.baseAddress!)
+                    let head: (a: Float, b: Float) = plan?.plan.head ?? (a: 1, b: 0)
+                    let tail: (a: Float, b: Float) = plan?.plan.tail ?? (a: 1, b: 0)
+                    let split = min(max(plan?.plan.splitPoint ?? n, 0), n)
+                    parallelChunks(blocks, minimumChunk: 2) { range in
+                        for block in range {
+                            let lo = block * Mutation.blockSize
+                            let hi = min(n, lo + Mutation.blockSize)
+                            if let xa, let yb {
+                                let mid = min(max(split, lo), hi)
+                                for i in lo..<mid { c.base[i] = head.a * xa.base[i] + head.b * yb.base[i] }
+                                for i in mid..<hi { c.base[i] = tail.a * xa.base[i] + tail.b * yb.base[i] }
+                            }
+                            mutation?.add(block: block, to: UnsafeMutableBufferPointer(start: c.base + lo, count: hi - lo))
+                        }
                     }
                 }
             }

@@ -35,6 +35,8 @@ public enum SearchError: Error, Equatable, CustomStringConvertible {
     case badData(path: String, reason: String)
     /// A seed or member has the wrong number of parameters.
     case parameterCountMismatch(expected: Int, found: Int, what: String)
+    /// A run folder (database or genome file) cannot be created, read or continued.
+    case runFolder(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -42,6 +44,7 @@ public enum SearchError: Error, Equatable, CustomStringConvertible {
         case let .badData(path, reason): return "\(path): \(reason)"
         case let .parameterCountMismatch(expected, found, what):
             return "\(what) has \(found) parameters, expected \(expected): all genomes must share one layout"
+        case let .runFolder(path, reason): return "\(path): \(reason)"
         }
     }
 }

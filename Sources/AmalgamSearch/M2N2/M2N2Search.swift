@@ -13,6 +13,8 @@ public struct M2N2Step: Sendable, Equatable {
     public var mutationSeed: UInt64?
     /// The child's mean score on the training examples.
     public var meanScore: Double
+    /// The child's fitness in the replacement competition (archive + child).
+    public var fitness: Double
     /// The slot the child now occupies, or nil when it was the weakest and was dropped.
     public var slot: Int?
 }
@@ -29,6 +31,13 @@ public struct M2N2Progress: Sendable, Equatable {
     public var meanScore: Double
     /// Fraction of training examples solved (score > 0) by at least one member.
     public var coverage: Double
+    /// Largest fitness in the archive (competition-shared: Σ_j S_kj / z_j).
+    public var bestFitness: Double
+    /// Mean fitness of the archive members.
+    public var meanFitness: Double
+    /// Diversity: the mean over pairs of archive members of the fraction of examples on which their scores
+    /// differ (Σ_j |S_aj − S_bj| / examples); 0 when all members solve the same examples.
+    public var diversity: Double
 }
 
 /// Model Merging of Natural Niches: a steady-state evolution of an archive of genomes under resource
@@ -81,8 +90,8 @@ public final class M2N2Search<Scorer: CandidateScorer> {
     @discardableResult
     public func insertSeed(_ index: Int) throws(SearchError) -> M2N2Step {
         try store.makeCandidate(.seed(index), mutation: nil)
-        let (mean, slot) = try scoreAndReplace()
-        return M2N2Step(pass: nil, seed: index, parents: [], plan: nil, mutationSeed: nil, meanScore: mean, slot: slot)
+        let (mean, fitness, slot) = try scoreAndReplace()
+        return M2N2Step(pass: nil, seed: index, parents: [], plan: nil, mutationSeed: nil, meanScore: mean, fitness: fitness, slot: slot)
     }
 
     /// Creates, scores and offers one child to the archive.
@@ -121,9 +130,9 @@ public final class M2N2Search<Scorer: CandidateScorer> {
             Mutation(standardDeviation: $0, seed: generator.next())
         }
         try store.makeCandidate(recipe, mutation: mutation)
-        let (mean, slot) = try scoreAndReplace()
+        let (mean, childFitness, slot) = try scoreAndReplace()
         let record = M2N2Step(pass: passes, seed: nil, parents: configuration.crossover == .none ? [parent1] : [parent1, parent2],
-                              plan: plan, mutationSeed: mutation?.seed, meanScore: mean, slot: slot)
+                              plan: plan, mutationSeed: mutation?.seed, meanScore: mean, fitness: childFitness, slot: slot)
         passes += 1
         return record
     }
@@ -148,10 +157,27 @@ public final class M2N2Search<Scorer: CandidateScorer> {
     public var progress: M2N2Progress {
         let means = scores.rowMeans().prefix(archiveSize)
         let sums = archiveColumnSums()
+        let fitness = Competition.fitness(
+            scores, rows: archiveSize,
+            inverseCrowding: Competition.inverseCrowding(columnSums: sums, alpha: configuration.alpha))
+        let n = scores.columns
+        var disagreement = 0.0
+        scores.values.withUnsafeBufferPointer { v in
+            for a in 0..<archiveSize {
+                for b in (a + 1)..<archiveSize {
+                    var d: Float = 0
+                    for j in 0..<n { d += abs(v[a * n + j] - v[b * n + j]) }
+                    disagreement += Double(d)
+                }
+            }
+        }
+        let pairs = Double(archiveSize * (archiveSize - 1) / 2)
         return M2N2Progress(
             passes: passes, budget: configuration.forwardPasses, bestScore: means.max() ?? 0,
             meanScore: means.reduce(0, +) / Double(archiveSize),
-            coverage: Double(sums.filter { $0 > 0 }.count) / Double(max(sums.count, 1)))
+            coverage: Double(sums.filter { $0 > 0 }.count) / Double(max(sums.count, 1)),
+            bestFitness: fitness.max() ?? 0, meanFitness: fitness.reduce(0, +) / Double(archiveSize),
+            diversity: disagreement / (pairs * Double(max(n, 1))))
     }
 
     /// Σ_k S_kj over the archive rows, summed in slot order (the same bytes on every run and resume).
@@ -159,8 +185,11 @@ public final class M2N2Search<Scorer: CandidateScorer> {
         let n = scores.columns
         var sums = [Double](repeating: 0, count: n)
         scores.values.withUnsafeBufferPointer { v in
-            for k in 0..<archiveSize {
-                for j in 0..<n { sums[j] += Double(v[k * n + j]) }
+            sums.withUnsafeMutableBufferPointer { s in
+                for k in 0..<archiveSize {
+                    let row = v.baseAddress! + k * n
+                    for j in 0..<n { s[j] += Double(row[j]) }
+                }
             }
         }
         return sums
@@ -172,7 +201,7 @@ public final class M2N2Search<Scorer: CandidateScorer> {
     }
 
     /// Scores the candidate into the last row, then removes the weakest of archive + candidate.
-    private func scoreAndReplace() throws(SearchError) -> (mean: Double, slot: Int?) {
+    private func scoreAndReplace() throws(SearchError) -> (mean: Double, fitness: Double, slot: Int?) {
         let n = scores.columns
         let last = archiveSize
         try scores.values.withUnsafeMutableBufferPointer { (v: inout UnsafeMutableBufferPointer<Float>) throws(SearchError) in
@@ -184,11 +213,11 @@ public final class M2N2Search<Scorer: CandidateScorer> {
         let fitness = Competition.fitness(scores, inverseCrowding: inverse)
         let weakest = Competition.weakest(fitness)
         let mean = scores.row(last).reduce(0.0) { $0 + Double($1) } / Double(max(n, 1))
-        guard weakest < archiveSize else { return (mean, nil) }
+        guard weakest < archiveSize else { return (mean, fitness[last], nil) }
         scores.values.withUnsafeMutableBufferPointer { v in
             for j in 0..<n { v[weakest * n + j] = v[last * n + j] }
         }
         try store.keepCandidate(inSlot: weakest)
-        return (mean, weakest)
+        return (mean, fitness[last], weakest)
     }
 }

@@ -1,0 +1,2 @@
+// The system SQLite (Debian: libsqlite3-dev), for run folders' databases.
+#include <sqlite3.h>

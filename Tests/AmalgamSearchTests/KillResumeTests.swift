@@ -1,0 +1,89 @@
+import AmalgamCore
+import AmalgamSearch
+import Foundation
+import Testing
+
+/// The built `amalgam` program: next to the test bundle, else in `.build/release` or `.build/debug`.
+func amalgamBinary() -> String? {
+    var candidates = [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("amalgam").path]
+    var root = URL(fileURLWithPath: #filePath)
+    for _ in 0..<3 { root.deleteLastPathComponent() }
+    candidates += ["release", "debug"].map { root.appendingPathComponent(".build/\($0)/amalgam").path }
+    return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
+}
+
+/// `amalgam experiment m2n2-digits --run-dir … --resume` killed with SIGKILL at seeded random moments, then
+/// resumed until done, ends with the same archive, lineage and table row as an uninterrupted run.
+@Suite struct KillResumeTests {
+    let passes = 400
+
+    func arguments(_ directory: String, json: String) -> [String] {
+        ["experiment", "m2n2-digits", "--setting", "scratch", "--method", "M2N2", "--runs", "1", "--passes", "\(passes)",
+         "--data", digitsCSV, "--run-dir", directory, "--resume", "--json", json]
+    }
+
+    /// Starts the program and, when `target` is given, kills it with SIGKILL once the run folder has
+    /// committed `target` passes (plus `jitter` seconds, so kills land inside steps too), or after `jitter`
+    /// seconds when `target` is 0 (during start-up). Returns whether it was killed.
+    func launch(_ binary: String, _ arguments: [String], folder: String, target: Int?, jitter: Double) throws -> Bool {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        if let target {
+            while process.isRunning {
+                let committed = target == 0 ? 0 : try committedPasses(folder) ?? -1
+                if committed >= target {
+                    usleep(UInt32(jitter * 1e6))
+                    kill(process.processIdentifier, SIGKILL)
+                    break
+                }
+                usleep(500)
+            }
+        }
+        process.waitUntilExit()
+        if process.terminationReason == .uncaughtSignal { return true }
+        #expect(process.terminationStatus == 0, "amalgam \(arguments.joined(separator: " ")) failed")
+        return false
+    }
+
+    /// Passes committed in the run folder, or nil when the folder does not exist yet.
+    func committedPasses(_ path: String) throws -> Int? {
+        guard RunFolder.exists(at: path) else { return nil }
+        let folder = try RunFolder.open(path: path, kind: "m2n2", durability: .process)
+        let s = try folder.database.statement("SELECT passes FROM state")
+        return try s.step() ? Int(s.int(0)) : nil
+    }
+
+    @Test func killedAndResumedRunEqualsUninterruptedRun() throws {
+        let binary = try #require(amalgamBinary(), "build the `amalgam` program first (swift build -c release)")
+        let root = scratchFolder("kill")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let run = "/" + DigitsExperiment.runFolderName(setting: .scratch, variant: .m2n2, run: 0)
+        #expect(try !launch(binary, arguments(root + "/whole", json: root + "/whole.json"), folder: "", target: nil, jitter: 0))
+
+        // Seeded kill points: one during start-up, then at increasing pass counts with sub-millisecond jitter.
+        var generator = SeededGenerator(seed: 2026)
+        let targets = [0] + (0..<6).map { _ in 1 + generator.integer(below: passes - 1) }.sorted()
+        var midRunKills = 0
+        for target in targets {
+            let jitter = target == 0 ? 0.2 * generator.uniform() : 0.002 * generator.uniform()
+            if try launch(binary, arguments(root + "/parts", json: root + "/parts.json"), folder: root + "/parts" + run,
+                          target: target, jitter: jitter),
+               let p = try committedPasses(root + "/parts" + run), p > 0, p < passes {
+                midRunKills += 1
+            }
+        }
+        #expect(midRunKills >= 3, "too few kills landed inside the run to prove anything")
+        #expect(try !launch(binary, arguments(root + "/parts", json: root + "/parts.json"), folder: "", target: nil, jitter: 0))
+        #expect(try runFolderSnapshot(root + "/parts" + run) == runFolderSnapshot(root + "/whole" + run))
+        let a = try JSONValue.parse(String(contentsOfFile: root + "/whole.json", encoding: .utf8))
+        let b = try JSONValue.parse(String(contentsOfFile: root + "/parts.json", encoding: .utf8))
+        let rowA = try #require(a["rows"]?.arrayValue?.first), rowB = try #require(b["rows"]?.arrayValue?.first)
+        #expect(rowA["test_accuracies"] == rowB["test_accuracies"])
+        #expect(rowA["train_accuracies"] == rowB["train_accuracies"])
+        #expect(rowA["test_accuracy_mean"] == rowB["test_accuracy_mean"])
+    }
+}

@@ -1,0 +1,103 @@
+import AmalgamCore
+import AmalgamSearch
+import Foundation
+import Testing
+
+/// A fresh, empty scratch folder for one test.
+func scratchFolder(_ name: String) -> String {
+    let path = NSTemporaryDirectory() + "amalgam-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    try? FileManager.default.removeItem(atPath: path)
+    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+/// Everything a run folder commits, as text: archive (genome, scores, file bytes), state and lineage.
+func runFolderSnapshot(_ path: String) throws -> String {
+    let folder = try RunFolder.open(path: path, kind: "m2n2", durability: .process)
+    var out = ""
+    let archive = try folder.database.statement("SELECT slot, genome, scores FROM archive ORDER BY slot")
+    while try archive.step() {
+        let name = archive.text(1)
+        let bytes = try name.map { try Data(contentsOf: URL(fileURLWithPath: folder.genomePath($0))) } ?? Data()
+        out += "slot \(archive.int(0)) \(name ?? "zero") scores \(archive.blob(2).hashValue) genome \(Array(bytes).hashValue) \(bytes.count)\n"
+    }
+    let state = try folder.database.statement(
+        "SELECT passes, seeds_inserted, rng0, rng1, rng2, rng3, attraction_fallbacks FROM state")
+    while try state.step() { out += "state " + (0..<7).map { String(state.int(Int32($0))) }.joined(separator: " ") + "\n" }
+    let lineage = try folder.database.statement("""
+        SELECT step, pass, seed, parent1, parent2, parent1_genome, parent2_genome, split_point, ratio, omega, mutation_seed,
+            mean_score, fitness, entered, slot, genome FROM lineage ORDER BY step
+        """)
+    while try lineage.step() { out += (0..<16).map { lineage.text(Int32($0)) ?? "-" }.joined(separator: " ") + "\n" }
+    return out
+}
+
+/// The run folder: genome files, orphans, and an M2N2 run committed step by step.
+@Suite struct RunFolderTests {
+    @Test func genomesAreWrittenMappedAndOrphansDiscarded() throws {
+        let root = scratchFolder("runfolder")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let path = root + "/run"
+        let folder = try RunFolder.create(path: path, kind: "test", durability: .machine) { f throws(SearchError) in
+            try f.setMeta("answer", "42")
+        }
+        #expect(try folder.meta("answer") == "42")
+        #expect(!FileManager.default.fileExists(atPath: root + "/.run.partial-\(getpid())"))
+        let values: [Float] = [1, -2.5, 3e-8, .infinity]
+        try values.withUnsafeBufferPointer { (p: UnsafeBufferPointer<Float>) throws(SearchError) in
+            try folder.writeGenome("a", p)
+            try folder.writeGenome("b", p)
+        }
+        let mapped = try folder.mapGenome("a", count: 4)
+        #expect(Array(mapped.bytes(offset: 0, count: 16).bindMemory(to: Float.self)) == values)
+        #expect(throws: SearchError.self) { try folder.mapGenome("a", count: 5) }
+        // A killed step leaves a temporary file and an unreferenced genome: both go; "a" stays.
+        _ = FileManager.default.createFile(atPath: path + "/genomes/.c.partial", contents: Data([1, 2]))
+        try folder.removeUnreferencedGenomes(keeping: ["a"])
+        #expect(folder.genomeNames() == ["a"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: path + "/genomes") == ["a.f32"])
+        // A referenced genome that is gone is damage, not something to skip.
+        #expect(throws: SearchError.self) { try folder.removeUnreferencedGenomes(keeping: ["a", "gone"]) }
+        // The folder exists now: creating it again is refused, opening it as another kind too.
+        #expect(throws: SearchError.self) { try RunFolder.create(path: path, kind: "test", durability: .process) { _ throws(SearchError) in } }
+        #expect(throws: SearchError.self) { try RunFolder.open(path: path, kind: "m2n2", durability: .process) }
+        #expect(throws: SearchError.self) { try RunFolder.open(path: root + "/nothing", kind: "test", durability: .process) }
+    }
+
+    @Test func aResumedRunEndsExactlyLikeAnUninterruptedOne() throws {
+        let root = scratchFolder("m2n2run")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let experiment = try DigitsExperiment(csvPath: digitsCSV)
+        func search(_ passes: Int) throws -> M2N2Search<MLPScorer> {
+            let configuration = M2N2Configuration(variant: .m2n2, forwardPasses: passes, mutationStandardDeviation: 0.01, seed: 3)
+            let store = try FlatGenomeStore(parameterCount: experiment.classifier.parameterCount, slotCount: 20,
+                                            seeds: experiment.seeds(setting: .scratch, runSeed: 3))
+            return try M2N2Search(configuration: configuration, store: store,
+                                  scorer: MLPScorer(classifier: experiment.classifier, batch: experiment.train))
+        }
+        // Uninterrupted, durable.
+        let whole = try M2N2Run(creating: root + "/whole", search: try search(60), experiment: "test", durability: .process)
+        try whole.run()
+        // Interrupted after 25 commits (a seed insertion counts as one), with debris of the 26th step's genome.
+        let first = try M2N2Run(creating: root + "/parts", search: try search(60), experiment: "test", durability: .process)
+        for _ in 0..<25 { try first.advance() }
+        _ = FileManager.default.createFile(atPath: root + "/parts/genomes/p00000023.f32", contents: Data([0]))
+        _ = FileManager.default.createFile(atPath: root + "/parts/genomes/.p00000023.partial", contents: Data([0]))
+        let resumed = try M2N2Run(resuming: root + "/parts", search: try search(60), durability: .process)
+        #expect(resumed.passesAtOpen == 23 && resumed.seedsInserted == 2)
+        try resumed.run()
+        #expect(resumed.search.store.slots == whole.search.store.slots)
+        #expect(resumed.search.scores == whole.search.scores)
+        #expect(try runFolderSnapshot(root + "/parts") == runFolderSnapshot(root + "/whole"))
+        // Disk holds exactly the archive's genomes; the lineage has one row per seed and per child.
+        let referenced = Set(resumed.archiveGenomes.compactMap { $0 })
+        #expect(Set(resumed.folder.genomeNames()) == referenced)
+        #expect(referenced.count <= 20)
+        let count = try resumed.folder.database.statement("SELECT count(*), sum(entered) FROM lineage")
+        #expect(try count.step())
+        #expect(count.int(0) == 62)
+        #expect(count.int(1) >= 2)
+        // A different configuration cannot resume this folder.
+        #expect(throws: SearchError.self) { try M2N2Run(resuming: root + "/parts", search: try search(61), durability: .process) }
+    }
+}
