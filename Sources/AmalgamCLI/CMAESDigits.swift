@@ -19,6 +19,12 @@ struct CMAESDigits: ParsableCommand {
     @Option(name: .customLong("method"), help: "Only this method (repeatable): task_arithmetic, ties, dare_ties, slerp (linear without a base).")
     var methods: [String] = []
 
+    @Option(help: "The models: `pair` (DigitsPair: a base and two specialists fine-tuned from it) or `m2n2-seeds` (M2N2's pre-trained seeds, no base).")
+    var models = "pair"
+
+    @Option(help: "Seed of the DigitsPair (with --models pair).")
+    var pairSeed: UInt64 = 0
+
     @Option(help: "The digits CSV (64 features and a label per line).")
     var data = "fixtures/digits/digits.csv"
 
@@ -29,12 +35,14 @@ struct CMAESDigits: ParsableCommand {
     var json: String?
 
     func validate() throws {
+        guard ["pair", "m2n2-seeds"].contains(models) else { throw ValidationError("--models must be pair or m2n2-seeds, not `\(models)`") }
         guard runs > 0 else { throw ValidationError("--runs must be at least 1") }
         guard !budgets.isEmpty, budgets.allSatisfy({ $0 > 0 }) else { throw ValidationError("--budgets must be positive") }
     }
 
     func run() throws {
-        let experiment = try DigitsRecipeExperiment.pair(csvPath: data)
+        let experiment = models == "pair" ? try DigitsRecipeExperiment.pair(csvPath: data, seed: pairSeed)
+            : try DigitsRecipeExperiment.m2n2Seeds(csvPath: data)
         let chosen = methods.isEmpty ? experiment.methods : methods
         for m in chosen where !experiment.methods.contains(m) {
             throw ValidationError("`\(m)` cannot be searched on \(experiment.source); available: \(experiment.methods.joined(separator: ", "))")
@@ -47,10 +55,10 @@ struct CMAESDigits: ParsableCommand {
             let s = xs.map { $0 * 100 }.meanAndStandardDeviation
             return String(format: "%5.1f ± %4.1f", s.mean, s.std)
         }
-        var models: [(String, [Float])] = [("specialist 0-4", experiment.low), ("specialist 5-9", experiment.high)]
-        if let base = experiment.base { models.insert(("base", base), at: 0) }
+        var inputs: [(String, [Float])] = [("specialist 0-4", experiment.low), ("specialist 5-9", experiment.high)]
+        if let base = experiment.base { inputs.insert(("base", base), at: 0) }
         var rows: [JSONValue] = []
-        for (name, model) in models {
+        for (name, model) in inputs {
             let a = experiment.accuracies(model)
             print(name.padding(toLength: 16, withPad: " ", startingAt: 0) + "       -     -  "
                   + [a.test, a.low, a.high, a.train].map { String(format: "%5.1f         ", $0 * 100) }.joined(separator: "  "))

@@ -78,9 +78,9 @@ public struct MergeGenome: Sendable, Codable, Equatable {
         ((group * models.count + model) * parameterSetCount + set) * parameterNames.count + parameter
     }
 
-    /// mergekit-evolve's x₀: weight 1/N, density (when present) 1.
+    /// mergekit-evolve's x₀: weight 1/N (as the float32 its torch tensor holds), density (when present) 1.
     public func initialGenotype() -> [Double] {
-        (0..<dimension).map { $0 % parameterNames.count == 0 ? 1 / Double(models.count) : 1 }
+        (0..<dimension).map { $0 % parameterNames.count == 0 ? Double(1 / Float(models.count)) : 1 }
     }
 
     /// The recipe a genotype stands for.

@@ -1,4 +1,5 @@
 import AmalgamCore
+import AmalgamMerge
 import Foundation
 
 /// A merge recipe as mergekit-evolve writes it: `slices` of layer ranges, each source with its per-model
@@ -75,8 +76,16 @@ public struct MergeRecipe: Sendable, Equatable {
     public var yaml: String {
         var out = ""
         if let baseModel { out += "base_model: \(Self.scalar(baseModel))\n" }
-        out += "dtype: \(dtype)\nmerge_method: \(mergeMethod)\nparameters:\n"
-        out += "  int8_mask: \(int8Mask)\n  normalize: \(normalize)\nslices:\n"
+        out += "dtype: \(dtype)\nmerge_method: \(mergeMethod)\n"
+        // mergekit-evolve writes int8_mask and normalize for every method and mergekit ignores those a method
+        // does not read; `amalgam merge` rejects them, so only the declared ones are written.
+        let declared = Set(MergeMethods.named(mergeMethod)?.globalParameters.map(\.name) ?? [])
+        let globals = [("int8_mask", int8Mask), ("normalize", normalize)].filter { declared.contains($0.0) }
+        if !globals.isEmpty {
+            out += "parameters:\n"
+            for (name, value) in globals { out += "  \(name): \(value)\n" }
+        }
+        out += "slices:\n"
         for slice in slices {
             var first = true
             func key(_ text: String) -> String { defer { first = false }; return (first ? "- " : "  ") + text }
