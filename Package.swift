@@ -55,6 +55,6 @@ let package = Package(
         .testTarget(name: "AmalgamTokenizerTests", dependencies: ["AmalgamCore", "AmalgamTokenizer"]),
         .testTarget(name: "AmalgamModelsTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamModels"]),
         .testTarget(name: "AmalgamEvalTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamModels", "AmalgamTokenizer", "AmalgamEval"]),
-        .testTarget(name: "AmalgamSearchTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamModels", "AmalgamSearch"]),
+        .testTarget(name: "AmalgamSearchTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamModels", "AmalgamSearch"]),
     ]
 )

@@ -7,7 +7,7 @@ import Foundation
 struct Experiment: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Reproduce a published experiment and print our numbers beside the published ones.",
-        subcommands: [M2N2Digits.self, DAMDigits.self]
+        subcommands: [M2N2Digits.self, DAMDigits.self, CMAESFunctions.self, CMAESDigits.self]
     )
 }
 
