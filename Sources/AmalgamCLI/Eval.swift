@@ -59,7 +59,9 @@ struct Eval: ParsableCommand {
         }
         let start = Date()
         let (lm, tokenizer, templates) = try EvalModelLoader.load(model, mergeSeed: mergeSeed, showProgress: !quiet && standardErrorIsTerminal)
-        let formatter = try loaded.contains(where: \.spec.chatTemplate) ? chatFormatter(templates, tokenizer: tokenizer) : nil
+        let formatter = try loaded.contains(where: \.spec.chatTemplate)
+            ? ChatTemplateFormatter(ChatPrompt(templates: templates, choice: chatTemplate, tokenizer: tokenizer.config, system: system, modelPath: model))
+            : nil
         printError(String(format: "loaded %@ in %.1f s", model, Date().timeIntervalSince(start)))
         let outDir = out ?? "eval-results/" + ((model as NSString).lastPathComponent as NSString).deletingPathExtension
         var rows: [[String]] = []
@@ -83,23 +85,6 @@ struct Eval: ParsableCommand {
         }
         print(table(header: ["task", "metric", "value", "± stderr", "n"], rows: rows), terminator: "")
         printError("records in \(outDir)/ (TASK.jsonl, TASK.summary.json); total \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
-    }
-
-    /// The formatter for tasks that ask for the chat template: `--chat-template` (a file or a name), else
-    /// the model's default template.
-    func chatFormatter(_ templates: ChatTemplateSet, tokenizer: Tokenizer) throws -> ChatTemplateFormatter {
-        let template: ChatTemplate
-        if let chatTemplate, FileManager.default.fileExists(atPath: chatTemplate) {
-            template = try ChatTemplate(source: try String(contentsOfFile: chatTemplate, encoding: .utf8), origin: chatTemplate)
-        } else {
-            template = try templates.template(named: chatTemplate, modelPath: model)
-        }
-        var variables: [String: JSONValue] = [:]
-        let c = tokenizer.config
-        for (name, token) in [("bos_token", c.bosToken), ("eos_token", c.eosToken), ("unk_token", c.unkToken), ("pad_token", c.padToken)] {
-            if let token { variables[name] = .string(token) }
-        }
-        return ChatTemplateFormatter(template: template, variables: variables, system: system)
     }
 
     func table(header: [String], rows: [[String]]) -> String {
@@ -132,27 +117,19 @@ enum EvalModelLoader {
             if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
             let extraEOS = merged.companionTexts["generation_config.json"].flatMap(eosIds) ?? []
             let lm = try LlamaModel(config: merged.config, weights: merged.checkpoint, extraEOSTokenIds: extraEOS)
-            return (lm, try tokenizer(merged.companionTexts, what: path), templates(merged.companionTexts, what: path))
+            return (lm, try tokenizer(merged.companionTexts, what: path), try ChatTemplateSet(texts: merged.companionTexts, origin: path + ": "))
         }
         if lower.hasSuffix(".gguf") {
             let opened = try OpenedModel.open(path)
             let lm = try LlamaModel(config: opened.config, weights: opened.tensors)
             let texts = Dictionary(uniqueKeysWithValues: opened.generatedFiles.map { ($0.name, $0.text) })
-            return (lm, try tokenizer(texts, what: path), templates(texts, what: path))
+            // The GGUF's metadata, not the generated tokenizer_config.json, has its named templates.
+            let templates = (opened.tensors as? GGUFLlamaSource).map { source in
+                ChatTemplateSet(ggufMetadata: source.file.stringMetadata, path: path)
+            }
+            return (lm, try tokenizer(texts, what: path), try templates ?? ChatTemplateSet(texts: texts, origin: path + ": "))
         }
         return (try LlamaModel(folder: path), try Tokenizer(contentsOf: path), try ChatTemplateSet(folder: path))
-    }
-
-    /// The default chat template among a model's companion texts: `chat_template.jinja`, else
-    /// tokenizer_config.json's `chat_template` string.
-    static func templates(_ texts: [String: String], what: String) -> ChatTemplateSet {
-        if let text = texts["chat_template.jinja"] {
-            return ChatTemplateSet(defaultTemplate: .init(source: text, origin: "\(what): chat_template.jinja"))
-        }
-        if let text = texts["tokenizer_config.json"], let source = (try? JSONValue.parse(text))?["chat_template"]?.stringValue {
-            return ChatTemplateSet(defaultTemplate: .init(source: source, origin: "\(what): tokenizer_config.json chat_template"))
-        }
-        return ChatTemplateSet(defaultTemplate: nil)
     }
 
     /// `eos_token_id` of a generation_config.json text (a number or a list).
@@ -164,15 +141,8 @@ enum EvalModelLoader {
     /// A tokenizer from the texts of tokenizer.json and tokenizer_config.json.
     static func tokenizer(_ texts: [String: String], what: String) throws -> Tokenizer {
         guard let json = texts["tokenizer.json"] else { throw CLIInputError("\(what): no tokenizer.json to evaluate with") }
-        var config = TokenizerConfig()
-        if let text = texts["tokenizer_config.json"], let c = try? JSONValue.parse(text) {
-            func token(_ key: String) -> String? { c[key]?.stringValue ?? c[key]?["content"]?.stringValue }
-            config.bosToken = token("bos_token")
-            config.eosToken = token("eos_token")
-            config.unkToken = token("unk_token")
-            config.padToken = token("pad_token")
-            config.chatTemplate = c["chat_template"]?.stringValue
-        }
+        let configPath = what + " (tokenizer_config.json)"
+        let config = try texts["tokenizer_config.json"].map { try TokenizerConfig(json: try JSONValue.parse($0), path: configPath) } ?? TokenizerConfig()
         return try Tokenizer(json: try JSONValue.parse(json), path: what + " (tokenizer.json)", config: config)
     }
 }

@@ -104,16 +104,9 @@ struct Generate: ParsableCommand {
     private func encodePrompt(_ bundle: LanguageModelBundle) throws -> [Int] {
         let text = prompt ?? ""
         guard chat else { return bundle.tokenizer.encode(text, addSpecialTokens: true) }
-        let template: ChatTemplate
-        if let chatTemplate, FileManager.default.fileExists(atPath: chatTemplate) {
-            template = try ChatTemplate(source: try String(contentsOfFile: chatTemplate, encoding: .utf8), origin: chatTemplate)
-        } else {
-            template = try bundle.templates.template(named: chatTemplate, modelPath: bundle.path)
-        }
-        var messages: [ChatMessage] = []
-        if let system { messages.append(ChatMessage(role: "system", content: system)) }
-        messages.append(ChatMessage(role: "user", content: text))
-        let rendered = try template.render(messages, addGenerationPrompt: true, variables: bundle.templateVariables)
+        let chatPrompt = try ChatPrompt(templates: bundle.templates, choice: chatTemplate, tokenizer: bundle.tokenizer.config,
+                                        system: system, modelPath: bundle.path)
+        let rendered = try chatPrompt.render(user: text)
         return bundle.tokenizer.encode(rendered, addSpecialTokens: false)
     }
 

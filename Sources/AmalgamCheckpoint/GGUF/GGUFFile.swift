@@ -137,6 +137,11 @@ public final class GGUFFile: TensorSource, @unchecked Sendable {
     /// The metadata value of `key`, if present.
     public subscript(key: String) -> GGUFValue? { metadataIndex[key].map { metadata[$0].value } }
 
+    /// The metadata entries whose values are strings, in file order.
+    public var stringMetadata: [(key: String, value: String)] {
+        metadata.compactMap { entry in entry.value.stringValue.map { (entry.key, $0) } }
+    }
+
     /// The entry of tensor `name`, if present.
     public func entry(_ name: String) -> TensorEntry? { tensorIndex[name].map { tensors[$0] } }
 

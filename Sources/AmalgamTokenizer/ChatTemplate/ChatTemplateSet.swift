@@ -26,10 +26,33 @@ public struct ChatTemplateSet: Sendable {
     /// `tokenizer_config.json`'s `chat_template`, a string or a list of {name, template}) is the default;
     /// the list's other entries and `additional_chat_templates/NAME.jinja` are named.
     public init(folder: String) throws(TokenizerError) {
+        let configPath = folder + "/tokenizer_config.json"
+        let config = FileManager.default.fileExists(atPath: configPath) ? try Tokenizer.readJSON(configPath) : nil
+        var texts: [String: String] = [:]
+        texts["chat_template.jinja"] = try? String(contentsOfFile: folder + "/chat_template.jinja", encoding: .utf8)
+        let extra = folder + "/additional_chat_templates"
+        for file in (try? FileManager.default.contentsOfDirectory(atPath: extra)) ?? [] where file.hasSuffix(".jinja") {
+            texts["additional_chat_templates/" + file] = try? String(contentsOfFile: extra + "/" + file, encoding: .utf8)
+        }
+        try self.init(tokenizerConfig: config, texts: texts, origin: folder + "/")
+    }
+
+    /// The templates among a model's companion texts by file name (`tokenizer_config.json`,
+    /// `chat_template.jinja`, `additional_chat_templates/NAME.jinja`), read as `init(folder:)` reads the
+    /// files: for a model merged in memory or converted from GGUF. Origins are `origin` + the file name.
+    public init(texts: [String: String], origin: String) throws(TokenizerError) {
+        var config: JSONValue?
+        if let text = texts["tokenizer_config.json"] {
+            do { config = try JSONValue.parse(text) } catch { throw .invalidJSON(path: origin + "tokenizer_config.json", error: error) }
+        }
+        try self.init(tokenizerConfig: config, texts: texts, origin: origin)
+    }
+
+    private init(tokenizerConfig config: JSONValue?, texts: [String: String], origin: String) throws(TokenizerError) {
         var defaultTemplate: Entry?
         var named: [String: Entry] = [:]
-        let configPath = folder + "/tokenizer_config.json"
-        if FileManager.default.fileExists(atPath: configPath), let value = try Tokenizer.readJSON(configPath)["chat_template"] {
+        let configPath = origin + "tokenizer_config.json"
+        if let value = config?["chat_template"] {
             if let s = value.stringValue {
                 defaultTemplate = Entry(source: s, origin: "\(configPath): chat_template")
             } else if let list = value.arrayValue {
@@ -44,12 +67,27 @@ public struct ChatTemplateSet: Sendable {
                 throw .invalidValue(path: configPath, key: "chat_template", reason: "expected a string or a list of {name, template}")
             }
         }
-        let jinja = folder + "/chat_template.jinja"
-        if let text = try? String(contentsOfFile: jinja, encoding: .utf8) { defaultTemplate = Entry(source: text, origin: jinja) }
-        let extra = folder + "/additional_chat_templates"
-        for file in (try? FileManager.default.contentsOfDirectory(atPath: extra)) ?? [] where file.hasSuffix(".jinja") {
-            if let text = try? String(contentsOfFile: extra + "/" + file, encoding: .utf8) {
-                named[String(file.dropLast(6))] = Entry(source: text, origin: extra + "/" + file)
+        if let text = texts["chat_template.jinja"] { defaultTemplate = Entry(source: text, origin: origin + "chat_template.jinja") }
+        let prefix = "additional_chat_templates/"
+        for (file, text) in texts where file.hasPrefix(prefix) && file.hasSuffix(".jinja") {
+            named[String(file.dropFirst(prefix.count).dropLast(6))] = Entry(source: text, origin: origin + file)
+        }
+        self.init(defaultTemplate: defaultTemplate, named: named)
+    }
+
+    /// The templates of a GGUF file, given its string metadata: `tokenizer.chat_template` is the default and
+    /// `tokenizer.chat_template.NAME` the named ones (as llama.cpp's `convert_hf_to_gguf.py` writes a list
+    /// of templates). `path` names the file in origins.
+    public init(ggufMetadata metadata: [(key: String, value: String)], path: String) {
+        var defaultTemplate: Entry?
+        var named: [String: Entry] = [:]
+        let prefix = "tokenizer.chat_template"
+        for (key, value) in metadata where key.hasPrefix(prefix) {
+            let entry = Entry(source: value, origin: "\(path): \(key)")
+            if key == prefix {
+                defaultTemplate = entry
+            } else if key.hasPrefix(prefix + ".") {
+                named[String(key.dropFirst(prefix.count + 1))] = entry
             }
         }
         self.init(defaultTemplate: defaultTemplate, named: named)
