@@ -77,7 +77,11 @@ extension JSONValue {
 
     private static let hexDigits = Array("0123456789abcdef")
 
-    private static func quote(_ s: String, asciiOnly: Bool, into out: inout String) {
+    /// Appends `s` as a JSON string literal, as Python's `json.dumps(s, ensure_ascii=asciiOnly)` writes it:
+    /// `\"`, `\\`, `\n`, `\r`, `\t`, `\b`, `\f`, other control characters as `\u00xx`; with `asciiOnly`
+    /// also DEL and every non-ASCII scalar as `\uxxxx` (UTF-16 surrogate pairs above U+FFFF). Without
+    /// `asciiOnly` it is also what serde_json writes.
+    public static func quote(_ s: String, asciiOnly: Bool, into out: inout String) {
         out += "\""
         func u16(_ v: UInt32, _ out: inout String) {
             out += "\\u"

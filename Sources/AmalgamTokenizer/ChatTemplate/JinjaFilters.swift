@@ -1,3 +1,4 @@
+import AmalgamCore
 import Foundation
 
 /// jinja2's filters and tests, with transformers' `tojson` (json.dumps, `ensure_ascii=False`).
@@ -369,34 +370,6 @@ struct JSONDumper {
     }
 
     private func string(_ s: String, into out: inout String) {
-        out += "\""
-        for c in s.unicodeScalars {
-            switch c {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            default:
-                if c.value < 0x20 || (ensureASCII && c.value > 0x7F) {
-                    if c.value > 0xFFFF {
-                        let v = c.value - 0x10000
-                        out += hex4(0xD800 + (v >> 10)) + hex4(0xDC00 + (v & 0x3FF))
-                    } else {
-                        out += hex4(c.value)
-                    }
-                } else {
-                    out.unicodeScalars.append(c)
-                }
-            }
-        }
-        out += "\""
-    }
-
-    private func hex4(_ v: UInt32) -> String {
-        let h = String(v, radix: 16)
-        return "\\u" + String(repeating: "0", count: 4 - h.count) + h
+        JSONValue.quote(s, asciiOnly: ensureASCII, into: &out)
     }
 }
