@@ -1,11 +1,10 @@
-import CAmalgamBLAS
 import Foundation
 
 extension MLPClassifier {
     /// Mean softmax cross-entropy over `batch` and its gradient, in the flat parameter layout.
     public func lossAndGradient(parameters: [Float], batch: MLPBatch) -> (loss: Double, gradient: [Float]) {
         let workspace = MLPWorkspace(classifier: self, count: batch.count)
-        let n = batch.count, h = hidden, o = outputs
+        let n = batch.count, o = outputs
         var gradient = [Float](repeating: 0, count: parameterCount)
         var loss = 0.0
         parameters.withUnsafeBufferPointer { p in
@@ -24,26 +23,8 @@ extension MLPClassifier {
                     dLogits[row + c] = Float((q - (c == label ? 1 : 0)) / Double(n))
                 }
             }
-            var dHidden = [Float](repeating: 0, count: n * h)
-            workspace.activations.withUnsafeBufferPointer { a in
-                gradient.withUnsafeMutableBufferPointer { g in
-                    // d[W2; b2] ((h+1) × o) = H̃ᵀ · dlogits
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(h + 1), Int32(o), Int32(n),
-                                1, a.baseAddress, Int32(h + 1), dLogits, Int32(o), 0,
-                                g.baseAddress! + secondLayerOffset, Int32(o))
-                    // dH (n × h) = dlogits · W2ᵀ, then through the ReLU
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(h), Int32(o),
-                                1, dLogits, Int32(o), p.baseAddress! + secondLayerOffset, Int32(o), 0,
-                                &dHidden, Int32(h))
-                    for r in 0..<n {
-                        for c in 0..<h where a[r * (h + 1) + c] <= 0 { dHidden[r * h + c] = 0 }
-                    }
-                    // d[W1; b1] ((inputs+1) × h) = X̃ᵀ · dZ
-                    batch.augmented.withUnsafeBufferPointer { x in
-                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(inputs + 1), Int32(h), Int32(n),
-                                    1, x.baseAddress, Int32(inputs + 1), dHidden, Int32(h), 0, g.baseAddress, Int32(h))
-                    }
-                }
+            gradient.withUnsafeMutableBufferPointer { g in
+                backward(parameters: p.baseAddress!, batch: batch, workspace: workspace, dLogits: dLogits, gradient: g.baseAddress!)
             }
         }
         return (loss / Double(n), gradient)
