@@ -37,9 +37,7 @@ enum DequantBench {
             print(String(format: "%-6@ %8.1f GB/s of f32  (%.2f× memcpy, %.1f GB/s read)", type.name, bytes / t / 1e9,
                          copyN / t, Double(data.count) / t / 1e9))
         }
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        print(String(format: "peak RSS %.1f MB", Double(usage.ru_maxrss) / 1024))
+        print(String(format: "peak RSS %.1f MB", peakMemoryMB()))
     }
 
     /// Blocks of `type` for `count` values: encoded from `source` where Amalgam can encode the type,
@@ -64,11 +62,7 @@ enum DequantBench {
     /// The fastest of five runs, in seconds.
     static func best(_ body: () -> Void) -> Double {
         var fastest = Double.infinity
-        for _ in 0..<5 {
-            let start = DispatchTime.now().uptimeNanoseconds
-            body()
-            fastest = min(fastest, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
-        }
+        for _ in 0..<5 { fastest = min(fastest, wallSeconds(body)) }
         return fastest
     }
 }

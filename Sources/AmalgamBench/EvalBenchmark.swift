@@ -10,13 +10,12 @@ enum EvalBenchmark {
     static let summary = "multiple-choice eval examples/s beside lm-evaluation-harness (HFLM)"
 
     static func run(_ arguments: [String]) throws {
-        guard let model = option("--model", in: arguments), let taskPath = option("--task", in: arguments) else {
+        let a = try BenchArguments(arguments, options: ["model", "task", "limit", "batch-size"], flags: ["no-reference"])
+        guard let model = a["model"], let taskPath = a["task"] else {
             throw BenchError("usage: amalgam-bench eval --model DIR --task TASK.jsonl [--limit 50] [--batch-size 16] [--no-reference]")
         }
-        let limit = option("--limit", in: arguments).flatMap(Int.init) ?? 50
-        let batchSize = option("--batch-size", in: arguments).flatMap(Int.init) ?? 16
-        InferenceBenchmark.relaunchForBLASIfNeeded(threads: nil)
-        let threads = ProcessInfo.activeProcessorCountCached
+        let limit = try a.int("limit", 50), batchSize = try a.int("batch-size", 16)
+        let threads = prepareThreads()
         var task = try EvalTask(contentsOf: taskPath)
         guard task.spec.kind == .multipleChoice else { throw BenchError("\(taskPath): the benchmark takes a multiple_choice task") }
         // the first `limit` examples of the evaluation split, as the reference script takes them
@@ -34,27 +33,17 @@ enum EvalBenchmark {
         let ours = Double(results.count) / seconds
         print("eval: \(task.spec.name), \(results.count) examples, batch size \(batchSize), \(threads) threads")
         print(String(format: "  amalgam:  %.2f s, %.2f examples/s, peak RSS %.0f MB", seconds, ours, peakMemoryMB()))
-        guard !arguments.contains("--no-reference") else { return }
-        var root = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { root.deleteLastPathComponent() }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/opt/refenv/bin/python")
-        process.arguments = [root.appendingPathComponent("scripts/bench/eval_lmeval.py").path, "--model", model, "--task", taskPath,
-                             "--limit", "\(limit)", "--threads", "\(threads)", "--batch-size", "\(batchSize)"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard let line = String(decoding: data, as: UTF8.self).split(separator: "\n").last,
-              let json = try? JSONValue.parse(String(line)), let rate = json["examples_per_s"]?.doubleValue else {
-            print("  lm-eval:  failed (exit \(process.terminationStatus)); needs /opt/refenv with lm_eval")
-            return
+        guard !a.has("no-reference") else { return }
+        do {
+            let json = try runReference("scripts/bench/eval_lmeval.py", ["--model", model, "--task", taskPath, "--limit", "\(limit)",
+                                                                         "--threads", "\(threads)", "--batch-size", "\(batchSize)"])
+            let rate = try referenceNumber(json, "examples_per_s")
+            print(String(format: "  lm-eval:  %.2f s, %.2f examples/s, peak RSS %.0f MB (HFLM, transformers f32, torch %@)",
+                         json["seconds"]?.doubleValue ?? 0, rate, Double(json["peak_rss_bytes"]?.intValue ?? 0) / 1_048_576,
+                         json["torch"]?.stringValue ?? "?"))
+            print(String(format: "  ratio:    %.2f× lm-eval's examples/s", ours / rate))
+        } catch {
+            print("  lm-eval:  \(error) (needs /opt/refenv with lm_eval)")
         }
-        print(String(format: "  lm-eval:  %.2f s, %.2f examples/s, peak RSS %.0f MB (HFLM, transformers f32, torch %@)",
-                     json["seconds"]?.doubleValue ?? 0, rate, Double(json["peak_rss_bytes"]?.intValue ?? 0) / 1_048_576,
-                     json["torch"]?.stringValue ?? "?"))
-        print(String(format: "  ratio:    %.2f× lm-eval's examples/s", ours / rate))
     }
 }

@@ -14,30 +14,18 @@ enum InferenceBenchmark {
     }
 
     static func run(_ arguments: [String]) throws {
+        let a = try BenchArguments(arguments, options: ["model", "batch", "length", "prompt", "new-tokens", "repeats", "threads"], flags: ["no-torch"])
         var o = Options()
-        var i = 0
-        func value() throws -> String {
-            i += 1
-            guard i < arguments.count else { throw BenchError("\(arguments[i - 1]) needs a value") }
-            return arguments[i]
-        }
-        while i < arguments.count {
-            switch arguments[i] {
-            case "--model": o.model = try value()
-            case "--batch": o.batch = Int(try value()) ?? o.batch
-            case "--length": o.length = Int(try value()) ?? o.length
-            case "--prompt": o.prompt = Int(try value()) ?? o.prompt
-            case "--new-tokens": o.newTokens = Int(try value()) ?? o.newTokens
-            case "--repeats": o.repeats = Int(try value()) ?? o.repeats
-            case "--threads": o.threads = Int(try value())
-            case "--no-torch": o.torch = false
-            default: throw BenchError("unknown option \(arguments[i]); options: --model DIR --batch B --length T --prompt P --new-tokens N --repeats R --threads N --no-torch")
-            }
-            i += 1
-        }
+        o.model = a.string("model", "")
+        o.batch = try a.int("batch", o.batch)
+        o.length = try a.int("length", o.length)
+        o.prompt = try a.int("prompt", o.prompt)
+        o.newTokens = try a.int("new-tokens", o.newTokens)
+        o.repeats = try a.int("repeats", o.repeats)
+        o.threads = try a["threads"].map { _ in try a.int("threads", 0) }
+        o.torch = !a.has("no-torch")
         guard !o.model.isEmpty else { throw BenchError("--model DIR is required (a Llama-family model folder)") }
-        relaunchForBLASIfNeeded(threads: o.threads)
-        let threads = ProcessInfo.activeProcessorCountCached
+        let threads = prepareThreads(o.threads)
 
         let model = try LlamaModel(folder: o.model)
         let c = model.config
@@ -51,7 +39,7 @@ enum InferenceBenchmark {
         _ = try model.score(TokenBatch(scoreIds.map { Array($0[0..<16]) }))
         var scoreSeconds = Double.infinity, scoreCPU = Double.infinity
         for _ in 0..<o.repeats {
-            let (wall, cpu) = try timeBoth { _ = try model.score(batch) }
+            let (wall, cpu) = try wallAndCPUSeconds { _ = try model.score(batch) }
             scoreSeconds = min(scoreSeconds, wall)
             scoreCPU = min(scoreCPU, cpu)
         }
@@ -63,7 +51,7 @@ enum InferenceBenchmark {
         for _ in 0..<o.repeats {
             let cache = KVCache(for: model, capacity: o.prompt + o.newTokens + 1)
             var logits = try model.nextTokenLogits(promptIds, cache: cache)
-            let (wall, cpu) = try timeBoth {
+            let (wall, cpu) = try wallAndCPUSeconds {
                 for _ in 0..<o.newTokens {
                     let next = logits.indices.max { logits[$0] < logits[$1] }!
                     logits = try model.nextTokenLogits([next], cache: cache)
@@ -74,7 +62,7 @@ enum InferenceBenchmark {
         }
         let generateTPS = Double(o.newTokens) / generateSeconds
         let generateCPUTPS = Double(o.newTokens) / generateCPU
-        let ourRSS = peakRSS()
+        let ourRSS = peakResidentBytes()
 
         // what a token costs: matrix-product FLOPs (2 per weight) plus attention at the mean context
         let C = c.hiddenSize, I = c.intermediateSize, D = c.headDim
@@ -125,26 +113,6 @@ enum InferenceBenchmark {
 
     static func pad(_ s: String) -> String { String(repeating: " ", count: max(0, 12 - s.count)) + s }
 
-    /// Wall-clock and CPU seconds (all threads) of `body`; the CPU figure stays meaningful when other
-    /// processes compete for the cores.
-    static func timeBoth(_ body: () throws -> Void) rethrows -> (wall: Double, cpu: Double) {
-        let c0 = cpuSeconds()
-        let wall = try time(body)
-        return (wall, cpuSeconds() - c0)
-    }
-
-    static func cpuSeconds() -> Double {
-        var t = timespec()
-        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
-        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
-    }
-
-    static func time(_ body: () throws -> Void) rethrows -> Double {
-        let start = DispatchTime.now().uptimeNanoseconds
-        try body()
-        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-    }
-
     /// GFLOP/s of `out[rows × out] = x · Wᵀ` through the engine's matrix product.
     static func measureGEMM(rows: Int, out: Int, inner: Int, dtype: DType) -> Double {
         let w = try! WeightMatrix(Tensor(randomLike: dtype, shape: [out, inner]), name: "bench", path: "bench", rows: out, cols: inner)
@@ -153,7 +121,7 @@ enum InferenceBenchmark {
         var scratch = [Float](repeating: 0, count: max(1, MatMul.scratchCount(for: w)))
         var best = Double.infinity
         for _ in 0..<5 {
-            best = min(best, time {
+            best = min(best, wallSeconds {
                 y.withUnsafeMutableBufferPointer { yp in
                     scratch.withUnsafeMutableBufferPointer { sp in
                         MatMul.forward(yp.baseAddress!, x, rows: rows, weight: w, bias: nil, scratch: sp.baseAddress!)
@@ -171,7 +139,7 @@ enum InferenceBenchmark {
         var y = [Float](repeating: 0, count: out)
         var best = Double.infinity
         for _ in 0..<20 {
-            best = min(best, time {
+            best = min(best, wallSeconds {
                 y.withUnsafeMutableBufferPointer { yp in
                     if blas { MatMul.blasGEMV(yp.baseAddress!, x, w) } else { MatMul.gemv(yp.baseAddress!, x, w) }
                 }
@@ -182,53 +150,16 @@ enum InferenceBenchmark {
 
     /// Runs scripts/bench/inference_torch.py on the same ids; returns its JSON numbers and a note.
     static func runTorch(_ o: Options, threads: Int, scoreIds: [[Int]], promptIds: [Int]) -> ([String: Double], String) {
-        let python = "/opt/refenv/bin/python"
-        var root = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { root.deleteLastPathComponent() }
-        let script = root.appendingPathComponent("scripts/bench/inference_torch.py").path
-        guard FileManager.default.fileExists(atPath: python), FileManager.default.fileExists(atPath: script) else {
-            return ([:], "skipped: \(python) or \(script) not found")
-        }
         let spec = "{\"score\": \(scoreIds), \"prompt\": \(promptIds), \"new_tokens\": \(o.newTokens), \"repeats\": \(o.repeats)}"
         let specPath = NSTemporaryDirectory() + "amalgam-bench-\(getpid()).json"
         defer { try? FileManager.default.removeItem(atPath: specPath) }
-        do { try spec.write(toFile: specPath, atomically: true, encoding: .utf8) } catch { return ([:], "skipped: \(error)") }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [script, "--model", o.model, "--threads", "\(threads)", "--ids", specPath]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        do { try process.run() } catch { return ([:], "failed to start: \(error)") }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        guard let line = text.split(separator: "\n").last, let json = try? JSONValue.parse(String(line)), let object = json.objectValue else {
-            return ([:], "failed (exit \(process.terminationStatus)): \(text.suffix(200))")
+        do {
+            try spec.write(toFile: specPath, atomically: true, encoding: .utf8)
+            let json = try runReference("scripts/bench/inference_torch.py", ["--model", o.model, "--threads", "\(threads)", "--ids", specPath])
+            return (referenceNumbers(json), "transformers f32, torch \(json["torch"]?.stringValue ?? "?"), \(json["threads"]?.intValue ?? 0) threads")
+        } catch {
+            return ([:], "\(error)")
         }
-        var numbers: [String: Double] = [:]
-        for (k, v) in object { if let d = v.doubleValue { numbers[k] = d } }
-        return (numbers, "transformers f32, torch \(object["torch"]?.stringValue ?? "?"), \(object["threads"]?.intValue ?? 0) threads")
-    }
-
-    /// Peak resident memory of this process so far, in bytes.
-    static func peakRSS() -> Int {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return usage.ru_maxrss * 1024
-    }
-
-    /// Sets OPENBLAS_CORETYPE (and the thread counts when asked) and relaunches: OpenBLAS reads them only
-    /// when it loads.
-    static func relaunchForBLASIfNeeded(threads: Int?) {
-        var needed = false
-        if let core = OpenBLASCoreType.recommendedRelaunch { setenv("OPENBLAS_CORETYPE", core, 1); needed = true }
-        if let threads, ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"] != "\(threads)" {
-            setenv("OPENBLAS_NUM_THREADS", "\(threads)", 1)
-            setenv("AMALGAM_THREADS", "\(threads)", 1)
-            needed = true
-        }
-        if needed { execv("/proc/self/exe", CommandLine.unsafeArgv) }
     }
 }
 

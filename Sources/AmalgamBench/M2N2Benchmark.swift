@@ -8,21 +8,19 @@ import Foundation
 /// measured in the same run and the JAX reference's time (measured on `--reference-passes`, default 1000,
 /// and scaled linearly: the reference's time per pass does not depend on the pass number).
 func m2n2Benchmark(_ arguments: [String]) throws {
-    let passes = Int(option("--passes", in: arguments) ?? "") ?? 50_000
-    let seed = UInt64(option("--seed", in: arguments) ?? "") ?? 0
-    let data = option("--data", in: arguments) ?? "fixtures/digits/digits.csv"
+    let a = try BenchArguments(arguments, options: ["passes", "seed", "data", "reference-passes"])
+    let passes = try a.int("passes", 50_000), seed = UInt64(try a.int("seed", 0))
+    let data = a.string("data", "fixtures/digits/digits.csv")
     let experiment = try DigitsExperiment(csvPath: data)
     let mlp = experiment.classifier, train = experiment.train
-    let uptime = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "?"
+    let uptime = loadAverage()
 
     // The floor: the dense forward (two BLAS sgemm, all threads) of one pass, timed in this run.
     let workspace = MLPWorkspace(classifier: mlp, count: train.count)
     let parameters = DigitsExperiment.gaussianSeedsForBenchmark(count: mlp.parameterCount)
     var best = Double.infinity
     for _ in 0..<200 {
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        parameters.withUnsafeBufferPointer { mlp.forward(parameters: $0.baseAddress!, batch: train, workspace: workspace) }
-        best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        best = min(best, wallSeconds { parameters.withUnsafeBufferPointer { mlp.forward(parameters: $0.baseAddress!, batch: train, workspace: workspace) } })
     }
     let denseFlops = 2.0 * Double(train.count) * Double(mlp.parameterCount)  // one multiply-add per parameter per example
     let gemmRate = denseFlops / best
@@ -41,7 +39,7 @@ func m2n2Benchmark(_ arguments: [String]) throws {
     print(String(format: "              our kernel visits %.1f MFLOP/pass (block-sparse first layer, second layer padded to 16) → %.2f s at that rate",
                  kernelFlops / 1e6, kernelFlops * Double(passes) / gemmRate))
     print(String(format: "  our wall ÷ dense GEMM floor: %.2f", result.seconds / (denseFlops * Double(passes) / gemmRate)))
-    let referencePasses = min(passes, Int(option("--reference-passes", in: arguments) ?? "") ?? 1000)
+    let referencePasses = min(passes, try a.int("reference-passes", 1000))
     if let measured = try? jaxReference(passes: referencePasses, data: data) {
         let reference = measured * Double(passes) / Double(referencePasses)
         print(String(format: "  JAX reference (scripts/bench/m2n2_reference.py, measured now on %d passes: %.2f s, scaled to %d): wall %.2f s → amalgam is %.2f× as fast",
@@ -49,41 +47,20 @@ func m2n2Benchmark(_ arguments: [String]) throws {
     } else {
         print("  JAX reference: not measured (needs jax in /opt/refenv: /opt/refenv/bin/pip install jax)")
     }
-    print("  load average at the end: \((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "?")" +
+    print("  load average at the end: \(loadAverage())" +
           " on \(ProcessInfo.processInfo.activeProcessorCount) cores (other work on the machine inflates the wall time)")
 }
 
 /// Runs the JAX re-implementation of the released algorithm for timing; its wall seconds for `passes`.
-func jaxReference(passes: Int, data: String) throws -> Double? {
-    var root = URL(fileURLWithPath: #filePath)
-    for _ in 0..<3 { root.deleteLastPathComponent() }
-    let script = root.appendingPathComponent("scripts/bench/m2n2_reference.py").path
-    let python = "/opt/refenv/bin/python"
-    guard FileManager.default.fileExists(atPath: python), FileManager.default.fileExists(atPath: script) else { return nil }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: python)
-    process.arguments = [script, "--passes", "\(passes)", "--data", data]
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    let output = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0, let line = String(decoding: output, as: UTF8.self).split(separator: "\n").last else { return nil }
-    return (try? JSONValue.parse(String(line)))?["seconds"]?.doubleValue
-}
-
-/// CPU time used so far by every thread of this process.
-func processCPUSeconds() -> Double {
-    var t = timespec()
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
-    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+func jaxReference(passes: Int, data: String) throws -> Double {
+    try referenceNumber(try runReference("scripts/bench/m2n2_reference.py", ["--passes", "\(passes)", "--data", data]), "seconds")
 }
 
 /// `amalgam-bench m2n2-parts`: CPU time of each part of one pass, averaged over repetitions.
 func m2n2PartsBenchmark(_ arguments: [String]) throws {
-    let repetitions = Int(option("--repetitions", in: arguments) ?? "") ?? 200
-    let experiment = try DigitsExperiment(csvPath: option("--data", in: arguments) ?? "fixtures/digits/digits.csv")
+    let a = try BenchArguments(arguments, options: ["repetitions", "data"])
+    let repetitions = try a.int("repetitions", 200)
+    let experiment = try DigitsExperiment(csvPath: a.string("data", "fixtures/digits/digits.csv"))
     let mlp = experiment.classifier
     let seeds = experiment.seeds(setting: .scratch, runSeed: 0)
     let store = try FlatGenomeStore(parameterCount: mlp.parameterCount, slotCount: 2, seeds: seeds)
@@ -93,11 +70,9 @@ func m2n2PartsBenchmark(_ arguments: [String]) throws {
     let workspace = MLPWorkspace(classifier: mlp, count: experiment.train.count)
     var scores = [Float](repeating: 0, count: experiment.train.count)
     func cpu(_ body: () throws -> Void) rethrows -> Double {
-        var t0 = timespec(), t1 = timespec()
-        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0)
+        let start = processCPUSeconds()
         for _ in 0..<repetitions { try body() }
-        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1)
-        return (Double(t1.tv_sec - t0.tv_sec) + Double(t1.tv_nsec - t0.tv_nsec) / 1e9) / Double(repetitions) * 1e3
+        return (processCPUSeconds() - start) / Double(repetitions) * 1e3
     }
     let plan = CrossoverPlan(splitPoint: 9000, ratio: 0.3, omega: 1.5)
     let crossover = try cpu { try store.makeCandidate(.crossover(a: 0, b: 1, plan: plan), mutation: nil) }

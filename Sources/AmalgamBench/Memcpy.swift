@@ -14,12 +14,7 @@ enum MemcpyBench {
         memset(src, 1, bytes)
         memset(dst, 0, bytes)
         var best = Double.infinity
-        for _ in 0..<5 {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            memcpy(dst, src, bytes)
-            let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-            best = min(best, dt)
-        }
+        for _ in 0..<5 { best = min(best, wallSeconds { _ = memcpy(dst, src, bytes) }) }
         return 2 * Double(bytes) / best / 1e9
     }
 }

@@ -13,14 +13,14 @@ enum ReadCheckpointBench {
     static let summary = "read every tensor of a sharded bf16 checkpoint vs plain read() [--path DIR] [--size-gb 1.2] [--repeat 3] [--buffer-mb 0.25]"
 
     static func run(_ args: [String]) throws {
-        let options = BenchArguments(args)
-        let sizeGB = options.double("size-gb", 1.2)
-        let repeats = max(1, options.int("repeat", 3))
-        let bufferBytes = max(4096, Int(options.double("buffer-mb", 0.25) * 1_048_576))
+        let options = try BenchArguments(args, options: ["path", "size-gb", "repeat", "buffer-mb"])
+        let sizeGB = try options.double("size-gb", 1.2)
+        let repeats = max(1, try options.int("repeat", 3))
+        let bufferBytes = max(4096, Int(try options.double("buffer-mb", 0.25) * 1_048_576))
         let folder = options.string("path", NSTemporaryDirectory() + "amalgam-bench-checkpoint-\(sizeGB)GB")
         if !FileManager.default.fileExists(atPath: folder) {
             print("creating a synthetic \(sizeGB) GB bf16 checkpoint in \(folder) …")
-            let t = try seconds { try makeSyntheticCheckpoint(at: folder, bytes: Int(sizeGB * 1e9)) }
+            let t = try wallSeconds { try makeSyntheticCheckpoint(at: folder, bytes: Int(sizeGB * 1e9)) }
             print(String(format: "  written in %.1f s", t))
         }
         let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".safetensors") }.sorted()
@@ -34,12 +34,12 @@ enum ReadCheckpointBench {
         var plainTimes: [Double] = []
         var amalgamTimes: [Double] = []
         for _ in 0..<repeats {
-            plainTimes.append(try seconds { sink &+= try plainRead(folder: folder, files: files, bufferBytes: bufferBytes) })
+            plainTimes.append(try wallSeconds { sink &+= try plainRead(folder: folder, files: files, bufferBytes: bufferBytes) })
         }
         let rssPlain = peakResidentBytes()
         sink &+= try amalgamRead(folder: folder)
         for _ in 0..<repeats {
-            amalgamTimes.append(try seconds { sink &+= try amalgamRead(folder: folder) })
+            amalgamTimes.append(try wallSeconds { sink &+= try amalgamRead(folder: folder) })
         }
         let rssAmalgam = peakResidentBytes()
         let plainBest = Double(totalFileBytes) / plainTimes.min()! / 1e9
@@ -58,13 +58,6 @@ enum ReadCheckpointBench {
 private struct ReadCheckpointError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
-}
-
-/// Seconds taken by `body`.
-private func seconds(_ body: () throws -> Void) rethrows -> Double {
-    let start = DispatchTime.now().uptimeNanoseconds
-    try body()
-    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
 }
 
 /// Bytes as "1.23 GB".

@@ -5,11 +5,11 @@ import Foundation
 /// Writes a random Llama-shaped base model and fine-tunes (base + noise) in bf16, for merge benchmarks.
 enum SynthModels {
     static func run(_ args: [String]) throws {
-        let a = BenchArguments(args)
+        let a = try BenchArguments(args, options: ["out", "hidden", "intermediate", "layers", "vocab", "heads", "kv-heads", "fine-tunes"])
         let out = a.string("out", "bench-models")
-        let hidden = a.int("hidden", 1024), inter = a.int("intermediate", 2816), layers = a.int("layers", 16)
-        let vocab = a.int("vocab", 32000), heads = a.int("heads", 16), kvHeads = a.int("kv-heads", 4)
-        let fineTunes = a.int("fine-tunes", 3)
+        let hidden = try a.int("hidden", 1024), inter = try a.int("intermediate", 2816), layers = try a.int("layers", 16)
+        let vocab = try a.int("vocab", 32000), heads = try a.int("heads", 16), kvHeads = try a.int("kv-heads", 4)
+        let fineTunes = try a.int("fine-tunes", 3)
         let headDim = hidden / heads
         var infos: [TensorInfo] = [TensorInfo(name: "model.embed_tokens.weight", dtype: .bf16, shape: [vocab, hidden])]
         for l in 0..<layers {

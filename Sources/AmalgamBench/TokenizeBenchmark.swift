@@ -6,17 +6,9 @@ import Foundation
 /// Shakespeare and Milton texts and prints tokens/s beside the Python `tokenizers` library's on the same
 /// lines, measured in the same run by scripts/fixtures/tokenizer.py --bench.
 func runTokenizeBenchmark(_ args: [String]) throws {
-    var options: [String: String] = ["--tokenizer": "fixtures/tokenizer/smollm2/tokenizer.json",
-                                     "--texts": "data/shakespeare", "--python": "/opt/refenv/bin/python"]
-    var k = 0
-    while k < args.count {
-        guard options[args[k]] != nil, k + 1 < args.count else {
-            throw BenchError("unknown option \(args[k]); options: --tokenizer PATH, --texts DIR, --python PATH")
-        }
-        options[args[k]] = args[k + 1]
-        k += 2
-    }
-    let tokenizerPath = options["--tokenizer"]!, textsDirectory = options["--texts"]!, python = options["--python"]!
+    let a = try BenchArguments(args, options: ["tokenizer", "texts", "python"])
+    let tokenizerPath = a.string("tokenizer", "fixtures/tokenizer/smollm2/tokenizer.json")
+    let textsDirectory = a.string("texts", "data/shakespeare"), python = a.string("python", referencePython)
     let files = try corpusFiles(textsDirectory)
     var lines: [String] = []
     var bytes = 0
@@ -64,9 +56,7 @@ func runTokenizeBenchmark(_ args: [String]) throws {
     } else {
         print("(tokenizers not measured: \(python) is missing or failed; Amalgam's figures only)")
     }
-    var usage = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &usage)
-    print(String(format: "peak memory (Amalgam process): %.1f MB", Double(usage.ru_maxrss) / 1024))
+    print(String(format: "peak memory (Amalgam process): %.1f MB", peakMemoryMB()))
 }
 
 /// Every .txt text under the folder (metadata.txt aside), sorted, byte-identical copies kept once.
@@ -107,16 +97,7 @@ struct PythonReference {
 
 /// The reference figures from the Python library, or nil if it cannot run here.
 func pythonReference(python: String, tokenizer: String, files: [String]) -> PythonReference? {
-    guard FileManager.default.isExecutableFile(atPath: python) else { return nil }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: python)
-    process.arguments = ["scripts/fixtures/tokenizer.py", "--bench", tokenizer] + files
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    do { try process.run() } catch { return nil }
-    let output = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0, let json = try? JSONValue.parse(Array(output)) else { return nil }
+    guard let json = try? runReference("scripts/fixtures/tokenizer.py", ["--bench", tokenizer] + files, python: python) else { return nil }
     func entry(_ key: String) -> (seconds: Double, tokens: Int)? {
         guard let s = json[key]?["seconds"]?.doubleValue, let t = json[key]?["tokens"]?.intValue else { return nil }
         return (s, t)

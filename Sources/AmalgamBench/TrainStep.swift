@@ -9,13 +9,11 @@ enum TrainStepBenchmark {
     static let summary = "one forward+backward+AdamW step of a whole model beside PyTorch"
 
     static func run(_ arguments: [String]) throws {
-        let a = BenchArguments(arguments)
+        let a = try BenchArguments(arguments, options: ["model", "sequences", "seq-len", "repeats", "threads"], flags: ["no-torch"])
         let modelPath = a.string("model", "")
         guard !modelPath.isEmpty else { throw BenchError("--model DIR is required (e.g. SmolLM2-135M converted with `amalgam convert`)") }
-        let sequences = a.int("sequences", 4), length = a.int("seq-len", 256), repeats = a.int("repeats", 3)
-        let threads = a.values["threads"].flatMap(Int.init)
-        InferenceBenchmark.relaunchForBLASIfNeeded(threads: threads)
-        let threadCount = ProcessInfo.activeProcessorCountCached
+        let sequences = try a.int("sequences", 4), length = try a.int("seq-len", 256), repeats = try a.int("repeats", 3)
+        let threadCount = prepareThreads(try a["threads"].map { _ in try a.int("threads", 0) })
 
         let model = try LlamaModel(folder: modelPath)
         var lcg: UInt64 = 7
@@ -34,13 +32,13 @@ enum TrainStepBenchmark {
         let firstLoss = try step()
         var best = Double.infinity, bestCPU = Double.infinity
         for _ in 0..<repeats {
-            let (wall, cpu) = try InferenceBenchmark.timeBoth { _ = try step() }
+            let (wall, cpu) = try wallAndCPUSeconds { _ = try step() }
             best = min(best, wall)
             bestCPU = min(bestCPU, cpu)
         }
         let ourRSS = peakResidentBytes()
         var torch: [String: Double] = [:], note = "not run (--no-torch)"
-        if a.values["no-torch"] == nil && !arguments.contains("--no-torch") {
+        if !a.has("no-torch") {
             (torch, note) = runTorch(model: modelPath, threads: threadCount, ids: ids, repeats: repeats)
         }
         let tokens = Double(batch.tokenCount)
@@ -58,33 +56,14 @@ enum TrainStepBenchmark {
 
     /// Runs scripts/bench/train_step_torch.py on the same ids; returns its JSON numbers and a note.
     static func runTorch(model: String, threads: Int, ids: [[Int]], repeats: Int) -> ([String: Double], String) {
-        let python = "/opt/refenv/bin/python"
-        var root = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { root.deleteLastPathComponent() }
-        let script = root.appendingPathComponent("scripts/bench/train_step_torch.py").path
-        guard FileManager.default.fileExists(atPath: python), FileManager.default.fileExists(atPath: script) else {
-            return ([:], "skipped: \(python) or \(script) not found")
-        }
         let specPath = NSTemporaryDirectory() + "amalgam-train-bench-\(getpid()).json"
         defer { try? FileManager.default.removeItem(atPath: specPath) }
         do {
             try "{\"ids\": \(ids), \"repeats\": \(repeats), \"lr\": 1e-5}".write(toFile: specPath, atomically: true, encoding: .utf8)
-        } catch { return ([:], "skipped: \(error)") }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [script, "--model", model, "--threads", "\(threads)", "--ids", specPath]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        do { try process.run() } catch { return ([:], "failed to start: \(error)") }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        guard let line = text.split(separator: "\n").last, let json = try? JSONValue.parse(String(line)), let object = json.objectValue else {
-            return ([:], "failed (exit \(process.terminationStatus)): \(text.suffix(200))")
+            let json = try runReference("scripts/bench/train_step_torch.py", ["--model", model, "--threads", "\(threads)", "--ids", specPath])
+            return (referenceNumbers(json), "transformers f32 (sdpa attention), torch \(json["torch"]?.stringValue ?? "?"), \(json["threads"]?.intValue ?? 0) threads")
+        } catch {
+            return ([:], "\(error)")
         }
-        var numbers: [String: Double] = [:]
-        for (k, v) in object { if let d = v.doubleValue { numbers[k] = d } }
-        return (numbers, "transformers f32 (sdpa attention), torch \(object["torch"]?.stringValue ?? "?"), \(object["threads"]?.intValue ?? 0) threads")
     }
 }
