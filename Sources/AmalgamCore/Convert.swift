@@ -1,5 +1,6 @@
 /// Conversion kernels between element types. These are hot loops: they run at memory bandwidth
-/// only when built for the host CPU (F16C, AVX-512), which the README's commands do.
+/// only when built for the host CPU (AVX2, FMA and F16C on the project's machines; no AVX-512), which the
+/// README's commands do.
 public enum Convert {
     /// Decodes `count` elements of `dtype` from `source` into f32.
     public static func toFloat32(_ source: UnsafeRawBufferPointer, from dtype: DType, into out: UnsafeMutableBufferPointer<Float>) {

@@ -3,7 +3,8 @@ import Foundation
 /// On AVX-512 machines OpenBLAS 0.3.21 takes the CPU for Haswell and runs its GEMM at about half speed
 /// unless `OPENBLAS_CORETYPE=SKYLAKEX` is in the environment when the library loads — setting it later is
 /// too late, so executables relaunch themselves with it (see `amalgam` and `amalgam-bench`). On CPUs
-/// without AVX-512F (AVX2 only) nothing is changed: those kernels would not run there.
+/// without AVX-512F (AVX2 only, such as the AVX2 + FMA machines Amalgam is developed and benchmarked on)
+/// nothing is changed: those kernels would not run there.
 public enum OpenBLASCoreType {
     /// The core type to relaunch with: "SKYLAKEX" when the CPU has AVX-512F and the variable is unset.
     public static var recommendedRelaunch: String? {
