@@ -43,7 +43,7 @@ struct BenchArguments {
             }
         }
         values = v
-        flags = f
+        self.flags = f
     }
 
     /// The value of `--name`, if given.
