@@ -23,12 +23,13 @@ public struct DAMDigitsExperiment: Sendable {
         public var cmaesMethods: [String] = ["ties", "dare_ties", "task_arithmetic"]
         /// CMA-ES's budget in forward passes over the training set.
         public var cmaesPasses = 1_000
-        /// When set, M2N2, CMA-ES and DAM all get this many forward passes (DAM: as many steps as fit,
-        /// teacher passes included, see `damSteps(passes:batchSize:)`).
+        /// When set, M2N2, CMA-ES and DAM all get this many forward passes (M2N2: the two seeds' scoring
+        /// included; DAM: as many steps as fit, teacher passes included, see `damSteps(passes:batchSize:)`).
+        /// Set it after `dam.batchSize`.
         public var equalBudget: Int? {
             didSet {
                 guard let b = equalBudget else { return }
-                m2n2Passes = b
+                m2n2Passes = max(b - 2, 1)  // scoring the two seeds takes 2 of the budget
                 cmaesPasses = b
                 dam.steps = DAMDigitsExperiment.damSteps(passes: b, batchSize: dam.batchSize)
             }
