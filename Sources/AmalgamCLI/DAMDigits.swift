@@ -35,34 +35,37 @@ struct DAMDigits: ParsableCommand {
     var budget = 1_000
 
     @Option(help: "DAM optimisation steps (ignored unless --budget 0).")
-    var steps = DAMDigitsExperiment.defaultDAM.steps
+    var steps = DAMDigitsExperiment.tunedDAM.steps
 
     @Option(help: "DAM examples per source dataset and step.")
-    var batchSize = DAMDigitsExperiment.defaultDAM.batchSize
+    var batchSize = DAMDigitsExperiment.tunedDAM.batchSize
 
     @Option(help: "DAM learning rate.")
-    var lr = DAMDigitsExperiment.defaultDAM.learningRate
+    var lr = DAMDigitsExperiment.tunedDAM.learningRate
 
     @Option(help: "DAM distillation temperature.")
-    var temperature = DAMDigitsExperiment.defaultDAM.temperature
+    var temperature = DAMDigitsExperiment.tunedDAM.temperature
 
     @Option(help: "DAM coefficient map f: tanh (released) or identity.")
-    var f = DAMDigitsExperiment.defaultDAM.scaleFunction.rawValue
+    var f = DAMDigitsExperiment.tunedDAM.scaleFunction.rawValue
 
     @Option(help: "DAM optimiser: adamw or mofo.")
-    var optimiser = DAMDigitsExperiment.defaultDAM.optimiser.rawValue
+    var optimiser = DAMDigitsExperiment.tunedDAM.optimiser.rawValue
 
     @Option(help: "DAM initial coefficients: uniform (1/N) or softmax-random.")
-    var initialisation = DAMDigitsExperiment.defaultDAM.initialisation.rawValue
+    var initialisation = DAMDigitsExperiment.tunedDAM.initialisation.rawValue
 
     @Option(help: "DAM initial bias scalars: mean (1/N) or one (released).")
-    var biasInit = DAMDigitsExperiment.defaultDAM.biasInitialisation.rawValue
+    var biasInit = DAMDigitsExperiment.tunedDAM.biasInitialisation.rawValue
 
     @Option(help: "DAM cosine-similarity weight λ_sim.")
-    var lambdaSim = DAMDigitsExperiment.defaultDAM.similarityWeight
+    var lambdaSim = DAMDigitsExperiment.tunedDAM.similarityWeight
 
     @Flag(help: "Skip DAM.")
     var noDam = false
+
+    @Flag(help: "Skip the extra DAM row with the released settings (lr 1e-3, T 2, tanh).")
+    var noReleasedDam = false
 
     @Option(help: "M2N2 forward passes (ignored unless --budget 0; 0 skips M2N2).")
     var m2n2Passes = 10_000
@@ -97,7 +100,7 @@ struct DAMDigits: ParsableCommand {
     }
 
     func run() throws {
-        var dam = DAMDigitsExperiment.defaultDAM
+        var dam = DAMDigitsExperiment.tunedDAM
         dam.steps = steps
         dam.batchSize = batchSize
         dam.learningRate = lr
@@ -121,6 +124,7 @@ struct DAMDigits: ParsableCommand {
         if noM2n2 { settings.m2n2Passes = 0 }
         settings.cmaesMethods = cmaesMethods.filter { $0 != "none" }
         settings.runDAM = !noDam
+        settings.releasedDAM = !noReleasedDam
         let experiment = DAMDigitsExperiment(dataset: try DigitsDataset(csvPath: data), settings: settings)
         let start = Date()
         var perRun: [[DAMDigitsExperiment.MethodResult]] = []

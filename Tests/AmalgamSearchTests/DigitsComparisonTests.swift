@@ -35,6 +35,7 @@ import Testing
         #expect(first.map(\.method) == [
             "base", "specialist 0-4", "specialist 5-9", "average", "task arithmetic (λ 1)", "task arithmetic (tuned)",
             "TIES (density 1, λ 1)", "TIES (tuned)", "M2N2", "CMA-ES ties", "CMA-ES task_arithmetic", "DAM",
+            "DAM (released settings)",
         ])
         for r in first {
             #expect(r.test.halves.count == 2 && r.train.halves.count == 2)
@@ -50,6 +51,7 @@ import Testing
         let dam = byName["DAM"]!
         #expect(dam.forwardPasses <= 12 && dam.forwardPasses > 11.9, "\(dam.forwardPasses)")
         #expect(dam.backwardPasses == dam.forwardPasses / 2)
+        #expect(byName["DAM (released settings)"]!.forwardPasses == dam.forwardPasses)
 
         let again = try experiment.run(1)
         #expect(again.map(\.test) == first.map(\.test))
@@ -76,7 +78,8 @@ struct DigitsComparisonCommandTests {
         let doc = try JSONValue.parse(String(decoding: try Data(contentsOf: URL(fileURLWithPath: json)), as: UTF8.self))
         #expect(doc["equal_budget"]?.intValue == 10)
         let methods = try #require(doc["methods"])
-        for name in ["base", "specialist 0-4", "specialist 5-9", "average", "TIES (tuned)", "M2N2", "CMA-ES ties", "DAM"] {
+        for name in ["base", "specialist 0-4", "specialist 5-9", "average", "TIES (tuned)", "M2N2", "CMA-ES ties", "DAM",
+                     "DAM (released settings)"] {
             let m = try #require(methods[name], "\(name) missing")
             for key in ["test_union", "test_digits_0_4", "test_digits_5_9", "train_union", "forward_passes", "backward_passes",
                         "cpu_seconds"] {

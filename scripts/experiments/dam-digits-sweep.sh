@@ -12,7 +12,7 @@ mkdir -p "$OUT"
 : > "$OUT/stage.txt"
 run() {  # run OPTIONS...: prints "TRAIN_MEAN|OPTIONS"
     name=$(echo "$*" | tr ' ' '_' | tr -d '-')
-    [ -f "$OUT/$name.txt" ] || "$BIN" experiment digits-comparison --runs "$RUNS" --no-m2n2 --cmaes-method none \
+    [ -f "$OUT/$name.txt" ] || "$BIN" experiment digits-comparison --runs "$RUNS" --no-m2n2 --cmaes-method none --no-released-dam --lr 1e-3 --temperature 2 --f tanh \
         --data fixtures/digits/digits.csv --budget 300 --json "$OUT/$name.json" "$@" > "$OUT/$name.txt"
     # the DAM row: test union, test 0-4, test 5-9, train union (mean ± std each), …; keep the train column only
     train=$(grep '^DAM ' "$OUT/$name.txt" | awk '{print $11}')
