@@ -131,7 +131,9 @@ struct DAMDigits: ParsableCommand {
         for r in 0..<runs {
             perRun.append(try experiment.run(r) { printError("[run \(r + 1)/\(runs)] \($0)") })
         }
-        let report = DAMDigitsReport(runs: perRun, settings: settings, seconds: Date().timeIntervalSince(start))
+        let (train, test) = experiment.dataset.split()
+        let report = DAMDigitsReport(runs: perRun, settings: settings, seconds: Date().timeIntervalSince(start),
+                                     trainCount: train.count, testCount: test.count)
         print(report.text)
         if let json { try writeFileAtomically(report.json.pythonText(sortKeys: false) + "\n", to: json) }
     }
@@ -142,6 +144,8 @@ struct DAMDigitsReport {
     let runs: [[DAMDigitsExperiment.MethodResult]]
     let settings: DAMDigitsExperiment.Settings
     let seconds: Double
+    /// Images in the training and test splits of the file given.
+    let trainCount: Int, testCount: Int
 
     var methods: [String] { runs.first?.map(\.method) ?? [] }
 
@@ -151,7 +155,7 @@ struct DAMDigitsReport {
 
     var text: String {
         var out = "Merging on digits (MLP 64-256-10; \(settings.recipe.summary);\n"
-        out += "train = first 1437, test = last 360): accuracy (%), mean ± std (ddof 0) over \(runs.count) run(s)\n\n"
+        out += "train = first \(trainCount), test = last \(testCount)): accuracy (%), mean ± std (ddof 0) over \(runs.count) run(s)\n\n"
         out += "method                     test union     test 0-4       test 5-9       train union    fwd passes  bwd passes  CPU s  s/run\n"
         for m in methods {
             let r = results(m)
@@ -165,7 +169,7 @@ struct DAMDigitsReport {
                           r.map(\.backwardPasses).meanAndStandardDeviation.mean, r.map(\.cpuSeconds).meanAndStandardDeviation.mean,
                           r.map(\.seconds).meanAndStandardDeviation.mean)
         }
-        out += "\npasses: examples through the model / 1437 (one pass over the training split, M2N2's unit)\n"
+        out += "\npasses: examples through the model / \(trainCount) (one pass over the training split, M2N2's unit)\n"
         for m in methods { if let d = results(m).first?.detail, !d.isEmpty { out += "\(m): \(d)\n" } }
         out += String(format: "wall time %.0f s", seconds)
         return out

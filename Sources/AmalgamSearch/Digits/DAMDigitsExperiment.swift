@@ -66,15 +66,15 @@ public struct DAMDigitsExperiment: Sendable {
         public var detail: String
     }
 
-    /// DAM's settings chosen for the divergent pair by union TRAINING accuracy
-    /// (`scripts/experiments/dam-digits-sweep.sh`): lr 3e-2, T 1, f identity, uniform 1/N initialisation
-    /// (identity with either initialisation and either bias initialisation reached 100 % on training; ties
-    /// went to our defaults), otherwise `defaultDAM`.
+    /// DAM's settings chosen for the divergent pair without looking at the test split
+    /// (`scripts/experiments/dam-digits-sweep.sh`: pairs trained on the first 80 % of the training split, settings
+    /// ranked by DAM's union accuracy on the other 20 %, 3 runs, 5613 steps as at the 1,000-pass budget): lr 3e-3,
+    /// T 1, f tanh, uniform 1/N initialisation, bias initialisation 1/N (94.8 ± 0.9 % on validation; lr 1e-3 ...
+    /// 1e-1 with T 1 or 2 all scored 93.9-94.8, T 4 and f identity lower), otherwise `defaultDAM`.
     public static var tunedDAM: DAMConfiguration {
         var c = defaultDAM
-        c.learningRate = 3e-2
+        c.learningRate = 3e-3
         c.temperature = 1
-        c.scaleFunction = .identity
         return c
     }
 
