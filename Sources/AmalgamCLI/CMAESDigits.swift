@@ -25,6 +25,9 @@ struct CMAESDigits: ParsableCommand {
     @Option(help: "Seed of the DigitsPair (with --models pair).")
     var pairSeed: UInt64 = 0
 
+    @Option(help: "How the DigitsPair is trained (with --models pair): original (base 300 steps, specialists 100) or divergent (base 10, specialists 300 at lr 1e-2).")
+    var pairRecipe = "original"
+
     @Option(help: "The digits CSV (64 features and a label per line).")
     var data = "fixtures/digits/digits.csv"
 
@@ -36,12 +39,13 @@ struct CMAESDigits: ParsableCommand {
 
     func validate() throws {
         guard ["pair", "m2n2-seeds"].contains(models) else { throw ValidationError("--models must be pair or m2n2-seeds, not `\(models)`") }
+        guard DigitsPair.Recipe.named[pairRecipe] != nil else { throw ValidationError("--pair-recipe must be original or divergent, not `\(pairRecipe)`") }
         guard runs > 0 else { throw ValidationError("--runs must be at least 1") }
         guard !budgets.isEmpty, budgets.allSatisfy({ $0 > 0 }) else { throw ValidationError("--budgets must be positive") }
     }
 
     func run() throws {
-        let experiment = models == "pair" ? try DigitsRecipeExperiment.pair(csvPath: data, seed: pairSeed)
+        let experiment = models == "pair" ? try DigitsRecipeExperiment.pair(csvPath: data, seed: pairSeed, recipe: DigitsPair.Recipe.named[pairRecipe]!)
             : try DigitsRecipeExperiment.m2n2Seeds(csvPath: data)
         let chosen = methods.isEmpty ? experiment.methods : methods
         for m in chosen where !experiment.methods.contains(m) {

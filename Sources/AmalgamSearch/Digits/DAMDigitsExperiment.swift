@@ -5,23 +5,44 @@ import Foundation
 
 /// DAM against the other ways of merging the digits pair (`DigitsPair`): the base, each specialist,
 /// averaging, task arithmetic, TIES (AmalgamMerge's own methods on in-memory tensors), M2N2 seeded with the
-/// two specialists, and DAM with dataset k = specialist k's half of the training split.
+/// two specialists, CMA-ES over mergekit-evolve recipes (`DigitsRecipeExperiment`), and DAM with dataset
+/// k = specialist k's half of the training split. The searches (M2N2, CMA-ES, DAM) can be given one budget
+/// of forward passes (`equalBudget`).
 public struct DAMDigitsExperiment: Sendable {
     /// What one run compares.
     public struct Settings: Sendable {
         /// How the pair is trained.
-        public var recipe = DigitsPair.Recipe()
-        /// DAM's settings (its `seed` is replaced by the run's).
+        public var recipe = DigitsPair.Recipe.divergent
+        /// DAM's settings (its `seed` is replaced by the run's; its `steps` by `equalBudget`'s when set).
         public var dam: DAMConfiguration
+        /// Whether DAM runs.
+        public var runDAM = true
+        /// Whether DAM also runs with the released settings (`defaultDAM`, same steps and batch), as its own row.
+        public var releasedDAM = true
         /// M2N2's budget in forward passes over the training set (0: skip M2N2).
         public var m2n2Passes = 10_000
+        /// Methods searched by CMA-ES over mergekit-evolve's genome (empty: no CMA-ES).
+        public var cmaesMethods: [String] = ["ties", "dare_ties", "task_arithmetic"]
+        /// CMA-ES's budget in forward passes over the training set.
+        public var cmaesPasses = 1_000
+        /// When set, M2N2, CMA-ES and DAM all get this many forward passes (M2N2: the two seeds' scoring
+        /// included; DAM: as many steps as fit, teacher passes included, see `damSteps(passes:batchSize:)`).
+        /// Set it after `dam.batchSize`.
+        public var equalBudget: Int? {
+            didSet {
+                guard let b = equalBudget else { return }
+                m2n2Passes = max(b - 2, 1)  // scoring the two seeds takes 2 of the budget
+                cmaesPasses = b
+                dam.steps = DAMDigitsExperiment.damSteps(passes: b, batchSize: dam.batchSize)
+            }
+        }
         /// λ values tried for task arithmetic (picked by training accuracy on the union).
         public var lambdaGrid: [Double] = stride(from: 0.1, through: 1.5, by: 0.1).map { ($0 * 10).rounded() / 10 }
         /// Densities tried for TIES (with `lambdaGrid`).
         public var densityGrid: [Double] = [0.1, 0.2, 0.3, 0.5, 0.7, 1.0]
 
         /// The default comparison with DAM's settings `dam`.
-        public init(dam: DAMConfiguration = DAMDigitsExperiment.defaultDAM) { self.dam = dam }
+        public init(dam: DAMConfiguration = DAMDigitsExperiment.tunedDAM) { self.dam = dam }
     }
 
     /// One method's result in one run.
@@ -39,8 +60,22 @@ public struct DAMDigitsExperiment: Sendable {
         public var backwardPasses: Double
         /// Wall time of the method (the pair's training excluded).
         public var seconds: Double
+        /// CPU time of the process during the method (every thread).
+        public var cpuSeconds: Double
         /// What was chosen (λ, density, best member, …).
         public var detail: String
+    }
+
+    /// DAM's settings chosen for the divergent pair without looking at the test split
+    /// (`scripts/experiments/dam-digits-sweep.sh`: pairs trained on the first 80 % of the training split, settings
+    /// ranked by DAM's union accuracy on the other 20 %, 3 runs, 5613 steps as at the 1,000-pass budget): lr 3e-3,
+    /// T 1, f tanh, uniform 1/N initialisation, bias initialisation 1/N (94.8 ± 0.9 % on validation; lr 1e-3 ...
+    /// 1e-1 with T 1 or 2 all scored 93.9-94.8, T 4 and f identity lower), otherwise `defaultDAM`.
+    public static var tunedDAM: DAMConfiguration {
+        var c = defaultDAM
+        c.learningRate = 3e-3
+        c.temperature = 1
+        return c
     }
 
     /// DAM's settings for digits: the released loss (T = 2, λ_sim 0.01, tanh) and AdamW at lr 1e-3
@@ -50,6 +85,12 @@ public struct DAMDigitsExperiment: Sendable {
         c.batchSize = 64
         c.steps = 500
         return c
+    }
+
+    /// DAM steps whose forward passes (per step: the merged model and the teacher on `batchSize` examples
+    /// of each of the 2 sources) fit in `passes` passes over the 1437 training images.
+    public static func damSteps(passes: Int, batchSize: Int, trainCount: Int = 1437) -> Int {
+        passes * trainCount / (2 * 2 * batchSize)
     }
 
     /// The digits data.
@@ -67,25 +108,30 @@ public struct DAMDigitsExperiment: Sendable {
     public func run(_ run: Int, progress: (String) -> Void = { _ in }) throws -> [MethodResult] {
         let pair = DigitsPair.make(dataset: dataset, seed: UInt64(run), recipe: settings.recipe)
         var results: [MethodResult] = []
-        func add(_ method: String, _ p: [Float], forward: Double = 0, backward: Double = 0, start: UInt64, detail: String = "") {
-            results.append(MethodResult(method: method, test: pair.testAccuracies(of: p), train: pair.trainAccuracies(of: p),
-                                        forwardPasses: forward, backwardPasses: backward,
-                                        seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, detail: detail))
+        var start = DispatchTime.now().uptimeNanoseconds, cpuStart = processCPUSeconds()
+        func begin() {
+            start = DispatchTime.now().uptimeNanoseconds
+            cpuStart = processCPUSeconds()
         }
-        var start = DispatchTime.now().uptimeNanoseconds
-        add("base", pair.base, start: start)
-        add("specialist 0-4", pair.specialists[0], start: start)
-        add("specialist 5-9", pair.specialists[1], start: start)
+        func add(_ method: String, _ p: [Float], forward: Double = 0, backward: Double = 0, detail: String = "") {
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, cpu = processCPUSeconds() - cpuStart
+            results.append(MethodResult(method: method, test: pair.testAccuracies(of: p), train: pair.trainAccuracies(of: p),
+                                        forwardPasses: forward, backwardPasses: backward, seconds: seconds, cpuSeconds: cpu,
+                                        detail: detail))
+        }
+        add("base", pair.base)
+        add("specialist 0-4", pair.specialists[0])
+        add("specialist 5-9", pair.specialists[1])
 
-        start = DispatchTime.now().uptimeNanoseconds
+        begin()
         let average = try Self.merge(pair, method: "linear", global: [:], perModel: [["weight": .number(0.5)], ["weight": .number(0.5)]])
-        add("average", average, start: start, detail: "linear 0.5/0.5")
+        add("average", average, detail: "linear 0.5/0.5")
 
         progress("task arithmetic")
-        start = DispatchTime.now().uptimeNanoseconds
+        begin()
         let defaultTA = try Self.merge(pair, method: "task_arithmetic", global: [:], perModel: [["weight": .number(1)], ["weight": .number(1)]])
-        add("task arithmetic (λ 1)", defaultTA, start: start, detail: "mergekit defaults, weight 1")
-        start = DispatchTime.now().uptimeNanoseconds
+        add("task arithmetic (λ 1)", defaultTA, detail: "mergekit defaults, weight 1")
+        begin()
         var best: (accuracy: Double, p: [Float], detail: String) = (-1, [], "")
         for lambda in settings.lambdaGrid {
             let p = try Self.merge(pair, method: "task_arithmetic", global: ["lambda": .number(lambda)],
@@ -93,14 +139,14 @@ public struct DAMDigitsExperiment: Sendable {
             let a = pair.classifier.accuracy(parameters: p, batch: pair.train)
             if a > best.accuracy { best = (a, p, "λ \(lambda)") }
         }
-        add("task arithmetic (tuned)", best.p, forward: Double(settings.lambdaGrid.count), start: start,
+        add("task arithmetic (tuned)", best.p, forward: Double(settings.lambdaGrid.count),
             detail: best.detail + " of \(settings.lambdaGrid.count) by train accuracy")
 
         progress("TIES")
-        start = DispatchTime.now().uptimeNanoseconds
+        begin()
         let defaultTIES = try Self.merge(pair, method: "ties", global: [:], perModel: [["weight": .number(1)], ["weight": .number(1)]])
-        add("TIES (density 1, λ 1)", defaultTIES, start: start, detail: "mergekit defaults, weight 1")
-        start = DispatchTime.now().uptimeNanoseconds
+        add("TIES (density 1, λ 1)", defaultTIES, detail: "mergekit defaults, weight 1")
+        begin()
         best = (-1, [], "")
         for density in settings.densityGrid {
             for lambda in settings.lambdaGrid {
@@ -112,28 +158,49 @@ public struct DAMDigitsExperiment: Sendable {
             }
         }
         let grid = settings.densityGrid.count * settings.lambdaGrid.count
-        add("TIES (tuned)", best.p, forward: Double(grid), start: start, detail: best.detail + " of \(grid) by train accuracy")
+        add("TIES (tuned)", best.p, forward: Double(grid), detail: best.detail + " of \(grid) by train accuracy")
 
         if settings.m2n2Passes > 0 {
             progress("M2N2")
-            start = DispatchTime.now().uptimeNanoseconds
+            begin()
             let (p, member) = try Self.m2n2(pair, passes: settings.m2n2Passes, seed: UInt64(run))
-            add("M2N2", p, forward: Double(settings.m2n2Passes + 2), start: start,
+            add("M2N2", p, forward: Double(settings.m2n2Passes + 2),
                 detail: "best-on-train archive member \(member), specialists as seeds, no mutation")
         }
 
-        progress("DAM")
-        start = DispatchTime.now().uptimeNanoseconds
-        var dam = settings.dam
-        dam.seed = UInt64(run)
-        let trainer = try Self.dam(pair, configuration: dam)
-        try trainer.run()
-        try trainer.mergeCurrent()
-        let units = Double(pair.train.count)
-        add("DAM", trainer.family.merged,
-            forward: Double(trainer.passes.mergedExamples + trainer.passes.teacherExamples) / units,
-            backward: Double(trainer.passes.mergedExamples) / units, start: start,
-            detail: "\(dam.steps) steps × \(dam.sourceBatchDescription), \(dam.optimiser.rawValue) lr \(dam.learningRate), f \(dam.scaleFunction.rawValue), T \(dam.temperature), final loss \(String(format: "%.4f", trainer.history.last?.total ?? .nan))")
+        if !settings.cmaesMethods.isEmpty {
+            let recipes = try DigitsRecipeExperiment(pair: pair)
+            for method in settings.cmaesMethods {
+                progress("CMA-ES \(method)")
+                begin()
+                let r = try recipes.run(method: method, seed: UInt64(run), budget: settings.cmaesPasses)
+                add("CMA-ES \(method)", r.model, forward: Double(r.passes),
+                    detail: "mergekit-evolve genome, fitness union train accuracy, \(r.restarts) IPOP restart(s)")
+            }
+        }
+
+        guard settings.runDAM else { return results }
+        var variants = [("DAM", settings.dam)]
+        if settings.releasedDAM {
+            var released = Self.defaultDAM
+            released.steps = settings.dam.steps
+            released.batchSize = settings.dam.batchSize
+            variants.append(("DAM (released settings)", released))
+        }
+        for (name, configuration) in variants {
+            progress(name)
+            begin()
+            var dam = configuration
+            dam.seed = UInt64(run)
+            let trainer = try Self.dam(pair, configuration: dam)
+            try trainer.run()
+            try trainer.mergeCurrent()
+            let units = Double(pair.train.count)
+            add(name, trainer.family.merged,
+                forward: Double(trainer.passes.mergedExamples + trainer.passes.teacherExamples) / units,
+                backward: Double(trainer.passes.mergedExamples) / units,
+                detail: "\(dam.steps) steps × \(dam.sourceBatchDescription), \(dam.optimiser.rawValue) lr \(dam.learningRate), f \(dam.scaleFunction.rawValue), init \(dam.initialisation.rawValue), bias init \(dam.biasInitialisation.rawValue), T \(dam.temperature), final loss \(String(format: "%.4f", trainer.history.last?.total ?? .nan))")
+        }
         return results
     }
 
@@ -187,6 +254,13 @@ public struct DAMDigitsExperiment: Sendable {
         }
         return out
     }
+}
+
+/// CPU time of this process so far (every thread), in seconds.
+func processCPUSeconds() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
 }
 
 extension DAMConfiguration {

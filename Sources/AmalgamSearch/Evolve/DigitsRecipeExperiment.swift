@@ -92,6 +92,8 @@ public struct DigitsRecipeExperiment: Sendable {
         public var seconds: Double
         /// The best candidate's recipe.
         public var recipe: MergeRecipe
+        /// The best candidate's merged model (flat vector).
+        public var model: [Float]
     }
 
     /// A CMA-ES search with `budget` forward passes for `method`, seeded with `seed`.
@@ -120,7 +122,7 @@ public struct DigitsRecipeExperiment: Sendable {
                          trainAccuracy: best.fitness, testAccuracy: classifier.accuracy(parameters: model, batch: test),
                          testLowAccuracy: classifier.accuracy(parameters: model, batch: testLow),
                          testHighAccuracy: classifier.accuracy(parameters: model, batch: testHigh),
-                         seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, recipe: recipe)
+                         seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, recipe: recipe, model: model)
     }
 
     /// Accuracies of a flat model: union test, test 0–4, test 5–9, union train.
