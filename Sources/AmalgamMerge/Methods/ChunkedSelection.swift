@@ -1,5 +1,10 @@
 /// `Selection`'s cuts (the first `count` elements of a stable sort of the magnitude keys, ascending or
 /// descending) found over chunks, so a tensor never needs a full-size key array:
+/// 0. a sample of the keys (a few hundred short runs spread over the tensor) guesses a narrow range of
+///    high-16-bit buckets around each cut; one pass then counts the keys below and above the range
+///    with vector compares and histograms only the few inside it, per chunk. When the cut lies inside
+///    the range, that locates its bucket (and, when the bucket holds one value, each chunk's count of
+///    it: step 3 is then free); when the guess missed, step 1 runs as if there had been no guess;
 /// 1. a histogram of the keys' high 16 bits locates the bucket holding each cut;
 /// 2. a histogram of the low 16 bits inside that bucket gives the exact threshold and how many keys
 ///    equal to it are kept (`Selection.cut`'s two radix passes, over chunks);
@@ -33,6 +38,20 @@ final class ChunkedCuts: @unchecked Sendable {
     private var ties: UnsafeMutablePointer<Int>?
     /// Per worker and request: kept ties so far in the chunk being scanned.
     private var scanned: UnsafeMutablePointer<Int>?
+    /// Whether each request's cut bucket (`bucket`, `below`) is known.
+    private var located: [Bool]
+    /// Per request: the buckets the sample puts around the cut (nil: no guess, or too wide).
+    private var ranges: [ClosedRange<UInt32>?]
+    private var samples: [UInt32] = []
+    private var rangeDone = false
+    /// Range pass, per worker: for each guessed request, [below, bucket counts (count | OR of the low
+    /// bits << 32)…, above]; then per request and chunk, each bucket's count (`rangeWidth` each).
+    private var rangeHistograms: UnsafeMutablePointer<UInt64>?
+    private var rangeChunkCounts: UnsafeMutablePointer<UInt32>?
+    private var rangeOffset: [Int]
+    private var rangeStride = 0
+    /// Per request: whether each chunk's count of keys equal to the threshold is known (no ties pass).
+    private var tiesKnown: [Bool]
 
     init(_ requests: [Request], count n: Int) {
         self.requests = requests
@@ -42,23 +61,28 @@ final class ChunkedCuts: @unchecked Sendable {
                 : r.count >= n ? Selection.Cut(descending: r.descending, all: true) : Selection.Cut(descending: r.descending)
         }
         open = requests.indices.filter { requests[$0].count > 0 && requests[$0].count < n }
-        needsHistograms = !open.isEmpty
         bucket = Array(repeating: 0, count: requests.count)
         below = Array(repeating: 0, count: requests.count)
         partial = Array(repeating: false, count: requests.count)
         resolved = Array(repeating: false, count: requests.count)
+        located = Array(repeating: false, count: requests.count)
+        ranges = Array(repeating: nil, count: requests.count)
+        rangeOffset = Array(repeating: 0, count: requests.count)
+        tiesKnown = Array(repeating: false, count: requests.count)
     }
 
     deinit {
         histograms?.deallocate()
+        rangeHistograms?.deallocate()
+        rangeChunkCounts?.deallocate()
         ties?.deallocate()
         scanned?.deallocate()
     }
 
-    /// Whether any cut needs the histogram passes.
-    let needsHistograms: Bool
+    /// Whether any cut still needs the full high-bits histogram pass (no guessed range, or it missed).
+    var needsHistograms: Bool { !needsRangePass && open.contains { !located[$0] } }
     /// Whether any cut needs the per-chunk tie counts.
-    var needsTieCounts: Bool { partial.contains(true) }
+    var needsTieCounts: Bool { requests.indices.contains { partial[$0] && !tiesKnown[$0] } }
 
     func prepare(workers: Int, chunks: Int) {
         self.workers = workers
@@ -71,6 +95,150 @@ final class ChunkedCuts: @unchecked Sendable {
         histograms?.deallocate()
         histograms = .allocate(capacity: workers * perWorker * Self.bins)
         histograms!.initialize(repeating: 0, count: workers * perWorker * Self.bins)
+    }
+
+    // MARK: Pass 0: a sample, then counts around the guessed range
+
+    /// Runs of `sampleRun` keys at `sampleRuns` evenly spaced places.
+    static let sampleRuns = 128, sampleRun = 32
+    /// Quantile margin on each side of a cut's position in the sample, and the widest range kept.
+    private static let margin = 0.03, widestRange: UInt32 = 1024
+
+    /// Where the sample runs start in a tensor of `n` elements.
+    static func sampleStarts(_ n: Int) -> [Int] {
+        guard n >= sampleRuns * sampleRun else { return [] }
+        return (0..<sampleRuns).map { i in i * (n - sampleRun) / (sampleRuns - 1) }
+    }
+
+    /// Adds sampled keys.
+    func addSample(_ keys: UnsafePointer<UInt32>, _ m: Int) {
+        samples.append(contentsOf: UnsafeBufferPointer(start: keys, count: m))
+    }
+
+    /// Turns the sample into a range of buckets around each open cut.
+    func endSample() {
+        defer { samples = [] }
+        guard samples.count >= Self.sampleRuns else { return }
+        samples.sort()
+        let s = samples.count
+        var offset = 0
+        for r in open {
+            let position = requests[r].descending ? n - requests[r].count : requests[r].count - 1
+            let q = Double(position) / Double(n)
+            let a = min(s - 1, max(0, Int(((q - Self.margin) * Double(s)).rounded(.down))))
+            let b = min(s - 1, max(0, Int(((q + Self.margin) * Double(s)).rounded(.up))))
+            let lo = samples[a] &>> 16, hi = samples[b] &>> 16
+            guard hi - lo < Self.widestRange else { continue }
+            ranges[r] = lo...hi
+            rangeOffset[r] = offset
+            offset += Int(hi - lo) + 3
+        }
+        rangeStride = offset
+    }
+
+    /// Whether the range pass is next.
+    var needsRangePass: Bool { !rangeDone && open.contains { ranges[$0] != nil && !located[$0] } }
+
+    func beginRange() {
+        rangeHistograms = .allocate(capacity: max(1, workers * rangeStride))
+        rangeHistograms!.initialize(repeating: 0, count: max(1, workers * rangeStride))
+        let perChunk = requests.indices.reduce(0) { $0 + (ranges[$1].map { Int($0.upperBound - $0.lowerBound) + 1 } ?? 0) }
+        rangeChunkCounts = .allocate(capacity: max(1, chunks * perChunk))
+        rangeChunkCounts!.initialize(repeating: 0, count: max(1, chunks * perChunk))
+    }
+
+    /// Per-chunk bucket counts of request `r`, chunk `c`.
+    private func chunkCounts(_ r: Int, _ c: Int) -> UnsafeMutablePointer<UInt32> {
+        var before = 0
+        for q in 0..<r { if let range = ranges[q] { before += chunks * (Int(range.upperBound - range.lowerBound) + 1) } }
+        let width = Int(ranges[r]!.upperBound - ranges[r]!.lowerBound) + 1
+        return rangeChunkCounts! + before + c * width
+    }
+
+    @inline(__always)
+    func gatherRange(_ keys: UnsafePointer<UInt32>, _ m: Int, worker: Int, chunk: Int) {
+        for r in open where !located[r] {
+            guard let range = ranges[r] else { continue }
+            let h = rangeHistograms! + worker * rangeStride + rangeOffset[r]
+            let perChunk = chunkCounts(r, chunk)
+            let lowest = range.lowerBound &<< 16, beyond = (range.upperBound &+ 1) &<< 16
+            let lo = SIMD8<UInt32>(repeating: lowest), hi = SIMD8<UInt32>(repeating: beyond), one = SIMD8<UInt32>(repeating: 1)
+            var under = SIMD8<UInt32>(), over = SIMD8<UInt32>()
+            @inline(__always) func add(_ k: UInt32) {
+                let b = Int(truncatingIfNeeded: (k &>> 16) &- range.lowerBound)
+                h[b + 1] = (h[b + 1] &+ 1) | UInt64(k & 0xFFFF) &<< 32
+                perChunk[b] &+= 1
+            }
+            var j = 0
+            // Most keys fall outside the range: count them eight at a time, histogram the rest.
+            while j + 8 <= m {
+                let v = UnsafeRawPointer(keys + j).loadUnaligned(as: SIMD8<UInt32>.self)
+                let isUnder = v .< lo, isOver = v .>= hi
+                under.replace(with: under &+ one, where: isUnder)
+                over.replace(with: over &+ one, where: isOver)
+                let inside = .!(isUnder .| isOver)
+                if any(inside) { for l in 0..<8 where inside[l] { add(v[l]) } }
+                j += 8
+            }
+            var underCount = UInt64(under.wrappedSum()), overCount = UInt64(over.wrappedSum())
+            while j < m {
+                let k = keys[j]
+                if k < lowest { underCount += 1 } else if k >= beyond { overCount += 1 } else { add(k) }
+                j += 1
+            }
+            let width = Int(range.upperBound - range.lowerBound) + 1
+            h[0] &+= underCount
+            h[width + 1] &+= overCount
+        }
+    }
+
+    func endRange() {
+        for r in open where !located[r] {
+            guard let range = ranges[r] else { continue }
+            let width = Int(range.upperBound - range.lowerBound) + 1
+            var totals = [Int](repeating: 0, count: width + 2)
+            var lowBits = [UInt64](repeating: 0, count: width + 2)
+            for w in 0..<workers {
+                let h = rangeHistograms! + w * rangeStride + rangeOffset[r]
+                totals[0] += Int(h[0])
+                totals[width + 1] += Int(h[width + 1])
+                for b in 1...width {
+                    totals[b] += Int(h[b] & 0xFFFF_FFFF)
+                    lowBits[b] |= h[b] &>> 32
+                }
+            }
+            let position = requests[r].descending ? n - requests[r].count : requests[r].count - 1
+            // The guess missed: the full histogram pass finds the bucket.
+            guard position >= totals[0], position < n - totals[width + 1] else { continue }
+            var b = 1, count = totals[0]
+            while count + totals[b] <= position { count += totals[b]; b += 1 }
+            bucket[r] = range.lowerBound + UInt32(b - 1)
+            below[r] = count
+            located[r] = true
+            if lowBits[b] == 0 {
+                resolve(r, digit: 0, below: count, equal: totals[b])
+                if partial[r] {
+                    // Every key of the bucket is the threshold: the chunks' counts of it are the ties.
+                    tieCounts[r] = (0..<chunks).map { Int(chunkCounts(r, $0)[b - 1]) }
+                }
+            }
+        }
+        rangeDone = true
+        rangeHistograms?.deallocate()
+        rangeHistograms = nil
+        afterLocating()
+        rangeChunkCounts?.deallocate()
+        rangeChunkCounts = nil
+    }
+
+    /// Per request: each chunk's keys equal to the threshold, when the range pass counted them.
+    private lazy var tieCounts = [[Int]?](repeating: nil, count: requests.count)
+
+    /// After a pass that located buckets: drops resolved requests; readies the low-bits pass once every
+    /// open request is located, or the cuts when none is open.
+    private func afterLocating() {
+        open.removeAll { resolved[$0] }
+        if open.isEmpty { finishCuts() } else if open.allSatisfy({ located[$0] }) { allocateHistograms(requests.count) }
     }
 
     // MARK: Pass 1: high 16 bits
@@ -111,16 +279,18 @@ final class ChunkedCuts: @unchecked Sendable {
                 lowBits[b] |= h[b] &>> 32
             }
         }
-        for r in open {
+        for r in open where !located[r] {
             let position = requests[r].descending ? n - requests[r].count : requests[r].count - 1
             var b = 0, count = 0
             while count + totals[b] <= position { count += totals[b]; b += 1 }
             bucket[r] = UInt32(b)
             below[r] = count
+            located[r] = true
             if lowBits[b] == 0 { resolve(r, digit: 0, below: count, equal: totals[b]) }
         }
-        open.removeAll { resolved[$0] }
-        if open.isEmpty { finishCuts() } else { allocateHistograms(requests.count) }
+        histograms?.deallocate()
+        histograms = nil
+        afterLocating()
     }
 
 
@@ -138,7 +308,7 @@ final class ChunkedCuts: @unchecked Sendable {
     }
 
     /// Whether the low-bits pass is needed.
-    var needsLowPass: Bool { !open.isEmpty }
+    var needsLowPass: Bool { !open.isEmpty && open.allSatisfy { located[$0] } }
 
     // MARK: Pass 2: low 16 bits inside each unresolved cut's bucket
 
@@ -184,9 +354,18 @@ final class ChunkedCuts: @unchecked Sendable {
     private func finishCuts() {
         histograms?.deallocate()
         histograms = nil
-        if needsTieCounts {
-            ties = .allocate(capacity: requests.count * chunks)
-            ties!.initialize(repeating: 0, count: requests.count * chunks)
+        guard partial.contains(true) else { return }
+        ties = .allocate(capacity: requests.count * chunks)
+        ties!.initialize(repeating: 0, count: requests.count * chunks)
+        for r in requests.indices where partial[r] {
+            guard let counts = tieCounts[r] else { continue }
+            // Counted by the range pass: each chunk starts from the kept ties before it.
+            var total = 0
+            for c in 0..<chunks {
+                ties![r * chunks + c] = min(total, cuts[r].tiesKept)
+                total += counts[c]
+            }
+            tiesKnown[r] = true
         }
     }
 
@@ -194,7 +373,7 @@ final class ChunkedCuts: @unchecked Sendable {
 
     @inline(__always)
     func gatherTies(_ keys: UnsafePointer<UInt32>, _ m: Int, chunk: Int) {
-        for r in requests.indices where partial[r] {
+        for r in requests.indices where partial[r] && !tiesKnown[r] {
             ties![r * chunks + chunk] += Self.countEqual(keys, m, cuts[r].threshold)
         }
     }
@@ -203,10 +382,10 @@ final class ChunkedCuts: @unchecked Sendable {
     /// ties run out need no count (their scans keep no ties). `finished` chunks, counted in order.
     func needsTieCount(_ chunk: Int, finished: Int) -> Bool {
         while countedPrefix < finished && countedPrefix < chunks && chunkDone[countedPrefix] {
-            for r in requests.indices where partial[r] { tiePrefix[r] += ties![r * chunks + countedPrefix] }
+            for r in requests.indices where partial[r] && !tiesKnown[r] { tiePrefix[r] += ties![r * chunks + countedPrefix] }
             countedPrefix += 1
         }
-        return requests.indices.contains { partial[$0] && tiePrefix[$0] < cuts[$0].tiesKept }
+        return requests.indices.contains { partial[$0] && !tiesKnown[$0] && tiePrefix[$0] < cuts[$0].tiesKept }
     }
 
     /// Records that `chunk`'s equal keys are counted.
@@ -222,7 +401,7 @@ final class ChunkedCuts: @unchecked Sendable {
     /// Turns per-chunk equal counts into the ties each chunk's scan starts from (chunks never counted
     /// lie past the last kept tie: they start with every kept tie behind them).
     func endTies() {
-        for r in requests.indices where partial[r] {
+        for r in requests.indices where partial[r] && !tiesKnown[r] {
             var total = 0
             for c in 0..<chunks {
                 let equal = c < chunkDone.count && chunkDone[c] ? ties![r * chunks + c] : cuts[r].tiesKept
