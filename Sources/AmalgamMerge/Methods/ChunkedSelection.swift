@@ -101,8 +101,9 @@ final class ChunkedCuts: @unchecked Sendable {
 
     /// Runs of `sampleRun` keys at `sampleRuns` evenly spaced places.
     static let sampleRuns = 128, sampleRun = 32
-    /// Quantile margin on each side of a cut's position in the sample, and the widest range kept.
-    private static let margin = 0.03, widestRange: UInt32 = 1024
+    /// Quantile margin on each side of a cut's position in the sample; the widest range of buckets kept,
+    /// the widest whose per-chunk bucket counts are kept, and the most bins of a range's histogram.
+    private static let margin = 0.03, widestRange: UInt32 = 16384, widestCounted = 1024, maxBins = 1 << 14
 
     /// Where the sample runs start in a tensor of `n` elements.
     static func sampleStarts(_ n: Int) -> [Int] {
@@ -114,6 +115,13 @@ final class ChunkedCuts: @unchecked Sendable {
     func addSample(_ keys: UnsafePointer<UInt32>, _ m: Int) {
         samples.append(contentsOf: UnsafeBufferPointer(start: keys, count: m))
     }
+
+    /// Per request with a range: bins of `1 << binShift[r]` keys from the range's first key.
+    private lazy var binShift = [Int](repeating: 0, count: requests.count)
+    private lazy var binCount = [Int](repeating: 0, count: requests.count)
+    /// Per request: where its per-chunk bucket counts start (nil: not counted, the range is too wide).
+    private lazy var countOffset = [Int?](repeating: nil, count: requests.count)
+    private var countsPerChunk = 0
 
     /// Turns the sample into a range of buckets around each open cut.
     func endSample() {
@@ -130,8 +138,17 @@ final class ChunkedCuts: @unchecked Sendable {
             let lo = samples[a] &>> 16, hi = samples[b] &>> 16
             guard hi - lo < Self.widestRange else { continue }
             ranges[r] = lo...hi
+            let keys = (Int(hi - lo) + 1) << 16
+            var shift = 0
+            while (keys + (1 << shift) - 1) >> shift > Self.maxBins { shift += 1 }
+            binShift[r] = shift
+            binCount[r] = (keys + (1 << shift) - 1) >> shift
             rangeOffset[r] = offset
-            offset += Int(hi - lo) + 3
+            offset += binCount[r] + 2
+            if Int(hi - lo) < Self.widestCounted {
+                countOffset[r] = countsPerChunk
+                countsPerChunk += Int(hi - lo) + 1
+            }
         }
         rangeStride = offset
     }
@@ -142,17 +159,14 @@ final class ChunkedCuts: @unchecked Sendable {
     func beginRange() {
         rangeHistograms = .allocate(capacity: max(1, workers * rangeStride))
         rangeHistograms!.initialize(repeating: 0, count: max(1, workers * rangeStride))
-        let perChunk = requests.indices.reduce(0) { $0 + (ranges[$1].map { Int($0.upperBound - $0.lowerBound) + 1 } ?? 0) }
-        rangeChunkCounts = .allocate(capacity: max(1, chunks * perChunk))
-        rangeChunkCounts!.initialize(repeating: 0, count: max(1, chunks * perChunk))
+        rangeChunkCounts = .allocate(capacity: max(1, chunks * countsPerChunk))
+        rangeChunkCounts!.initialize(repeating: 0, count: max(1, chunks * countsPerChunk))
     }
 
-    /// Per-chunk bucket counts of request `r`, chunk `c`.
-    private func chunkCounts(_ r: Int, _ c: Int) -> UnsafeMutablePointer<UInt32> {
-        var before = 0
-        for q in 0..<r { if let range = ranges[q] { before += chunks * (Int(range.upperBound - range.lowerBound) + 1) } }
-        let width = Int(ranges[r]!.upperBound - ranges[r]!.lowerBound) + 1
-        return rangeChunkCounts! + before + c * width
+    /// Chunk `c`'s bucket counts of request `r`, when they are kept.
+    @inline(__always)
+    private func chunkCounts(_ r: Int, _ c: Int) -> UnsafeMutablePointer<UInt32>? {
+        countOffset[r].map { rangeChunkCounts! + c * countsPerChunk + $0 }
     }
 
     @inline(__always)
@@ -161,66 +175,77 @@ final class ChunkedCuts: @unchecked Sendable {
             guard let range = ranges[r] else { continue }
             let h = rangeHistograms! + worker * rangeStride + rangeOffset[r]
             let perChunk = chunkCounts(r, chunk)
+            let shift = UInt32(binShift[r]), mask = (UInt32(1) &<< shift) &- 1
             let lowest = range.lowerBound &<< 16, beyond = (range.upperBound &+ 1) &<< 16
             let lo = SIMD8<UInt32>(repeating: lowest), hi = SIMD8<UInt32>(repeating: beyond), one = SIMD8<UInt32>(repeating: 1)
-            var under = SIMD8<UInt32>(), over = SIMD8<UInt32>()
+            // Exact zeros (untouched weights) are common and sit in the first bin when the range starts
+            // at 0: they are counted with the others outside the scatter.
+            let zero = SIMD8<UInt32>(repeating: lowest == 0 ? 0 : UInt32.max)
+            var under = SIMD8<UInt32>(), over = SIMD8<UInt32>(), zeros = SIMD8<UInt32>()
             @inline(__always) func add(_ k: UInt32) {
-                let b = Int(truncatingIfNeeded: (k &>> 16) &- range.lowerBound)
-                h[b + 1] = (h[b + 1] &+ 1) | UInt64(k & 0xFFFF) &<< 32
-                perChunk[b] &+= 1
+                let offset = k &- lowest
+                let b = Int(truncatingIfNeeded: offset &>> shift)
+                h[b + 1] = (h[b + 1] &+ 1) | UInt64(k & mask) &<< 32
+                if let perChunk { perChunk[Int(truncatingIfNeeded: offset &>> 16)] &+= 1 }
             }
             var j = 0
             // Most keys fall outside the range: count them eight at a time, histogram the rest.
             while j + 8 <= m {
                 let v = UnsafeRawPointer(keys + j).loadUnaligned(as: SIMD8<UInt32>.self)
-                let isUnder = v .< lo, isOver = v .>= hi
+                let isUnder = v .< lo, isOver = v .>= hi, isZero = v .== zero
                 under.replace(with: under &+ one, where: isUnder)
                 over.replace(with: over &+ one, where: isOver)
-                let inside = .!(isUnder .| isOver)
+                zeros.replace(with: zeros &+ one, where: isZero)
+                let inside = .!(isUnder .| isOver .| isZero)
                 if any(inside) { for l in 0..<8 where inside[l] { add(v[l]) } }
                 j += 8
             }
             var underCount = UInt64(under.wrappedSum()), overCount = UInt64(over.wrappedSum())
+            var zeroCount = UInt64(zeros.wrappedSum())
             while j < m {
                 let k = keys[j]
-                if k < lowest { underCount += 1 } else if k >= beyond { overCount += 1 } else { add(k) }
+                if k < lowest { underCount += 1 } else if k >= beyond { overCount += 1 } else if k == 0 { zeroCount += 1 } else { add(k) }
                 j += 1
             }
-            let width = Int(range.upperBound - range.lowerBound) + 1
             h[0] &+= underCount
-            h[width + 1] &+= overCount
+            h[1] &+= zeroCount
+            h[binCount[r] + 1] &+= overCount
+            if let perChunk { perChunk[0] &+= UInt32(truncatingIfNeeded: zeroCount) }
         }
     }
 
     func endRange() {
         for r in open where !located[r] {
             guard let range = ranges[r] else { continue }
-            let width = Int(range.upperBound - range.lowerBound) + 1
-            var totals = [Int](repeating: 0, count: width + 2)
-            var lowBits = [UInt64](repeating: 0, count: width + 2)
+            let bins = binCount[r], shift = binShift[r]
+            var totals = [Int](repeating: 0, count: bins + 2)
+            var lowBits = [UInt64](repeating: 0, count: bins + 2)
             for w in 0..<workers {
                 let h = rangeHistograms! + w * rangeStride + rangeOffset[r]
-                totals[0] += Int(h[0])
-                totals[width + 1] += Int(h[width + 1])
-                for b in 1...width {
+                for b in 0..<bins + 2 {
                     totals[b] += Int(h[b] & 0xFFFF_FFFF)
                     lowBits[b] |= h[b] &>> 32
                 }
             }
             let position = requests[r].descending ? n - requests[r].count : requests[r].count - 1
             // The guess missed: the full histogram pass finds the bucket.
-            guard position >= totals[0], position < n - totals[width + 1] else { continue }
+            guard position >= totals[0], position < n - totals[bins + 1] else { continue }
             var b = 1, count = totals[0]
             while count + totals[b] <= position { count += totals[b]; b += 1 }
-            bucket[r] = range.lowerBound + UInt32(b - 1)
-            below[r] = count
+            let binStart = (range.lowerBound &<< 16) &+ UInt32((b - 1) << shift)
+            // Bins nest in buckets: the bucket's first bin, and the keys below it.
+            let perBucket = 1 << (16 - shift)
+            let firstBin = 1 + ((b - 1) / perBucket) * perBucket
+            bucket[r] = binStart &>> 16
+            below[r] = totals[0] + totals[1..<firstBin].reduce(0, +)
             located[r] = true
-            if lowBits[b] == 0 {
-                resolve(r, digit: 0, below: count, equal: totals[b])
-                if partial[r] {
-                    // Every key of the bucket is the threshold: the chunks' counts of it are the ties.
-                    tieCounts[r] = (0..<chunks).map { Int(chunkCounts(r, $0)[b - 1]) }
-                }
+            guard lowBits[b] == 0 else { continue }   // several values in the bin: the low-bits pass
+            resolve(r, digit: Int(binStart & 0xFFFF), below: count, equal: totals[b])
+            // When the bucket holds only the threshold, the chunks' counts of the bucket are the ties.
+            let inBucket = totals[firstBin..<min(bins + 1, firstBin + perBucket)].reduce(0, +)
+            if partial[r], inBucket == totals[b], countOffset[r] != nil {
+                let q = Int(bucket[r] - range.lowerBound)
+                tieCounts[r] = (0..<chunks).map { Int(chunkCounts(r, $0)![q]) }
             }
         }
         rangeDone = true
@@ -427,6 +452,35 @@ final class ChunkedCuts: @unchecked Sendable {
     }
 
     // MARK: Selecting
+
+    /// For a single descending cut (TIES's top-k), the rule on this tile when a plain compare gives it:
+    /// keep keys above `threshold` (or at least it, when `inclusive`). With `countTies`, the caller
+    /// must count this tile's keys equal to the threshold and call `keptTies` with that count, which
+    /// says whether the rule held (else the tile holds the last kept ties: use `select`). Nil when
+    /// `select` is needed. Tiles of a chunk must come in order on one worker, as for `select`.
+    @inline(__always)
+    func plainRule(_ tile: ChunkTile) -> (threshold: UInt32, inclusive: Bool, countTies: Bool)? {
+        guard requests.count == 1 else { return nil }
+        let cut = cuts[0]
+        guard cut.descending || cut.all || cut.empty else { return nil }
+        if cut.all { return (0, true, false) }
+        if cut.empty { return (UInt32.max, false, false) }
+        guard partial[0] else { return (cut.threshold, cut.tiesKept > 0, false) }
+        let kept = scanned! + tile.worker * requests.count
+        if tile.startsChunk { kept.pointee = ties![tile.chunk] }
+        if kept.pointee >= cut.tiesKept { return (cut.threshold, false, false) }
+        return (cut.threshold, true, true)
+    }
+
+    /// After a `plainRule` with `countTies`: whether keeping all `equal` ties of the tile stays within
+    /// the kept ties (then they are recorded as kept); false: the tile must go through `select`.
+    @inline(__always)
+    func keptTies(_ equal: Int, tile: ChunkTile) -> Bool {
+        let kept = scanned! + tile.worker * requests.count
+        guard kept.pointee + equal <= cuts[0].tiesKept else { return false }
+        kept.pointee += equal
+        return true
+    }
 
     /// Writes all ones where request `r` selects the key, else zero. Tiles of a chunk must come in
     /// order on one worker.

@@ -246,9 +246,57 @@ final class TaskArithmeticChunks: ChunkedKernel, @unchecked Sendable {
         for j in 0..<m { bits[j] &= mask[j] }
     }
 
+    /// δ·scale·weight of model `p` in one loop when its thinning is a plain compare on this tile (all
+    /// of TIES's tiles but the one holding the last kept ties): the same operations, in the same order,
+    /// as `taskVector`, `thin` and the products in `apply`. False: nothing was done.
+    @inline(__always)
+    private func fusedTaskVector(_ tile: ChunkTile, _ p: Int) -> Bool {
+        let m = tile.count
+        let threshold: UInt32, inclusive: Bool, countTies: Bool
+        switch thinning[p] {
+        case .keep: (threshold, inclusive, countTies) = (0, true, false)
+        case let .cuts(c):
+            guard let rule = c.plainRule(tile) else { return false }
+            (threshold, inclusive, countTies) = rule
+        case .drop, .random: return false
+        }
+        let d = delta(tile, p), x = tile.input(others[p]), b = tile.input(base)
+        let w = weights[p]
+        if countTies {
+            var equal = 0
+            for j in 0..<m { equal &+= (x[j] - b[j]).bitPattern & 0x7FFF_FFFF == threshold ? 1 : 0 }
+            guard case let .cuts(c) = thinning[p], c.keptTies(equal, tile: tile) else { return false }
+        }
+        // Keep keys above `above`, or every key: `k ≥ t` is `k > t − 1`, and `k ≥ 0` always holds.
+        let keepAll = inclusive && threshold == 0
+        let above = inclusive ? threshold &- 1 : threshold
+        switch (keepAll, scales[p]) {
+        case (true, let s?):
+            for j in 0..<m { var r = x[j] - b[j]; r *= s; r *= w; d[j] = r }
+        case (true, nil):
+            for j in 0..<m { var r = x[j] - b[j]; r *= w; d[j] = r }
+        case (false, let s?):
+            for j in 0..<m {
+                let v = x[j] - b[j]
+                var r: Float = v.bitPattern & 0x7FFF_FFFF > above ? v : 0
+                r *= s
+                r *= w
+                d[j] = r
+            }
+        case (false, nil):
+            for j in 0..<m {
+                let v = x[j] - b[j]
+                var r: Float = v.bitPattern & 0x7FFF_FFFF > above ? v : 0
+                r *= w
+                d[j] = r
+            }
+        }
+        return true
+    }
+
     func apply(_ tile: ChunkTile, into out: UnsafeMutablePointer<Float>) {
         let m = tile.count
-        for p in others.indices {
+        for p in others.indices where !fusedTaskVector(tile, p) {
             let d = taskVector(tile, p)
             thin(tile, p, d)
             if let s = scales[p] { for j in 0..<m { d[j] *= s } }
