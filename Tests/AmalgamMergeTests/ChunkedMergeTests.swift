@@ -98,7 +98,7 @@ import Testing
         #expect(try Self.merge(config, chunkElements: 1 << 16, threads: 1) == whole, "\(method) \(dtype), 1 thread")
     }
 
-    /// Task vectors large exactly where the top-k cut's sample looks (128 runs of 32 at evenly spaced
+    /// Task vectors large exactly where the top-k cut's sample looks (512 runs of 32 at evenly spaced
     /// places) and small elsewhere: the range the sample guesses misses the cut, and the full histogram
     /// pass must find it (for one model, while the other's guess holds). Same bytes as the whole path.
     @Test(arguments: [DType.bf16, .f32])
@@ -107,7 +107,7 @@ import Testing
         let (rows, hidden) = (600, 256)
         let n = rows * hidden
         var sampled = [Bool](repeating: false, count: n)
-        for i in 0..<128 { let start = i * (n - 32) / 127; for j in start..<start + 32 { sampled[j] = true } }
+        for i in 0..<512 { let start = i * (n - 32) / 511; for j in start..<start + 32 { sampled[j] = true } }
         let infos = [TensorInfo(name: "model.embed_tokens.weight", dtype: dtype, shape: [rows, hidden]),
                      TensorInfo(name: "model.norm.weight", dtype: dtype, shape: [hidden])]
         for (m, name) in ["base", "ft1", "ft2"].enumerated() {
