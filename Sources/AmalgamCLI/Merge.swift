@@ -53,6 +53,7 @@ struct Merge: ParsableCommand {
         _ = mallopt(mallocTrimThreshold, 1 << 30)
         let shardSize = try parseShardSize(outShardSize)
         let stages = try MergeConfig.stages(contentsOf: config)
+        for warning in stages.flatMap(\.warnings) { printError("warning: " + warning) }
         for (i, stage) in stages.enumerated() {
             let isLast = i == stages.count - 1
             let destination = (isLast ? output : nil) ?? stage.outPath

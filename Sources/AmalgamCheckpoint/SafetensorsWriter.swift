@@ -1,4 +1,5 @@
 import AmalgamCore
+import Dispatch
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -67,6 +68,12 @@ public final class SafetensorsWriter: @unchecked Sendable {
     private var written: Set<String> = []
     private var partBytes: [String: Int] = [:]
     private let lock = Lock()
+    /// Bytes written since the kernel was last asked to start writing the file back.
+    private var unflushed = 0
+    private var writebackPending = false
+    /// Dirty bytes after which write-back to disk is started in the background, so the disk works while
+    /// the merge computes and `finish`'s fsync finds little left to write.
+    static let writebackInterval = 16 << 20
 
     /// Creates (or truncates) `path` and writes the header.
     public init(path: String, layout: SafetensorsLayout) throws(CheckpointError) {
@@ -96,6 +103,26 @@ public final class SafetensorsWriter: @unchecked Sendable {
                 throw .file(.cannotWrite(path: path, reason: String(cString: strerror(errno))))
             }
             done += r
+        }
+        startWritebackIfDue(bytes.count)
+    }
+
+    /// Every `writebackInterval` bytes, asks the kernel (on a background queue: the call may wait for
+    /// the device's queue) to start writing this file's dirty pages, without waiting for them.
+    private func startWritebackIfDue(_ count: Int) {
+        guard Writeback.syncFileRange != nil else { return }
+        let due: Bool = lock.withLock {
+            unflushed += count
+            guard unflushed >= Self.writebackInterval, !writebackPending else { return false }
+            unflushed = 0
+            writebackPending = true
+            return true
+        }
+        guard due else { return }
+        // The block keeps the writer (and so `fd`) alive until it has run.
+        Writeback.queue.async { [self] in
+            _ = Writeback.syncFileRange?(fd, 0, 0, Writeback.write)
+            lock.withLock { writebackPending = false }
         }
     }
 
@@ -166,4 +193,17 @@ public final class SafetensorsWriter: @unchecked Sendable {
         }
         guard rename(tmp, path) == 0 else { throw .file(.cannotWrite(path: path, reason: String(cString: strerror(errno)))) }
     }
+}
+
+/// Linux's `sync_file_range`, which Swift's Glibc module does not export, looked up at run time (nil
+/// elsewhere: write-back then starts at `fsync`).
+private enum Writeback {
+    typealias Function = @convention(c) (Int32, Int64, Int64, UInt32) -> Int32
+    static let syncFileRange: Function? = {
+        guard let handle = dlopen(nil, RTLD_NOW), let f = dlsym(handle, "sync_file_range") else { return nil }
+        return unsafeBitCast(f, to: Function.self)
+    }()
+    /// `SYNC_FILE_RANGE_WRITE`: start write-back of dirty pages not already being written; do not wait.
+    static let write: UInt32 = 2
+    static let queue = DispatchQueue(label: "amalgam.safetensors.writeback", qos: .utility)
 }

@@ -98,6 +98,101 @@ import Testing
         #expect(try Self.merge(config, chunkElements: 1 << 16, threads: 1) == whole, "\(method) \(dtype), 1 thread")
     }
 
+    /// Task vectors large exactly where the top-k cut's sample looks (512 runs of 32 at evenly spaced
+    /// places) and small elsewhere: the range the sample guesses misses the cut, and the full histogram
+    /// pass must find it (for one model, while the other's guess holds). Same bytes as the whole path.
+    @Test(arguments: [DType.bf16, .f32])
+    func cutsWhoseSampleMissesGiveTheWholeTensorsBytes(_ dtype: DType) throws {
+        let root = temporaryDirectory("chunked-miss-\(dtype.rawValue)")
+        let (rows, hidden) = (600, 256)
+        let n = rows * hidden
+        var sampled = [Bool](repeating: false, count: n)
+        for i in 0..<512 { let start = i * (n - 32) / 511; for j in start..<start + 32 { sampled[j] = true } }
+        let infos = [TensorInfo(name: "model.embed_tokens.weight", dtype: dtype, shape: [rows, hidden]),
+                     TensorInfo(name: "model.norm.weight", dtype: dtype, shape: [hidden])]
+        for (m, name) in ["base", "ft1", "ft2"].enumerated() {
+            let dir = root + "/" + name
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let writer = try CheckpointWriter(directory: dir, tensors: infos)
+            var g = SeededGenerator(seed: UInt64(10 + m))
+            let values = (0..<n).map { i -> Float in
+                let b = Float(i % 97 - 48) / 1024
+                if m == 0 { return b }
+                // ft1: large deltas only where the sample looks; ft2: an ordinary spread.
+                if m == 1 { return b + (sampled[i] ? 0.5 : Float(g.integer(below: 9) - 4) / 4096) }
+                return b + Float(g.integer(below: 33) - 16) / 2048
+            }
+            try writer.write(infos[0].name, tensor: Tensor(values, shape: infos[0].shape))
+            try writer.write(infos[1].name, tensor: Tensor([Float](repeating: 1, count: hidden), shape: [hidden]))
+            try writer.finish()
+            try "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", \"hidden_size\": \(hidden), \"num_hidden_layers\": 0, \"vocab_size\": \(rows)}"
+                .write(toFile: dir + "/config.json", atomically: true, encoding: .utf8)
+        }
+        for method in ["ties", "breadcrumbs"] {
+            let gammas = method == "breadcrumbs" ? [", gamma: 0.05", ", gamma: 0.1"] : ["", ""]
+            let config = try MergeConfig(yaml: """
+                models:
+                  - {model: \(root)/ft1, parameters: {weight: 0.6, density: 0.4\(gammas[0])}}
+                  - {model: \(root)/ft2, parameters: {weight: 0.4, density: 0.5\(gammas[1])}}
+                base_model: \(root)/base
+                merge_method: \(method)
+                """, path: root + "/\(method).yml")
+            let whole = try Self.merge(config, chunkElements: 0, threads: 2)
+            #expect(try Self.merge(config, chunkElements: 1 << 16, threads: 2) == whole, "\(method) \(dtype), 2 threads")
+            #expect(try Self.merge(config, chunkElements: 1 << 16, threads: 1) == whole, "\(method) \(dtype), 1 thread")
+        }
+    }
+
+    /// nearswap, ram, ramplus_tl, passthrough (with a scale), model_stock and nuslerp merge in chunks too.
+    @Test(arguments: ["nearswap", "ram", "ramplus_tl", "passthrough", "model_stock", "nuslerp", "nuslerp_nobase"], [DType.bf16, .f32])
+    func elementwiseMethodsChunksGiveTheWholeTensorsBytes(_ method: String, _ dtype: DType) throws {
+        let root = try Self.models(dtype)
+        let yaml: String
+        switch method {
+        case "nearswap":
+            yaml = """
+                models:
+                  - model: \(root)/base
+                  - model: \(root)/ft2
+                base_model: \(root)/base
+                merge_method: nearswap
+                parameters: {t: 0.004}
+                """
+        case "nuslerp", "nuslerp_nobase":
+            yaml = """
+                models:
+                  - {model: \(root)/ft1, parameters: {weight: 0.7}}
+                  - {model: \(root)/ft3, parameters: {weight: 0.4}}
+                \(method == "nuslerp" ? "base_model: \(root)/base" : "")
+                merge_method: nuslerp
+                """
+        case "passthrough":
+            yaml = """
+                slices:
+                  - sources:
+                      - model: \(root)/ft1
+                        layer_range: [0, 1]
+                        parameters: {scale: 0.75}
+                merge_method: passthrough
+                dtype: bfloat16
+                """
+        default:
+            yaml = """
+                models:
+                  - model: \(root)/ft1
+                  - model: \(root)/ft2
+                  - model: \(root)/ft3
+                base_model: \(root)/base
+                merge_method: \(method)
+                \(method == "model_stock" ? "" : "parameters: {epsilon: 0.003}")
+                """
+        }
+        let config = try MergeConfig(yaml: yaml, path: root + "/\(method).yml")
+        let whole = try Self.merge(config, chunkElements: 0, threads: 2)
+        #expect(try Self.merge(config, chunkElements: 1 << 16, threads: 2) == whole, "\(method) \(dtype), 2 threads")
+        #expect(try Self.merge(config, chunkElements: 1 << 16, threads: 1) == whole, "\(method) \(dtype), 1 thread")
+    }
+
     @Test func slerpChunksGiveTheWholeTensorsBytes() throws {
         let root = try Self.models(.bf16)
         let config = try MergeConfig(yaml: """

@@ -62,6 +62,10 @@ public struct MergeConfig: Sendable, Equatable {
     public var outPath: String?
     /// In a multi-stage file: the stage's name, which later stages may use as a model path.
     public var name: String?
+    /// What was accepted but has no effect, for the user to see: parameters the method does not declare
+    /// (mergekit 0.1.5 ignores them silently; mergekit-evolve writes `int8_mask` and `normalize` for
+    /// every method). One message per parameter name, naming where it is set.
+    public private(set) var warnings: [String] = []
 
     static let topLevelKeys = [
         "merge_method", "base_model", "models", "slices", "modules", "parameters", "dtype", "out_dtype",
@@ -309,17 +313,22 @@ public struct MergeConfig: Sendable, Equatable {
         return TokenizerSettings(source: source, tokens: tokens, padToMultipleOf: try map.int("pad_to_multiple_of"))
     }
 
-    /// Checks the method exists and every parameter the config sets is one it declares, of the right kind.
-    private func validateAgainstMethod() throws(MergeError) {
+    /// Checks the method exists and every parameter it declares is of the right kind where the config
+    /// sets it; a parameter it does not declare is ignored, as mergekit ignores it, with a warning.
+    private mutating func validateAgainstMethod() throws(MergeError) {
         guard let method = MergeMethods.named(mergeMethod) else {
             throw .config(path: path, key: "merge_method", reason: "unknown method '\(mergeMethod)'; accepted: \(MergeMethods.all.map(\.name).sorted().joined(separator: ", "))")
         }
         let specs = method.globalParameters + method.perModelParameters
+        var ignored: [(name: String, keyPaths: [String])] = []
         func check(_ settings: ParameterSettings?, _ keyPath: String, allowed: [ParameterSpec]) throws(MergeError) {
             guard let settings else { return }
-            for (name, setting) in settings {
+            for name in settings.keys.sorted() {
+                let setting = settings[name]!
                 guard let spec = allowed.first(where: { $0.name == name }) ?? specs.first(where: { $0.name == name }) else {
-                    throw .config(path: path, key: keyPath + "." + name, reason: "'\(mergeMethod)' has no parameter '\(name)'; it accepts: \(specs.map(\.name).joined(separator: ", "))")
+                    if let i = ignored.firstIndex(where: { $0.name == name }) { ignored[i].keyPaths.append(keyPath + "." + name) }
+                    else { ignored.append((name, [keyPath + "." + name])) }
+                    continue
                 }
                 for s in setting.scalars where ParameterSetting.validate(s, kind: spec.kind) == nil {
                     throw .config(path: path, key: keyPath + "." + name, reason: "\(s) is not a valid \(spec.kind)")
@@ -331,6 +340,11 @@ public struct MergeConfig: Sendable, Equatable {
         for (i, s) in (slices ?? []).enumerated() {
             try check(s.parameters, "slices[\(i)].parameters", allowed: specs)
             for (j, src) in s.sources.enumerated() { try check(src.parameters, "slices[\(i)].sources[\(j)].parameters", allowed: specs) }
+        }
+        let accepted = specs.isEmpty ? "none" : specs.map(\.name).joined(separator: ", ")
+        warnings += ignored.map { entry in
+            let more = entry.keyPaths.count > 1 ? " (and \(entry.keyPaths.count - 1) more place\(entry.keyPaths.count > 2 ? "s" : ""))" : ""
+            return "\(path): \(entry.keyPaths[0])\(more): '\(mergeMethod)' has no parameter '\(entry.name)'; ignored, as mergekit ignores it (parameters of '\(mergeMethod)': \(accepted))"
         }
         if method.requiresBase && baseModel == nil && (slices == nil || slices!.contains(where: { $0.baseModel == nil })) {
             throw .config(path: path, key: "base_model", reason: "'\(mergeMethod)' needs a base_model")

@@ -62,11 +62,16 @@ protocol ChunkedKernel: AnyObject, Sendable {
     func needsChunk(_ chunk: Int, finished: Int) -> Bool
     /// Records that the current pass's chunk `chunk` is done (called under the same lock).
     func finished(_ chunk: Int)
+    /// Called once after `prepare`, before the passes, on one thread: `tile(start, count)` loads
+    /// `count` (≤ tile size) elements of every input from flat index `start` of the `n`, so the kernel
+    /// can look at a sample of the tensor.
+    func sample(count n: Int, _ tile: (_ start: Int, _ count: Int) -> ChunkTile)
 }
 
 extension ChunkedKernel {
     func needsChunk(_ chunk: Int, finished: Int) -> Bool { true }
     func finished(_ chunk: Int) {}
+    func sample(count n: Int, _ tile: (_ start: Int, _ count: Int) -> ChunkTile) {}
 }
 
 extension MergeExecutor {
@@ -97,6 +102,7 @@ extension MergeExecutor {
         let run = ChunkedRun(tensors: tensors, compute: plan.computeDType, outputDType: step.outputDType, count: n,
                              chunkElements: chunkElements, workers: workers)
         kernel.prepare(workers: workers, chunks: chunks, tileSize: tileSize)
+        run.sample(kernel)
         var pass = 0
         while kernel.beginPass(pass) {
             run.forEachTile(kernel, output: nil)
@@ -203,6 +209,16 @@ private final class ChunkedRun: @unchecked Sendable {
             }
         }
         if workers == 1 { work(0) } else { DispatchQueue.concurrentPerform(iterations: workers, execute: work) }
+    }
+
+    /// Hands `kernel` a loader of tiles anywhere in the tensor (worker 0's buffers).
+    func sample(_ kernel: any ChunkedKernel) {
+        let values = buffers[0].assumingMemoryBound(to: Float.self)
+        kernel.sample(count: count) { start, m in
+            precondition(start >= 0 && m <= tile && start + m <= count, "sample tile out of range")
+            load(start, m, into: values)
+            return ChunkTile(worker: 0, chunk: start / chunkElements, startsChunk: false, start: start, count: m, values: values, stride: tile)
+        }
     }
 
     /// Converts elements `[start, start + m)` of every input to f32, rounded to the compute dtype.

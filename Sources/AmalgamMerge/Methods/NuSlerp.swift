@@ -63,8 +63,13 @@ public struct NuSlerp: MergeMethod {
     /// The coefficients of `a` and `b`: `sin((1−t)θ)/sin θ` and `sin(tθ)/sin θ` with θ the angle between
     /// them (norms clamped at 1e-7), or `1−t` and `t` when they are colinear (`1 − cos²θ ≤ 1e-16`).
     static func coefficients(t: Double, _ a: [Float], _ b: [Float]) -> (Float, Float) {
-        let na = max(Kernels.norm(a), 1e-7), nb = max(Kernels.norm(b), 1e-7)
-        let cosTheta = min(max(Kernels.dot(a, b) / (na * nb), -1), 1)
+        coefficients(t: t, squaresA: Kernels.sumOfSquares(a), squaresB: Kernels.sumOfSquares(b), dot: Kernels.dot(a, b))
+    }
+
+    /// The coefficients from `Σa²`, `Σb²` and `Σa·b`.
+    static func coefficients(t: Double, squaresA: Double, squaresB: Double, dot: Double) -> (Float, Float) {
+        let na = max(squaresA.squareRoot(), 1e-7), nb = max(squaresB.squareRoot(), 1e-7)
+        let cosTheta = min(max(dot / (na * nb), -1), 1)
         if 1 - cosTheta * cosTheta <= 1e-16 { return (Float(1 - t), Float(t)) }
         let theta = acos(cosTheta)
         let s = sin(theta)

@@ -56,7 +56,7 @@ final class TaskArithmeticChunks: ChunkedKernel, @unchecked Sendable {
         case random(Double, seed: UInt64)
     }
 
-    private enum Stage { case start, high, low, ties, l1, output }
+    private enum Stage { case start, range, high, low, ties, l1, output }
 
     let base: Int
     let others: [Int]
@@ -114,7 +114,8 @@ final class TaskArithmeticChunks: ChunkedKernel, @unchecked Sendable {
         let needsL1 = rescale && thinning.contains { if case .keep = $0 { return false } else if case .drop = $0 { return false } else { return true } }
         func next(after s: Stage) -> Stage {
             switch s {
-            case .start: return cuts.contains(where: \.needsHistograms) ? .high : next(after: .high)
+            case .start: return cuts.contains(where: \.needsRangePass) ? .range : next(after: .range)
+            case .range: return cuts.contains(where: \.needsHistograms) ? .high : next(after: .high)
             case .high: return cuts.contains(where: \.needsLowPass) ? .low : next(after: .low)
             case .low: return cuts.contains(where: \.needsTieCounts) ? .ties : next(after: .ties)
             case .ties: return needsL1 ? .l1 : .output
@@ -123,6 +124,7 @@ final class TaskArithmeticChunks: ChunkedKernel, @unchecked Sendable {
         }
         stage = next(after: stage)
         switch stage {
+        case .range: for c in cuts where c.needsRangePass { c.beginRange() }
         case .high: for c in cuts where c.needsHistograms { c.beginHigh() }
         case .l1:
             l1 = .allocate(capacity: 2 * others.count * chunks)
@@ -134,6 +136,7 @@ final class TaskArithmeticChunks: ChunkedKernel, @unchecked Sendable {
 
     func endPass() {
         switch stage {
+        case .range: for c in allCuts where c.needsRangePass { c.endRange() }
         case .high: for c in allCuts where c.needsHistograms { c.endHigh() }
         case .low: for c in allCuts where c.needsLowPass { c.endLow() }
         case .ties: for c in allCuts where c.needsTieCounts { c.endTies() }
@@ -177,10 +180,21 @@ final class TaskArithmeticChunks: ChunkedKernel, @unchecked Sendable {
         return keys
     }
 
+    func sample(count n: Int, _ tile: (_ start: Int, _ count: Int) -> ChunkTile) {
+        let cuts = thinning.indices.compactMap { p -> (Int, ChunkedCuts)? in if case let .cuts(c) = thinning[p] { return (p, c) } else { return nil } }
+        if cuts.isEmpty { return }
+        for start in ChunkedCuts.sampleStarts(n) {
+            let t = tile(start, ChunkedCuts.sampleRun)
+            for (p, c) in cuts { c.addSample(keys(t, p), t.count) }
+        }
+        for (_, c) in cuts { c.endSample() }
+    }
+
     func gather(_ tile: ChunkTile) {
         let m = tile.count
         for p in others.indices {
             switch (stage, thinning[p]) {
+            case let (.range, .cuts(c)) where c.needsRangePass: c.gatherRange(keys(tile, p), m, worker: tile.worker, chunk: tile.chunk)
             case let (.high, .cuts(c)) where c.needsHistograms: c.gatherHigh(keys(tile, p), m, worker: tile.worker)
             case let (.low, .cuts(c)) where c.needsLowPass: c.gatherLow(keys(tile, p), m, worker: tile.worker)
             case let (.ties, .cuts(c)) where c.needsTieCounts: c.gatherTies(keys(tile, p), m, chunk: tile.chunk)
@@ -232,9 +246,57 @@ final class TaskArithmeticChunks: ChunkedKernel, @unchecked Sendable {
         for j in 0..<m { bits[j] &= mask[j] }
     }
 
+    /// δ·scale·weight of model `p` in one loop when its thinning is a plain compare on this tile (all
+    /// of TIES's tiles but the one holding the last kept ties): the same operations, in the same order,
+    /// as `taskVector`, `thin` and the products in `apply`. False: nothing was done.
+    @inline(__always)
+    private func fusedTaskVector(_ tile: ChunkTile, _ p: Int) -> Bool {
+        let m = tile.count
+        let threshold: UInt32, inclusive: Bool, countTies: Bool
+        switch thinning[p] {
+        case .keep: (threshold, inclusive, countTies) = (0, true, false)
+        case let .cuts(c):
+            guard let rule = c.plainRule(tile) else { return false }
+            (threshold, inclusive, countTies) = rule
+        case .drop, .random: return false
+        }
+        let d = delta(tile, p), x = tile.input(others[p]), b = tile.input(base)
+        let w = weights[p]
+        if countTies {
+            var equal = 0
+            for j in 0..<m { equal &+= (x[j] - b[j]).bitPattern & 0x7FFF_FFFF == threshold ? 1 : 0 }
+            guard case let .cuts(c) = thinning[p], c.keptTies(equal, tile: tile) else { return false }
+        }
+        // Keep keys above `above`, or every key: `k ≥ t` is `k > t − 1`, and `k ≥ 0` always holds.
+        let keepAll = inclusive && threshold == 0
+        let above = inclusive ? threshold &- 1 : threshold
+        switch (keepAll, scales[p]) {
+        case (true, let s?):
+            for j in 0..<m { var r = x[j] - b[j]; r *= s; r *= w; d[j] = r }
+        case (true, nil):
+            for j in 0..<m { var r = x[j] - b[j]; r *= w; d[j] = r }
+        case (false, let s?):
+            for j in 0..<m {
+                let v = x[j] - b[j]
+                var r: Float = v.bitPattern & 0x7FFF_FFFF > above ? v : 0
+                r *= s
+                r *= w
+                d[j] = r
+            }
+        case (false, nil):
+            for j in 0..<m {
+                let v = x[j] - b[j]
+                var r: Float = v.bitPattern & 0x7FFF_FFFF > above ? v : 0
+                r *= w
+                d[j] = r
+            }
+        }
+        return true
+    }
+
     func apply(_ tile: ChunkTile, into out: UnsafeMutablePointer<Float>) {
         let m = tile.count
-        for p in others.indices {
+        for p in others.indices where !fusedTaskVector(tile, p) {
             let d = taskVector(tile, p)
             thin(tile, p, d)
             if let s = scales[p] { for j in 0..<m { d[j] *= s } }
