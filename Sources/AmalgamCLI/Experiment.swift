@@ -33,7 +33,13 @@ struct M2N2Digits: ParsableCommand {
     @Option(help: "Runs to execute at once (set OPENBLAS_NUM_THREADS=1 in the environment when above 1).")
     var jobs = 1
 
-    @Option(help: "Seed of the initial vectors the two pre-trained seeds are trained from.")
+    @Option(help: "Where the two pre-trained seeds start from: release (the release's own two N(0, 0.01²) vectors, from --release-seeds) or generated (two vectors drawn from --pretrain-seed).")
+    var pretrainInit = "release"
+
+    @Option(help: "The release's starting vectors (tensor `initial` [2, 19210], made by scripts/fixtures/make_m2n2_release_seeds.py).")
+    var releaseSeeds = "fixtures/m2n2/release-seeds.safetensors"
+
+    @Option(help: "Seed of the initial vectors the two pre-trained seeds are trained from, with --pretrain-init generated.")
     var pretrainSeed: UInt64 = 42
 
     @Option(help: "The digits CSV (64 features and a label per line).")
@@ -55,6 +61,9 @@ struct M2N2Digits: ParsableCommand {
         guard ["scratch", "pretrained", "all"].contains(setting) else {
             throw ValidationError("--setting must be scratch, pretrained or all, not `\(setting)`")
         }
+        guard ["release", "generated"].contains(pretrainInit) else {
+            throw ValidationError("--pretrain-init must be release or generated, not `\(pretrainInit)`")
+        }
         guard runs > 0 else { throw ValidationError("--runs must be at least 1") }
         guard jobs > 0 else { throw ValidationError("--jobs must be at least 1") }
         if let passes, passes < 1 { throw ValidationError("--passes must be at least 1") }
@@ -71,6 +80,7 @@ struct M2N2Digits: ParsableCommand {
             : [DigitsExperiment.Setting(rawValue: setting)!]
         var experiment = try DigitsExperiment(csvPath: data)
         experiment.pretrainSeed = pretrainSeed
+        if pretrainInit == "release" && settings.contains(.pretrained) { try experiment.loadReleaseInitial(path: releaseSeeds) }
         var budgets: [DigitsExperiment.Setting: Int] = [:]
         if let passes { for s in settings { budgets[s] = passes } }
         let start = Date()
@@ -85,11 +95,11 @@ struct M2N2Digits: ParsableCommand {
         }
         line.clear()
         let seconds = Date().timeIntervalSince(start)
-        print(M2N2DigitsReport(rows: rows, runs: runs, budgets: budgets, seconds: seconds).text)
-        if let json {
-            try writeFileAtomically(M2N2DigitsReport(rows: rows, runs: runs, budgets: budgets, seconds: seconds)
-                .json.pythonText(sortKeys: false) + "\n", to: json)
-        }
+        let pretrainedFrom: String? = !settings.contains(.pretrained) ? nil : pretrainInit == "release"
+            ? "the release's two starting vectors (jax PRNGKey(42), \(releaseSeeds))" : "two N(0, 0.01²) vectors drawn from seed \(pretrainSeed)"
+        let report = M2N2DigitsReport(rows: rows, runs: runs, budgets: budgets, seconds: seconds, pretrainedFrom: pretrainedFrom)
+        print(report.text)
+        if let json { try writeFileAtomically(report.json.pythonText(sortKeys: false) + "\n", to: json) }
     }
 }
 
@@ -99,10 +109,14 @@ struct M2N2DigitsReport {
     let runs: Int
     let budgets: [DigitsExperiment.Setting: Int]
     let seconds: Double
+    /// Where the pre-trained seeds start from (nil without the pre-trained setting).
+    var pretrainedFrom: String? = nil
 
     var text: String {
         var out = "M2N2 on digits (MLP 64-256-10; train = first 1437, test = last 360): test accuracy of the\n"
-        out += "archive member with the best training accuracy, mean ± std (ddof 0) over runs\n\n"
+        out += "archive member with the best training accuracy, mean ± std (ddof 0) over runs\n"
+        if let pretrainedFrom { out += "pre-trained seeds trained from \(pretrainedFrom)\n" }
+        out += "\n"
         out += "setting     passes  method              runs  test acc (%)     train acc (%)   published (%)  s/run\n"
         for r in rows {
             let test = r.testAccuracies.map { $0 * 100 }.meanAndStandardDeviation
@@ -125,6 +139,7 @@ struct M2N2DigitsReport {
         .object(JSONObject([
             ("experiment", .string("m2n2-digits")),
             ("runs", .int(runs)),
+            ("pretrained_from", pretrainedFrom.map { .string($0) } ?? .null),
             ("wall_seconds", .double(seconds)),
             ("rows", .array(rows.map { r in
                 let test = r.testAccuracies.meanAndStandardDeviation

@@ -113,6 +113,24 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable {
         return normalTail(u: u, layer: layer)
     }
 
+    /// Adds `scale · normal()` to each value, in index order: the very draws of one `normal()` per value,
+    /// with the ziggurat's tables fetched once per buffer instead of once per draw (a hot loop: M2N2's
+    /// mutation draws 19,210 of them per child).
+    public mutating func addNormals(scale: Float, to values: UnsafeMutableBufferPointer<Float>) {
+        let z = NormalZiggurat.shared
+        z.k.withUnsafeBufferPointer { k in
+            z.w.withUnsafeBufferPointer { w in
+                for i in values.indices {
+                    let bits = next()
+                    let layer = Int(bits & 0xFF)
+                    let u = Int32(truncatingIfNeeded: bits >> 32)
+                    let draw = UInt32(u.magnitude) < k[layer] ? Float(Double(u) * w[layer]) : normalTail(u: u, layer: layer)
+                    values[i] += scale * draw
+                }
+            }
+        }
+    }
+
     /// The slow path of the ziggurat: the wedge or the tail.
     private mutating func normalTail(u firstU: Int32, layer firstLayer: Int) -> Float {
         let z = NormalZiggurat.shared

@@ -32,4 +32,14 @@ import Testing
         #expect(counts[1] == 0 && counts[3] == 0)
         #expect(abs(Double(counts[2]) / 40_000 - 0.75) < 0.01)
     }
+
+    @Test func addNormalsIsOneNormalPerValueInOrder() {
+        var a = SeededGenerator(seed: 11, stream: 3), b = a
+        var values = (0..<100_000).map { Float($0 % 7) - 3 }  // enough draws to reach the wedge and the tail
+        var expected = values
+        for i in expected.indices { expected[i] += 0.25 * a.normal() }
+        values.withUnsafeMutableBufferPointer { b.addNormals(scale: 0.25, to: $0) }
+        #expect(values == expected)
+        #expect(a.next() == b.next())
+    }
 }

@@ -56,6 +56,39 @@ import Testing
         }
     }
 
+    /// The kernel's documented order, written as plain scalar loops: hidden unit u of row r is the fused
+    /// multiply-add chain over the row's features in index order (bias last, as feature 64), ReLU; logit c
+    /// starts at b2[c] and adds h_j · W2[j, c] for j = 0, 1, …, 255; first arg-max. The scores must be exactly
+    /// these (so a reordering of the kernel's loops cannot change a run's result).
+    @Test func fusedSparseScoringIsExactlyTheScalarChainsInItsDocumentedOrder() throws {
+        let (train, _) = try DigitsDataset(csvPath: digitsCSV).split()
+        let mlp = MLPClassifier.digits
+        let fused = MLPSparseScoring(classifier: mlp, batch: train)
+        let (h, o, width) = (mlp.hidden, mlp.outputs, mlp.inputs + 1)
+        let second = width * h  // [W2; b2] follows [W1; b1]
+        for seed in 0..<2 as Range<UInt64> {
+            var g = SeededGenerator(seed: seed)
+            let p = (0..<mlp.parameterCount).map { _ in 0.05 * g.normal() }
+            var expected = [Float](repeating: 0, count: train.count)
+            var hidden = [Float](repeating: 0, count: h)
+            for r in 0..<train.count {
+                let x = train.augmented[r * width ..< (r + 1) * width]
+                for u in 0..<h {
+                    var acc: Float = 0
+                    for (c, v) in x.enumerated() where v != 0 { acc = acc.addingProduct(v, p[c * h + u]) }
+                    hidden[u] = max(acc, 0)
+                }
+                var logits = (0..<o).map { p[second + h * o + $0] }
+                for j in 0..<h { for c in 0..<o { logits[c] = logits[c].addingProduct(hidden[j], p[second + j * o + c]) } }
+                let guess = logits.indices.max { logits[$0] < logits[$1] || (logits[$0] == logits[$1] && $0 > $1) }!
+                expected[r] = guess == Int(train.labels[r]) ? 1 : 0
+            }
+            var got = [Float](repeating: -1, count: train.count)
+            p.withUnsafeBufferPointer { pp in got.withUnsafeMutableBufferPointer { fused.scoreCorrect(parameters: pp.baseAddress!, into: $0) } }
+            #expect(got == expected, "seed \(seed): \(zip(got, expected).filter { $0 != $1 }.count) examples differ")
+        }
+    }
+
     @Test func gradientMatchesFiniteDifferences() {
         let mlp = MLPClassifier(inputs: 3, hidden: 4, outputs: 3)
         var g = SeededGenerator(seed: 4)

@@ -81,41 +81,62 @@ public struct MLPSparseScoring: Sendable {
     }
 
     /// Writes 1 where the first arg-max of the logits equals the label, else 0.
+    ///
+    /// `[W1; b1]` is first repacked unit-chunk-major (16 hidden units × every input, 4 KB per chunk, contiguous)
+    /// and `[W2; b2]` padded to 16 outputs. Each thread then takes its blocks one chunk of 16 hidden units at a
+    /// time: the chunk's slab of `[W1; b1]` stays in L1 while every block of the thread's range computes its
+    /// 6 × 16 hidden values and adds them into its 6 × 16 logits, kept in memory between chunks. The logits
+    /// thus accumulate over hidden units in order 0, 1, …, 255 exactly as a row at a time would: the
+    /// same bytes, whatever the loop order or the thread count.
     public func scoreCorrect(parameters: UnsafePointer<Float>, into scores: UnsafeMutableBufferPointer<Float>) {
-        let h = classifier.hidden, o = classifier.outputs
+        let h = classifier.hidden, o = classifier.outputs, width = classifier.inputs + 1
+        let packed = UnsafeMutablePointer<Float>.allocate(capacity: width * h + (h + 1) * 16)
+        defer { packed.deallocate() }
+        // [W1; b1] as h/16 slabs of `width` rows of 16 units.
+        for f in 0..<width {
+            let row = parameters + f * h
+            for chunk in stride(from: 0, to: h, by: 16) {
+                (packed + chunk * width + f * 16).update(from: row + chunk, count: 16)
+            }
+        }
         // [W2; b2] padded to 16 lanes per hidden unit; unused lanes of the bias are −∞ so they never win.
-        var second = [Float](repeating: 0, count: (h + 1) * 16)
+        let second = packed + width * h
+        second.initialize(repeating: 0, count: (h + 1) * 16)
         let w2 = parameters + classifier.secondLayerOffset
         for j in 0...h { for c in 0..<o { second[j * 16 + c] = w2[j * o + c] } }
         for c in o..<16 { second[h * 16 + c] = -.infinity }
         let blocks = blockStart.count - 1
-        let p = SendableConstPointer(parameters), out = SendablePointer(scores.baseAddress!)
-        second.withUnsafeBufferPointer { s in
-            let w2p = SendableConstPointer(s.baseAddress!)
-            blockStart.withUnsafeBufferPointer { bs in
-                features.withUnsafeBufferPointer { fs in
-                    values.withUnsafeBufferPointer { vs in
-                        order.withUnsafeBufferPointer { os in
-                            labels.withUnsafeBufferPointer { ls in
-                                let (bsp, fsp, vsp, osp, lsp) = (SendableConstPointer(bs.baseAddress!), SendableConstPointer(fs.baseAddress!),
-                                                                 SendableConstPointer(vs.baseAddress!), SendableConstPointer(os.baseAddress!),
-                                                                 SendableConstPointer(ls.baseAddress!))
-                                let n = count
-                                parallelChunks(blocks, minimumChunk: 8) { range in
-                                    withUnsafeTemporaryAllocation(of: Float.self, capacity: Self.rows * h) { hidden in
-                                        for b in range {
-                                            let lo = Int(bsp.base[b]), hi = Int(bsp.base[b + 1])
-                                            firstLayer(entries: lo..<hi, w1: p.base, features: fsp.base, values: vsp.base,
-                                                       hidden: hidden.baseAddress!)
-                                            var predicted = (0, 0, 0, 0, 0, 0)
-                                            secondLayer(hidden: hidden.baseAddress!, w2: w2p.base, predicted: &predicted)
-                                            withUnsafeBytes(of: predicted) { pr in
-                                                for i in 0..<Self.rows where b * Self.rows + i < n {
-                                                    let position = b * Self.rows + i
-                                                    let guess = pr.load(fromByteOffset: i * MemoryLayout<Int>.stride, as: Int.self)
-                                                    out.base[Int(osp.base[position])] = guess == Int(lsp.base[position]) ? 1 : 0
-                                                }
+        let w1p = SendableConstPointer(UnsafePointer(packed)), w2p = SendableConstPointer(UnsafePointer(second))
+        let out = SendablePointer(scores.baseAddress!)
+        blockStart.withUnsafeBufferPointer { bs in
+            features.withUnsafeBufferPointer { fs in
+                values.withUnsafeBufferPointer { vs in
+                    order.withUnsafeBufferPointer { os in
+                        labels.withUnsafeBufferPointer { ls in
+                            let (bsp, fsp, vsp, osp, lsp) = (SendableConstPointer(bs.baseAddress!), SendableConstPointer(fs.baseAddress!),
+                                                             SendableConstPointer(vs.baseAddress!), SendableConstPointer(os.baseAddress!),
+                                                             SendableConstPointer(ls.baseAddress!))
+                            let n = count
+                            parallelChunks(blocks, minimumChunk: 8) { range in
+                                withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: range.count * 12) { logits in
+                                    let bias = UnsafeRawPointer(w2p.base + h * 16)
+                                    let b0 = bias.loadUnaligned(as: SIMD8<Float>.self), b1 = bias.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
+                                    for i in 0..<range.count * 6 { logits[2 * i] = b0; logits[2 * i + 1] = b1 }
+                                    withUnsafeTemporaryAllocation(of: Float.self, capacity: Self.rows * 16) { tile in
+                                        for chunk in stride(from: 0, to: h, by: 16) {
+                                            let slab = w1p.base + chunk * width
+                                            for (i, b) in range.enumerated() {
+                                                let lo = Int(bsp.base[b]), hi = Int(bsp.base[b + 1])
+                                                firstLayer(entries: lo..<hi, slab: slab, features: fsp.base, values: vsp.base, tile: tile.baseAddress!)
+                                                secondLayer(tile: tile.baseAddress!, w2: w2p.base + chunk * 16, logits: logits.baseAddress! + i * 12)
                                             }
+                                        }
+                                    }
+                                    for (i, b) in range.enumerated() {
+                                        for r in 0..<Self.rows where b * Self.rows + r < n {
+                                            let position = b * Self.rows + r
+                                            let guess = argmax(logits[i * 12 + 2 * r], logits[i * 12 + 2 * r + 1], o)
+                                            out.base[Int(osp.base[position])] = guess == Int(lsp.base[position]) ? 1 : 0
                                         }
                                     }
                                 }
@@ -127,66 +148,60 @@ public struct MLPSparseScoring: Sendable {
         }
     }
 
-    /// ReLU(x̃ · [W1; b1]) of the block's six rows into `hidden` (6 × hidden, row-major), 16 units at a time.
+    /// ReLU(x̃ · [W1; b1]) of the block's six rows for one chunk of 16 hidden units into `tile` (6 × 16),
+    /// from the chunk's slab (`width` rows of 16 units, contiguous).
     @inline(__always)
-    private func firstLayer(entries: Range<Int>, w1: UnsafePointer<Float>, features: UnsafePointer<Int32>,
-                            values: UnsafePointer<Float>, hidden: UnsafeMutablePointer<Float>) {
-        let h = classifier.hidden
+    private func firstLayer(entries: Range<Int>, slab: UnsafePointer<Float>, features: UnsafePointer<Int32>,
+                            values: UnsafePointer<Float>, tile: UnsafeMutablePointer<Float>) {
         let zero = SIMD8<Float>()
-        for chunk in stride(from: 0, to: h, by: 16) {
-            var a00 = zero, a01 = zero, a10 = zero, a11 = zero, a20 = zero, a21 = zero
-            var a30 = zero, a31 = zero, a40 = zero, a41 = zero, a50 = zero, a51 = zero
-            for e in entries {
-                let row = UnsafeRawPointer(w1 + Int(features[e]) * h + chunk)
-                let w0 = row.loadUnaligned(as: SIMD8<Float>.self)
-                let w1v = row.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
-                let x = values + e * 6
-                let x0 = SIMD8<Float>(repeating: x[0]), x1 = SIMD8<Float>(repeating: x[1]), x2 = SIMD8<Float>(repeating: x[2])
-                a00 = a00.addingProduct(x0, w0); a01 = a01.addingProduct(x0, w1v)
-                a10 = a10.addingProduct(x1, w0); a11 = a11.addingProduct(x1, w1v)
-                a20 = a20.addingProduct(x2, w0); a21 = a21.addingProduct(x2, w1v)
-                let x3 = SIMD8<Float>(repeating: x[3]), x4 = SIMD8<Float>(repeating: x[4]), x5 = SIMD8<Float>(repeating: x[5])
-                a30 = a30.addingProduct(x3, w0); a31 = a31.addingProduct(x3, w1v)
-                a40 = a40.addingProduct(x4, w0); a41 = a41.addingProduct(x4, w1v)
-                a50 = a50.addingProduct(x5, w0); a51 = a51.addingProduct(x5, w1v)
-            }
-            let out = UnsafeMutableRawPointer(hidden + chunk)
-            let stride = h * 4
-            out.storeBytes(of: relu(a00), as: SIMD8<Float>.self); out.storeBytes(of: relu(a01), toByteOffset: 32, as: SIMD8<Float>.self)
-            (out + stride).storeBytes(of: relu(a10), as: SIMD8<Float>.self); (out + stride).storeBytes(of: relu(a11), toByteOffset: 32, as: SIMD8<Float>.self)
-            (out + 2 * stride).storeBytes(of: relu(a20), as: SIMD8<Float>.self); (out + 2 * stride).storeBytes(of: relu(a21), toByteOffset: 32, as: SIMD8<Float>.self)
-            (out + 3 * stride).storeBytes(of: relu(a30), as: SIMD8<Float>.self); (out + 3 * stride).storeBytes(of: relu(a31), toByteOffset: 32, as: SIMD8<Float>.self)
-            (out + 4 * stride).storeBytes(of: relu(a40), as: SIMD8<Float>.self); (out + 4 * stride).storeBytes(of: relu(a41), toByteOffset: 32, as: SIMD8<Float>.self)
-            (out + 5 * stride).storeBytes(of: relu(a50), as: SIMD8<Float>.self); (out + 5 * stride).storeBytes(of: relu(a51), toByteOffset: 32, as: SIMD8<Float>.self)
+        var a00 = zero, a01 = zero, a10 = zero, a11 = zero, a20 = zero, a21 = zero
+        var a30 = zero, a31 = zero, a40 = zero, a41 = zero, a50 = zero, a51 = zero
+        for e in entries {
+            let row = UnsafeRawPointer(slab + Int(features[e]) * 16)
+            let w0 = row.loadUnaligned(as: SIMD8<Float>.self)
+            let w1v = row.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
+            let x = values + e * 6
+            let x0 = SIMD8<Float>(repeating: x[0]), x1 = SIMD8<Float>(repeating: x[1]), x2 = SIMD8<Float>(repeating: x[2])
+            a00 = a00.addingProduct(x0, w0); a01 = a01.addingProduct(x0, w1v)
+            a10 = a10.addingProduct(x1, w0); a11 = a11.addingProduct(x1, w1v)
+            a20 = a20.addingProduct(x2, w0); a21 = a21.addingProduct(x2, w1v)
+            let x3 = SIMD8<Float>(repeating: x[3]), x4 = SIMD8<Float>(repeating: x[4]), x5 = SIMD8<Float>(repeating: x[5])
+            a30 = a30.addingProduct(x3, w0); a31 = a31.addingProduct(x3, w1v)
+            a40 = a40.addingProduct(x4, w0); a41 = a41.addingProduct(x4, w1v)
+            a50 = a50.addingProduct(x5, w0); a51 = a51.addingProduct(x5, w1v)
         }
+        let out = UnsafeMutableRawPointer(tile)
+        out.storeBytes(of: relu(a00), as: SIMD8<Float>.self); out.storeBytes(of: relu(a01), toByteOffset: 32, as: SIMD8<Float>.self)
+        out.storeBytes(of: relu(a10), toByteOffset: 64, as: SIMD8<Float>.self); out.storeBytes(of: relu(a11), toByteOffset: 96, as: SIMD8<Float>.self)
+        out.storeBytes(of: relu(a20), toByteOffset: 128, as: SIMD8<Float>.self); out.storeBytes(of: relu(a21), toByteOffset: 160, as: SIMD8<Float>.self)
+        out.storeBytes(of: relu(a30), toByteOffset: 192, as: SIMD8<Float>.self); out.storeBytes(of: relu(a31), toByteOffset: 224, as: SIMD8<Float>.self)
+        out.storeBytes(of: relu(a40), toByteOffset: 256, as: SIMD8<Float>.self); out.storeBytes(of: relu(a41), toByteOffset: 288, as: SIMD8<Float>.self)
+        out.storeBytes(of: relu(a50), toByteOffset: 320, as: SIMD8<Float>.self); out.storeBytes(of: relu(a51), toByteOffset: 352, as: SIMD8<Float>.self)
     }
 
-    /// The predicted class of each of the six rows: first arg-max of b2 + Σ_j h_j · W2[j, :] (dense: a
-    /// branch per ReLU zero costs more than the multiply-add), 16 padded outputs in two vectors per row.
+    /// Adds the chunk's 16 hidden units of the block's six rows (`tile`, 6 × 16) into the rows' logits (12
+    /// vectors: row r's 16 padded outputs at 2r, 2r + 1), unit after unit (dense: a branch per ReLU zero costs
+    /// more than the multiply-add). `w2` is the chunk's 16 rows of the padded `[W2]`.
     @inline(__always)
-    private func secondLayer(hidden: UnsafeMutablePointer<Float>, w2: UnsafePointer<Float>, predicted: inout (Int, Int, Int, Int, Int, Int)) {
-        let h = classifier.hidden
-        let bias = UnsafeRawPointer(w2 + h * 16)
-        let b0 = bias.loadUnaligned(as: SIMD8<Float>.self), b1 = bias.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
-        var l00 = b0, l01 = b1, l10 = b0, l11 = b1, l20 = b0, l21 = b1
-        var l30 = b0, l31 = b1, l40 = b0, l41 = b1, l50 = b0, l51 = b1
-        for j in 0..<h {
+    private func secondLayer(tile: UnsafePointer<Float>, w2: UnsafePointer<Float>, logits: UnsafeMutablePointer<SIMD8<Float>>) {
+        var l00 = logits[0], l01 = logits[1], l10 = logits[2], l11 = logits[3], l20 = logits[4], l21 = logits[5]
+        var l30 = logits[6], l31 = logits[7], l40 = logits[8], l41 = logits[9], l50 = logits[10], l51 = logits[11]
+        for j in 0..<16 {
             let row = UnsafeRawPointer(w2 + j * 16)
             let w0 = row.loadUnaligned(as: SIMD8<Float>.self), w1 = row.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
-            let u0 = SIMD8<Float>(repeating: hidden[j]), u1 = SIMD8<Float>(repeating: hidden[h + j])
-            let u2 = SIMD8<Float>(repeating: hidden[2 * h + j])
+            let u0 = SIMD8<Float>(repeating: tile[j]), u1 = SIMD8<Float>(repeating: tile[16 + j])
+            let u2 = SIMD8<Float>(repeating: tile[32 + j])
             l00 = l00.addingProduct(u0, w0); l01 = l01.addingProduct(u0, w1)
             l10 = l10.addingProduct(u1, w0); l11 = l11.addingProduct(u1, w1)
             l20 = l20.addingProduct(u2, w0); l21 = l21.addingProduct(u2, w1)
-            let u3 = SIMD8<Float>(repeating: hidden[3 * h + j]), u4 = SIMD8<Float>(repeating: hidden[4 * h + j])
-            let u5 = SIMD8<Float>(repeating: hidden[5 * h + j])
+            let u3 = SIMD8<Float>(repeating: tile[48 + j]), u4 = SIMD8<Float>(repeating: tile[64 + j])
+            let u5 = SIMD8<Float>(repeating: tile[80 + j])
             l30 = l30.addingProduct(u3, w0); l31 = l31.addingProduct(u3, w1)
             l40 = l40.addingProduct(u4, w0); l41 = l41.addingProduct(u4, w1)
             l50 = l50.addingProduct(u5, w0); l51 = l51.addingProduct(u5, w1)
         }
-        let o = classifier.outputs
-        predicted = (argmax(l00, l01, o), argmax(l10, l11, o), argmax(l20, l21, o),
-                     argmax(l30, l31, o), argmax(l40, l41, o), argmax(l50, l51, o))
+        logits[0] = l00; logits[1] = l01; logits[2] = l10; logits[3] = l11; logits[4] = l20; logits[5] = l21
+        logits[6] = l30; logits[7] = l31; logits[8] = l40; logits[9] = l41; logits[10] = l50; logits[11] = l51
     }
 }
 

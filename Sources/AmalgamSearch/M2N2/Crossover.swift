@@ -88,8 +88,7 @@ public struct Mutation: Sendable, Equatable, Codable {
     @inline(__always)
     public func add(block: Int, to values: UnsafeMutableBufferPointer<Float>) {
         var g = SeededGenerator(seed: seed, stream: UInt64(block))
-        let std = standardDeviation
-        for i in values.indices { values[i] += std * g.normal() }
+        g.addNormals(scale: standardDeviation, to: values)
     }
 }
 

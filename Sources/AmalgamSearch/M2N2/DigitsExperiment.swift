@@ -1,3 +1,4 @@
+import AmalgamCheckpoint
 import AmalgamCore
 import AmalgamModels
 import Foundation
@@ -59,8 +60,11 @@ public struct DigitsExperiment: Sendable {
     public let test: MLPBatch
     /// The classifier's shape.
     public let classifier = MLPClassifier.digits
-    /// Seed of the two N(0, 0.01²) vectors the pre-trained seeds start from (42, as the reference's key).
+    /// Seed of the two N(0, 0.01²) vectors the pre-trained seeds start from when `releaseInitial` is nil.
     public var pretrainSeed: UInt64 = 42
+    /// The release's own two N(0, 0.01²) starting vectors (jax `PRNGKey(42)`, see `loadReleaseInitial`); when
+    /// set, the pre-trained seeds are trained from them instead of from draws of `pretrainSeed`.
+    public private(set) var releaseInitial: [[Float]]?
 
     /// The experiment on the digits CSV at `csvPath`.
     public init(csvPath: String) throws(SearchError) {
@@ -89,13 +93,35 @@ public struct DigitsExperiment: Sendable {
         return (0..<2).map { _ in (0..<count).map { _ in 0.01 * g.normal() } }
     }
 
-    /// The two pre-trained seeds: N(0, 0.01²) from `pretrainSeed`, then 10 full-batch Adam steps (lr 3e-3) of
-    /// softmax cross-entropy, the first on training digits 0–4, the second on 5–9.
+    /// The two pre-trained seeds: two N(0, 0.01²) vectors (the release's, when loaded, else drawn from
+    /// `pretrainSeed`), then 10 full-batch Adam steps (lr 3e-3) of softmax cross-entropy, the first on training
+    /// digits 0–4, the second on 5–9 (labels kept as they are).
     public func pretrainedSeeds() -> [[Float]] {
-        let initial = Self.gaussianSeeds(count: classifier.parameterCount, seed: pretrainSeed)
+        let initial = releaseInitial ?? Self.gaussianSeeds(count: classifier.parameterCount, seed: pretrainSeed)
         return [train.filter { $0 < 5 }, train.filter { $0 >= 5 }].enumerated().map { i, subset in
             classifier.trainAdam(parameters: initial[i], batch: subset, steps: 10, learningRate: 3e-3)
         }
+    }
+
+    /// Uses the release's two starting vectors for the pre-trained seeds: the `initial` tensor [2, 19210] of
+    /// `path` (`fixtures/m2n2/release-seeds.safetensors`, written by `scripts/fixtures/make_m2n2_release_seeds.py`
+    /// with jax as the release draws them). The release trains ONE pair, from `PRNGKey(42)`, for all its runs,
+    /// and which pair it is moves the pre-trained results by many points (see README, M2N2 digits).
+    public mutating func loadReleaseInitial(path: String) throws(SearchError) {
+        let initial: [Float]
+        do {
+            let file = try SafetensorsFile(path: path)
+            guard let info = file.info("initial"), info.shape == [2, classifier.parameterCount] else {
+                throw SearchError.badData(path: path, reason: "no `initial` tensor of shape [2, \(classifier.parameterCount)]; regenerate it with scripts/fixtures/make_m2n2_release_seeds.py")
+            }
+            initial = try file.tensor("initial").floats()
+        } catch let error as SearchError {
+            throw error
+        } catch {
+            throw .badData(path: path, reason: "\(error); regenerate it with scripts/fixtures/make_m2n2_release_seeds.py")
+        }
+        let n = classifier.parameterCount
+        releaseInitial = [Array(initial[0..<n]), Array(initial[n..<2 * n])]
     }
 
     /// What a run folder records about the run it holds, to rebuild and check it on resume.
@@ -108,8 +134,10 @@ public struct DigitsExperiment: Sendable {
         public var variant: M2N2Variant
         /// The run's seed.
         public var seed: UInt64
-        /// Seed of the pre-trained seeds' initial vectors.
+        /// Seed of the pre-trained seeds' initial vectors (when not the release's).
         public var pretrainSeed: UInt64
+        /// `release` when the pre-trained seeds start from the release's vectors; nil for draws of `pretrainSeed`.
+        public var pretrainInitial: String?
     }
 
     /// Where a run keeps its durable state.
@@ -148,7 +176,8 @@ public struct DigitsExperiment: Sendable {
             try search.run(every: every, progress: progress)
             return result(of: search, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         }
-        let descriptor = RunDescriptor(setting: setting, variant: variant, seed: seed, pretrainSeed: pretrainSeed)
+        let descriptor = RunDescriptor(setting: setting, variant: variant, seed: seed, pretrainSeed: pretrainSeed,
+                                       pretrainInitial: setting == .pretrained && releaseInitial != nil ? "release" : nil)
         let durable: M2N2Run<MLPScorer>
         if RunFolder.exists(at: storage.path) {
             guard storage.resume else {
