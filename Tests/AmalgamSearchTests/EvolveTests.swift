@@ -186,7 +186,7 @@ import Testing
         let dir = scratchFolder("evolve-kill")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let inputs = try makeInputs(dir)
-        let budget = 12
+        let budget = 60
         let config = dir + "/evolve.yml"
         try """
             method: m2n2
