@@ -216,4 +216,66 @@ import Testing
         #expect(try !killer.launch(binary, arguments(dir + "/parts"), folder: "", target: nil, jitter: 0))
         #expect(try runFolderSnapshot(dir + "/parts") == runFolderSnapshot(dir + "/whole"))
     }
+
+    /// Candidates committed in a CMA-ES run folder, or nil when the folder does not exist yet.
+    func committedCandidates(_ path: String) throws -> Int? {
+        guard RunFolder.exists(at: path) else { return nil }
+        let folder = try RunFolder.open(path: path, kind: EvolveRunner.cmaesKind, durability: .process)
+        let s = try folder.database.statement("SELECT count(*) FROM candidates")
+        return try s.step() ? Int(s.int(0)) : nil
+    }
+
+    /// `amalgam evolve` with `method: cmaes` SIGKILLed at seeded moments (start-up, mid-generation, between
+    /// generations), resumed until done: the same candidates (recipes, per-example scores), CMA-ES state,
+    /// best recipe file and best model bytes as an uninterrupted run.
+    @Test func cmaesKilledAtRandomMomentsAndResumedEqualsUninterrupted() throws {
+        let binary = try #require(amalgamBinary(), "build the `amalgam` program first (swift build -c release)")
+        let dir = scratchFolder("evolve-cmaes-kill")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let inputs = try makeInputs(dir)
+        let budget = 24
+        func config(_ name: String) throws -> String {
+            let path = dir + "/\(name).yml"
+            try """
+                method: cmaes
+                models: [\(inputs.a), \(inputs.b)]
+                tasks:
+                  - path: \(inputs.task)
+                    train_examples: 8
+                    test_examples: 2
+                budget: \(budget)
+                seed: 3
+                output: \(dir)/\(name)-best
+                cmaes: {merge_method: linear, population: 4, layer_granularity: 1, dtype: float32}
+                """.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+        let killer = KillResumeTests()
+        func arguments(_ name: String) throws -> [String] { ["evolve", try config(name), "--run-dir", dir + "/" + name, "--resume", "--quiet"] }
+        #expect(try !killer.launch(binary, arguments("whole"), folder: "", target: nil, jitter: 0))
+        var generator = SeededGenerator(seed: 2028)
+        let targets = [0] + (0..<4).map { _ in 1 + generator.integer(below: budget - 1) }.sorted()
+        var midRunKills = 0
+        for target in targets {
+            let jitter = target == 0 ? 0.3 * generator.uniform() : 0.01 * generator.uniform()
+            if try killer.launch(binary, arguments("parts"), folder: dir + "/parts", target: target, jitter: jitter, committed: committedCandidates),
+               let p = try committedCandidates(dir + "/parts"), p > 0, p < budget {
+                midRunKills += 1
+            }
+        }
+        #expect(midRunKills >= 2, "too few kills landed inside the run to prove anything")
+        #expect(try !killer.launch(binary, arguments("parts"), folder: "", target: nil, jitter: 0))
+        let table = "SELECT evaluation, recipe, metrics, fitness, hex(scores) FROM candidates ORDER BY evaluation"
+        let all = try rows(dir + "/whole", kind: EvolveRunner.cmaesKind, table)
+        #expect(all.count == budget)
+        #expect(try all == rows(dir + "/parts", kind: EvolveRunner.cmaesKind, table))
+        let state = "SELECT value FROM meta WHERE key = 'search'"
+        #expect(try rows(dir + "/whole", kind: EvolveRunner.cmaesKind, state) == rows(dir + "/parts", kind: EvolveRunner.cmaesKind, state))
+        #expect(try String(contentsOfFile: dir + "/whole-best.yml", encoding: .utf8) == String(contentsOfFile: dir + "/parts-best.yml", encoding: .utf8))
+        let a = try ModelFolder(path: dir + "/whole-best").weights, b = try ModelFolder(path: dir + "/parts-best").weights
+        #expect(a.tensorInfos.map(\.name) == b.tensorInfos.map(\.name))
+        for info in a.tensorInfos {
+            #expect(try a.tensor(info.name).byteArray == b.tensor(info.name).byteArray, "\(info.name)")
+        }
+    }
 }
