@@ -83,11 +83,11 @@ struct Eval: ParsableCommand {
                 rows.append([label, m.name, String(format: "%.4f", m.value), m.stderr.map { String(format: "%.4f", $0) } ?? "N/A", "\(report.results.count)"])
             }
         }
-        print(table(header: ["task", "metric", "value", "± stderr", "n"], rows: rows), terminator: "")
+        print(Self.table(header: ["task", "metric", "value", "± stderr", "n"], rows: rows), terminator: "")
         printError("records in \(outDir)/ (TASK.jsonl, TASK.summary.json); total \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
     }
 
-    func table(header: [String], rows: [[String]]) -> String {
+    static func table(header: [String], rows: [[String]]) -> String {
         let all = [header] + rows
         let widths = header.indices.map { c in all.map { $0[c].count }.max()! }
         var out = ""

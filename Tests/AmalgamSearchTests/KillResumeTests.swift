@@ -26,6 +26,12 @@ func amalgamBinary() -> String? {
     /// committed `target` passes (plus `jitter` seconds, so kills land inside steps too), or after `jitter`
     /// seconds when `target` is 0 (during start-up). Returns whether it was killed.
     func launch(_ binary: String, _ arguments: [String], folder: String, target: Int?, jitter: Double) throws -> Bool {
+        try launch(binary, arguments, folder: folder, target: target, jitter: jitter, committed: committedPasses)
+    }
+
+    /// `launch`, with `committed` counting the folder's committed steps (nil before the folder exists).
+    func launch(_ binary: String, _ arguments: [String], folder: String, target: Int?, jitter: Double,
+                committed: (String) throws -> Int?) throws -> Bool {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
@@ -34,8 +40,8 @@ func amalgamBinary() -> String? {
         try process.run()
         if let target {
             while process.isRunning {
-                let committed = target == 0 ? 0 : try committedPasses(folder) ?? -1
-                if committed >= target {
+                let done = target == 0 ? 0 : try committed(folder) ?? -1
+                if done >= target {
                     usleep(UInt32(jitter * 1e6))
                     kill(process.processIdentifier, SIGKILL)
                     break

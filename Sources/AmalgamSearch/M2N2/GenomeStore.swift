@@ -37,6 +37,8 @@ public enum SearchError: Error, Equatable, CustomStringConvertible {
     case parameterCountMismatch(expected: Int, found: Int, what: String)
     /// A run folder (database or genome file) cannot be created, read or continued.
     case runFolder(path: String, reason: String)
+    /// A key of a configuration file (`amalgam evolve CONFIG.yml`) is unknown, missing or out of range.
+    case config(path: String, key: String, reason: String)
 
     public var description: String {
         switch self {
@@ -45,6 +47,7 @@ public enum SearchError: Error, Equatable, CustomStringConvertible {
         case let .parameterCountMismatch(expected, found, what):
             return "\(what) has \(found) parameters, expected \(expected): all genomes must share one layout"
         case let .runFolder(path, reason): return "\(path): \(reason)"
+        case let .config(path, key, reason): return "\(path): `\(key)`: \(reason)"
         }
     }
 }

@@ -11,7 +11,7 @@ import Foundation
 /// - `lineage(step, pass, seed, parent1, parent2, parent1_genome, parent2_genome, split_point, ratio, omega,
 ///   mutation_seed, mean_score, fitness, entered, slot, genome)`: one row per child, in order;
 /// - `state`: passes done, seeds inserted, the generator's four words, attraction fallbacks, seconds spent.
-public final class M2N2Run<Scorer: CandidateScorer> where Scorer.Store == FlatGenomeStore {
+public final class M2N2Run<Scorer: CandidateScorer> where Scorer.Store: PersistentGenomeStore {
     /// The run folder's `kind`.
     public static var kind: String { "m2n2" }
 
@@ -99,14 +99,7 @@ public final class M2N2Run<Scorer: CandidateScorer> where Scorer.Store == FlatGe
         }
         scores = ScoreMatrix(rows: archive + 1, columns: columns, values: values)
         try folder.removeUnreferencedGenomes(keeping: Set(genomes.compactMap { $0 }))
-        let n = search.store.parameterCount
-        var slots: [[Float]] = []
-        for name in genomes {
-            guard let name else { slots.append([Float](repeating: 0, count: n)); continue }
-            let file = try folder.mapGenome(name, count: n)
-            slots.append(Array(file.bytes(offset: 0, count: n * 4).bindMemory(to: Float.self)))
-        }
-        try search.store.restore(slots: slots)
+        try search.store.restoreSlots(genomes, from: folder)
         try search.restore(scores: scores, generator: generator, passes: passes, attractionFallbacks: fallbacks)
     }
 
@@ -140,9 +133,7 @@ public final class M2N2Run<Scorer: CandidateScorer> where Scorer.Store == FlatGe
         let name = step.pass.map { String(format: "p%08d", $0) } ?? "seed\(step.seed ?? 0)"
         var dropped: String?
         if let slot = step.slot {
-            try search.store.slots[slot].withUnsafeBufferPointer { (p: UnsafeBufferPointer<Float>) throws(SearchError) in
-                try folder.writeGenome(name, p)
-            }
+            try search.store.persistSlot(slot, as: name, in: folder)
             dropped = genomes[slot]
             genomes[slot] = name
         }
@@ -185,5 +176,24 @@ public final class M2N2Run<Scorer: CandidateScorer> where Scorer.Store == FlatGe
     /// Stores the run's final result (any `Codable`) under `meta.result`.
     public func finish<Result: Encodable>(result: Result) throws(SearchError) {
         try folder.database.transaction { () throws(SearchError) in try folder.setMeta("result", json: result) }
+    }
+}
+
+extension FlatGenomeStore: PersistentGenomeStore {
+    public func persistSlot(_ slot: Int, as name: String, in folder: RunFolder) throws(SearchError) {
+        try slots[slot].withUnsafeBufferPointer { (p: UnsafeBufferPointer<Float>) throws(SearchError) in
+            try folder.writeGenome(name, p)
+        }
+    }
+
+    public func restoreSlots(_ names: [String?], from folder: RunFolder) throws(SearchError) {
+        let n = parameterCount
+        var slots: [[Float]] = []
+        for name in names {
+            guard let name else { slots.append([Float](repeating: 0, count: n)); continue }
+            let file = try folder.mapGenome(name, count: n)
+            slots.append(Array(file.bytes(offset: 0, count: n * 4).bindMemory(to: Float.self)))
+        }
+        try restore(slots: slots)
     }
 }

@@ -167,6 +167,25 @@ public final class RunFolder {
         if durability == .machine { try syncDirectory(path + "/genomes") }
     }
 
+    /// Makes the file at `temporaryPath` (inside `genomes/`, already written) genome `name` by a rename,
+    /// syncing it and the folder first under `machine` durability: for genomes too large to write from
+    /// memory, streamed into place by their store.
+    public func adoptGenome(_ name: String, from temporaryPath: String) throws(SearchError) {
+        precondition(!name.isEmpty && !name.contains("/") && !name.hasPrefix("."), "genome names are plain file names")
+        if durability == .machine {
+            let fd = Foundation.open(temporaryPath, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0, fsync(fd) == 0 else {
+                if fd >= 0 { close(fd) }
+                throw .runFolder(path: temporaryPath, reason: "cannot sync the genome (\(String(cString: strerror(errno))))")
+            }
+            close(fd)
+        }
+        guard rename(temporaryPath, genomePath(name)) == 0 else {
+            throw .runFolder(path: genomePath(name), reason: "cannot rename the genome into place (\(String(cString: strerror(errno))))")
+        }
+        if durability == .machine { try syncDirectory(path + "/genomes") }
+    }
+
     /// Maps genome `name` read-only, checking it holds `count` parameters.
     public func mapGenome(_ name: String, count: Int) throws(SearchError) -> MappedFile {
         let file: MappedFile

@@ -1,0 +1,86 @@
+import AmalgamCore
+import AmalgamEval
+import AmalgamMerge
+import AmalgamSearch
+import AmalgamTokenizer
+import ArgumentParser
+import Foundation
+
+/// `amalgam evolve CONFIG.yml`: M2N2 over checkpoints or CMA-ES over merge recipes, scored on task files,
+/// in a durable run folder.
+struct Evolve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Evolve a merged model: M2N2 over checkpoints on disk, or CMA-ES over mergekit-evolve recipes (README \"Evolve\").",
+        discussion: "The run lives in a run folder (SQLite + genome files): kill it at any moment and continue with --resume; the result is the same as an uninterrupted run."
+    )
+
+    @Argument(help: "The evolve config (YAML; README \"Evolve\" lists every key).")
+    var config: String
+
+    @Option(help: "The run folder (default: the config's run_dir, else evolve-runs/CONFIG_NAME).")
+    var runDir: String?
+
+    @Flag(help: "Continue the run in the run folder (started with the same config); start it if the folder does not exist yet.")
+    var resume = false
+
+    @Option(help: "Overrides the config's seed.")
+    var seed: UInt64?
+
+    @Flag(help: "No progress line.")
+    var quiet = false
+
+    func run() throws {
+        relaunchWithOpenBLASCoreTypeIfNeeded()
+        var configuration = try EvolveConfiguration(contentsOf: config)
+        if let seed { configuration.seed = seed }
+        let name = ((config as NSString).lastPathComponent as NSString).deletingPathExtension
+        let directory = runDir ?? configuration.runDirectory ?? "evolve-runs/" + name
+        if !resume, FileManager.default.fileExists(atPath: directory) {
+            throw CLIInputError("\(directory) already exists: pass --resume to continue that run, or choose another --run-dir")
+        }
+        let parent = (directory as NSString).deletingLastPathComponent
+        if !parent.isEmpty { try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) }
+        let tokenizer = try evolveTokenizer(configuration.models[0])
+        let runner = try EvolveRunner(configuration: configuration, runDirectory: directory, tokenizer: tokenizer)
+        printError("\(resume && RunFolder.exists(at: directory) ? "resuming" : "starting") \(configuration.method.rawValue) run in \(directory): \(configuration.models.count) models, "
+            + "\(runner.tasks.exampleCount) training examples (\(zip(runner.tasks.names, runner.tasks.trainCounts).map { "\($0) \($1)" }.joined(separator: ", "))), budget \(configuration.budget) passes")
+        let draw = !quiet && standardErrorIsTerminal
+        var drawn = false
+        let resuming = resume && RunFolder.exists(at: directory)
+        let finished = try runner.run(resume: resuming) { p in
+            guard draw else { return }
+            let done = p.passes - p.passesAtOpen
+            let rate = p.seconds > 0 ? Double(done) / p.seconds : 0
+            let eta = rate > 0 ? formatDuration(Double(p.budget - p.passes) / rate) : "?"
+            var line = String(format: "[evolve %@] pass %d/%d  fitness best %.4f mean %.4f", configuration.method.rawValue, p.passes, p.budget,
+                              p.bestFitness, p.meanFitness)
+            if let d = p.diversity { line += String(format: "  diversity %.3f", d) }
+            line += String(format: "  %.3f passes/s  ETA %@", rate, eta)
+            FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
+            drawn = true
+        }
+        guard let result = finished else { throw CLIInputError("the run stopped before its budget") }
+        if drawn { FileHandle.standardError.write(Data("\n".utf8)) }
+        var rows: [[String]] = []
+        for task in runner.tasks.names {
+            rows.append([task, String(format: "%.4f", result.trainScores[task] ?? 0), String(format: "%.4f", result.testScores[task] ?? 0),
+                         "\(result.testCounts[task] ?? 0)"])
+        }
+        rows.append(["fitness (weighted)", String(format: "%.4f", result.trainFitness), String(format: "%.4f", result.testFitness), ""])
+        print("best: \(result.best) after \(result.passes) passes" + (result.seedPasses > 0 ? " (+\(result.seedPasses) seed passes)" : "")
+            + String(format: " in %@", formatDuration(result.seconds)))
+        print(Eval.table(header: ["task", "train", "test", "test n"], rows: rows), terminator: "")
+        if let recipe = result.recipe { print("best recipe: \(recipe)") }
+        if let output = result.output { print("best model: \(output)") }
+        printError("run folder: \(directory) (run.sqlite holds every candidate's scores)")
+    }
+
+    /// The first model's tokenizer: tokenizer.json of a folder, or the one a GGUF file's metadata describes.
+    func evolveTokenizer(_ path: String) throws -> Tokenizer {
+        if path.lowercased().hasSuffix(".gguf") {
+            let opened = try OpenedModel.open(path)
+            return try EvalModelLoader.tokenizer(Dictionary(uniqueKeysWithValues: opened.generatedFiles.map { ($0.name, $0.text) }), what: path)
+        }
+        return try Tokenizer(contentsOf: path)
+    }
+}

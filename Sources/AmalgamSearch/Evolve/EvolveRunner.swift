@@ -1,0 +1,392 @@
+import AmalgamCheckpoint
+import AmalgamCore
+import AmalgamEval
+import AmalgamMerge
+import AmalgamModels
+import Foundation
+
+/// The architecture every candidate is loaded with: the first model's `config.json`.
+public struct EvolveArchitecture: Sendable {
+    public let config: ModelConfig
+
+    public init(config: ModelConfig) { self.config = config }
+
+    /// A Llama-family model over `weights` (no copy of mapped tensors).
+    public func model(weights: any TensorSource) throws(SearchError) -> LlamaModel {
+        do { return try LlamaModel(config: config, weights: weights) } catch {
+            throw .badData(path: weights.path, reason: "cannot load it as a \(config.modelType ?? "?") model: \(error)")
+        }
+    }
+}
+
+/// A snapshot for the progress line of either method.
+public struct EvolveProgress: Sendable {
+    /// Candidates scored (forward passes over the training examples), seeds not counted.
+    public var passes: Int
+    public var budget: Int
+    /// Passes done when this process opened the run (for the rate).
+    public var passesAtOpen: Int
+    /// Best fitness so far (Σ weight × mean training score).
+    public var bestFitness: Double
+    /// Mean fitness of the archive (M2N2) or of the current generation (CMA-ES).
+    public var meanFitness: Double
+    /// M2N2's archive diversity (mean fraction of examples two members score differently).
+    public var diversity: Double?
+    /// Seconds this process has spent.
+    public var seconds: Double
+}
+
+/// The result of an evolve run, stored in the run folder's `meta.result` and printed by the command.
+public struct EvolveResult: Sendable, Codable, Equatable {
+    public var method: String
+    /// Candidates scored (the budget spent).
+    public var passes: Int
+    /// M2N2's seed insertions (one pass each, on top of `passes`).
+    public var seedPasses: Int
+    /// Seconds spent over every process that worked on the run.
+    public var seconds: Double
+    /// The best candidate: M2N2's genome name, or CMA-ES's evaluation number.
+    public var best: String
+    /// Its fitness and mean scores per task on the training examples.
+    public var trainFitness: Double
+    public var trainScores: [String: Double]
+    /// Its weighted score and mean scores per task on the test examples.
+    public var testFitness: Double
+    public var testScores: [String: Double]
+    /// Test examples per task.
+    public var testCounts: [String: Int]
+    /// Where the best model was written, if asked.
+    public var output: String?
+    /// Where the best recipe was written (CMA-ES).
+    public var recipe: String?
+}
+
+/// Runs `amalgam evolve`: M2N2 over checkpoints on disk, or CMA-ES over merge recipes merged in memory,
+/// in a durable run folder (README "Evolve").
+public final class EvolveRunner {
+    public let configuration: EvolveConfiguration
+    public let runDirectory: String
+    public let tasks: EvolveTasks
+    public let tokenizer: any TextTokenizer
+    public let formatter: (any PromptFormatter)?
+    let models: [OpenedModel]
+    let architecture: EvolveArchitecture
+
+    /// The run folder kinds.
+    public static let m2n2Kind = "m2n2", cmaesKind = "evolve-cmaes"
+
+    /// Opens the models and tasks. `tokenizer` (the first model's) turns task text into tokens.
+    public init(configuration: EvolveConfiguration, runDirectory: String, tokenizer: any TextTokenizer,
+                formatter: (any PromptFormatter)? = nil) throws(SearchError) {
+        try configuration.validate()
+        self.configuration = configuration
+        self.runDirectory = runDirectory
+        self.tokenizer = tokenizer
+        self.formatter = formatter
+        tasks = try EvolveTasks(entries: configuration.tasks, batchSize: configuration.batchSize)
+        var models: [OpenedModel] = []
+        for path in configuration.models {
+            do { models.append(try OpenedModel.open(path)) } catch { throw .badData(path: path, reason: error.description) }
+        }
+        self.models = models
+        architecture = EvolveArchitecture(config: models[0].config)
+    }
+
+    var durability: RunFolder.Durability { RunFolder.Durability(rawValue: configuration.durability) ?? .process }
+
+    /// Runs (or resumes) the search to its budget, then evaluates the best candidate on the test examples
+    /// and writes what the configuration asks for. `progress` is called after every pass.
+    ///
+    /// `stopAfter` stops this process after that many committed steps (M2N2: seed insertions and children;
+    /// CMA-ES: newly scored candidates) and returns nil, as a kill would, minus the kill: a later
+    /// `run(resume: true)` continues it.
+    public func run(resume: Bool, stopAfter: Int? = nil, progress: (EvolveProgress) -> Void = { _ in }) throws(SearchError) -> EvolveResult? {
+        switch configuration.method {
+        case .m2n2: return try runM2N2(resume: resume, stopAfter: stopAfter, progress: progress)
+        case .cmaes:
+            do {
+                return try runCMAES(resume: resume, stopAfter: stopAfter, progress: progress)
+            } catch let error where error == Self.stopped {
+                return nil
+            }
+        }
+    }
+
+    /// Thrown inside a CMA-ES generation to stop at `stopAfter`.
+    static let stopped = SearchError.runFolder(path: "", reason: "(stopped on request)")
+
+    /// Fails unless the run folder was started with this configuration.
+    func checkSaved(_ folder: RunFolder) throws(SearchError) {
+        guard let saved = try folder.meta("experiment", as: EvolveConfiguration.self) else {
+            throw .runFolder(path: folder.path, reason: "has no evolve configuration; it is not an `amalgam evolve` run")
+        }
+        guard saved == configuration else {
+            throw .runFolder(path: folder.path, reason: "was started with another configuration (models, tasks, budget, seed or method settings differ); resume it with the same config or choose another run folder")
+        }
+    }
+
+    // MARK: M2N2
+
+    func m2n2Configuration() -> M2N2Configuration {
+        var c = M2N2Configuration()
+        c.archiveSize = configuration.m2n2.archiveSize
+        c.alpha = configuration.m2n2.alpha
+        c.attraction = configuration.m2n2.attraction
+        c.crossover = configuration.m2n2.splitPoint ? .splitPoint : .slerp
+        c.mutationStandardDeviation = configuration.m2n2.mutation
+        c.forwardPasses = configuration.budget
+        c.seed = configuration.seed
+        return c
+    }
+
+    func runM2N2(resume: Bool, stopAfter: Int?, progress: (EvolveProgress) -> Void) throws(SearchError) -> EvolveResult? {
+        let settings = m2n2Configuration()
+        let store = try CheckpointGenomeStore(runDirectory: runDirectory, seeds: models.map(\.tensors),
+                                              slotCount: settings.archiveSize, syncWrites: durability == .machine)
+        let scorer = CheckpointScorer(tasks: tasks, config: architecture, tokenizer: tokenizer, formatter: formatter)
+        let search = try M2N2Search(configuration: settings, store: store, scorer: scorer)
+        let run: M2N2Run<CheckpointScorer>
+        if resume {
+            run = try M2N2Run(resuming: runDirectory, search: search, durability: durability)
+            try checkSaved(run.folder)
+        } else {
+            run = try M2N2Run(creating: runDirectory, search: search, experiment: configuration, durability: durability)
+        }
+        let started = DispatchTime.now().uptimeNanoseconds
+        let archive = settings.archiveSize
+        func fitnesses() -> [Double?] {
+            (0..<archive).map { k in run.archiveGenomes[k] == nil ? nil : tasks.fitness(flat: search.scores.row(k)) }
+        }
+        var steps = 0
+        while !run.isFinished {
+            if let stopAfter, steps >= stopAfter { return nil }
+            try run.advance()
+            steps += 1
+            guard run.seedsInserted == store.seedCount else { continue }
+            let f = fitnesses().compactMap { $0 }
+            progress(EvolveProgress(passes: search.passes, budget: settings.forwardPasses, passesAtOpen: run.passesAtOpen,
+                                    bestFitness: f.max() ?? 0, meanFitness: f.isEmpty ? 0 : f.reduce(0, +) / Double(f.count),
+                                    diversity: search.progress.diversity,
+                                    seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9))
+        }
+        // The member with the best weighted training score (the first slot on ties).
+        let f = fitnesses()
+        var best: Int?
+        for k in 0..<archive {
+            guard let v = f[k] else { continue }
+            if best == nil || v > f[best!]! { best = k }
+        }
+        guard let best, let name = run.archiveGenomes[best] else {
+            throw .runFolder(path: runDirectory, reason: "the archive holds no member")
+        }
+        let source = try store.source(slot: best)
+        let model = try architecture.model(weights: source)
+        let trainScores = tasks.metrics(tasks.split(search.scores.row(best).map { Double($0) }))
+        var result = try testResult(model: model, best: name, trainFitness: f[best]!, trainScores: trainScores,
+                                    passes: search.passes, seedPasses: models.count, seconds: run.seconds)
+        if let output = configuration.output {
+            try exportCheckpoint(source, to: output)
+            result.output = output
+        }
+        try run.finish(result: result)
+        return result
+    }
+
+    /// Writes the flat genome as a model folder: `model.safetensors` (f32), the first model's config (dtype
+    /// float32) and its tokenizer files; built under a temporary name, renamed when complete.
+    public func exportCheckpoint(_ source: FlatGenomeSource, to path: String) throws(SearchError) {
+        let first = models[0]
+        do {
+            let output = try AtomicOutput(path: path, overwrite: true)
+            try output.makeWorkingDirectory()
+            do {
+                var tensors: [(name: String, tensor: Tensor)] = []
+                for info in source.tensorInfos { tensors.append((info.name, try source.tensor(info.name))) }
+                try SafetensorsWriter.save(tensors, to: output.workingPath + "/model.safetensors")
+                var config = first.config.raw
+                for key in ["torch_dtype", "dtype"] where config[key] != nil { config[key] = .string("float32") }
+                if config["torch_dtype"] == nil && config["dtype"] == nil { config["torch_dtype"] = .string("float32") }
+                try writeFileAtomically(JSONValue.object(config).pythonText() + "\n", to: output.workingPath + "/config.json")
+                for name in first.companions where name != "config.json" {
+                    let from = (first.path as NSString).appendingPathComponent(name)
+                    try FileManager.default.copyItem(atPath: from, toPath: output.workingPath + "/" + name)
+                }
+                for file in first.generatedFiles { try writeFileAtomically(file.text, to: output.workingPath + "/" + file.name) }
+                try output.commit()
+            } catch {
+                output.abandon()
+                throw error
+            }
+        } catch let error as SearchError {
+            throw error
+        } catch {
+            throw .runFolder(path: path, reason: "cannot write the best model: \(error)")
+        }
+    }
+
+    /// Evaluates `model` on the test examples and fills a result.
+    func testResult(model: any EvaluableModel, best: String, trainFitness: Double, trainScores: [String: Double], passes: Int,
+                    seedPasses: Int, seconds: Double) throws(SearchError) -> EvolveResult {
+        let reports = try tasks.testReports(model: model, tokenizer: tokenizer, formatter: formatter)
+        let perTask = reports.map { $0.results.map(\.score) }
+        return EvolveResult(method: configuration.method.rawValue, passes: passes, seedPasses: seedPasses, seconds: seconds, best: best,
+                            trainFitness: trainFitness, trainScores: trainScores, testFitness: tasks.fitness(perTask),
+                            testScores: tasks.metrics(perTask),
+                            testCounts: Dictionary(uniqueKeysWithValues: zip(tasks.names, perTask.map(\.count))),
+                            output: nil, recipe: nil)
+    }
+
+    // MARK: CMA-ES
+
+    /// mergekit-evolve's genome over the configured models.
+    public func genome() throws(SearchError) -> MergeGenome {
+        let c = configuration.cmaes
+        return try MergeGenome(models: configuration.models, mergeMethod: c.mergeMethod, baseModel: c.baseModel,
+                               layerCount: models[0].layerCount, layerGranularity: c.layerGranularity, normalize: c.normalize,
+                               allowNegativeWeights: c.allowNegativeWeights, filters: c.filters, dtype: c.dtype)
+    }
+
+    func recipeSearchConfiguration() throws(SearchError) -> RecipeSearchConfiguration {
+        var r = RecipeSearchConfiguration(genome: try genome(), fitness: tasks.weightedFitness, budget: configuration.budget)
+        r.sigma0 = configuration.cmaes.sigma0
+        r.cmaes.seed = configuration.seed
+        r.cmaes.populationSize = configuration.cmaes.population
+        r.restarts = configuration.cmaes.restarts
+        r.mergeSeed = configuration.cmaes.mergeSeed
+        return r
+    }
+
+    /// A recipe merged in memory (the code `amalgam merge` runs) and loaded as a model.
+    public func mergedModel(_ recipe: MergeRecipe) throws(SearchError) -> LlamaModel {
+        do {
+            let plan = try MergePlan(config: try MergeConfig(yaml: recipe.yaml, path: runDirectory + " (candidate recipe)"),
+                                     seed: configuration.cmaes.mergeSeed)
+            let merged = try MergedModel(plan: plan)
+            return try EvolveArchitecture(config: merged.config).model(weights: merged.checkpoint)
+        } catch let error as SearchError {
+            throw error
+        } catch {
+            throw .invalidConfiguration(key: "recipe", reason: "the candidate recipe cannot be merged: \(error)\n\(recipe.yaml)")
+        }
+    }
+
+    /// JSON for the CMA-ES state (which may hold ±∞ before its first generation).
+    static var jsonEncoder: JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return e
+    }
+
+    static var jsonDecoder: JSONDecoder {
+        let d = JSONDecoder()
+        d.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return d
+    }
+
+    func saveSearch(_ search: RecipeSearch, seconds: Double, in folder: RunFolder) throws(SearchError) {
+        guard let data = try? Self.jsonEncoder.encode(search) else { throw .runFolder(path: folder.path, reason: "cannot encode the CMA-ES state") }
+        try folder.setMeta("search", String(decoding: data, as: UTF8.self))
+        try folder.setMeta("seconds", "\(seconds)")
+    }
+
+    func runCMAES(resume: Bool, stopAfter: Int?, progress: (EvolveProgress) -> Void) throws(SearchError) -> EvolveResult {
+        let settings = try recipeSearchConfiguration()
+        let folder: RunFolder
+        var search: RecipeSearch
+        var secondsBefore = 0.0
+        if resume {
+            folder = try RunFolder.open(path: runDirectory, kind: Self.cmaesKind, durability: durability)
+            try checkSaved(folder)
+            guard let text = try folder.meta("search"),
+                  let saved = try? Self.jsonDecoder.decode(RecipeSearch.self, from: Data(text.utf8)) else {
+                throw .runFolder(path: runDirectory, reason: "the CMA-ES state is missing or unreadable; the run folder is damaged")
+            }
+            search = saved
+            secondsBefore = Double(try folder.meta("seconds") ?? "0") ?? 0
+        } else {
+            let fresh = try RecipeSearch(configuration: settings)
+            search = fresh
+            folder = try RunFolder.create(path: runDirectory, kind: Self.cmaesKind, durability: durability) { (f: RunFolder) throws(SearchError) in
+                try f.database.execute("""
+                    CREATE TABLE candidates (evaluation INTEGER PRIMARY KEY, recipe TEXT NOT NULL, metrics TEXT NOT NULL,
+                        fitness REAL NOT NULL, scores BLOB NOT NULL, seconds REAL NOT NULL);
+                    """)
+                try f.setMeta("experiment", json: configuration)
+                try self.saveSearch(fresh, seconds: 0, in: f)
+            }
+        }
+        let started = DispatchTime.now().uptimeNanoseconds
+        func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9 }
+        let atOpen = search.evaluations
+        var best = search.best?.fitness ?? -.infinity
+        var scored = 0
+        while !search.isFinished {
+            let first = search.evaluations
+            var generation: [Double] = []
+            try search.step { (recipes: [MergeRecipe]) throws(SearchError) -> [[String: Double]] in
+                var out: [[String: Double]] = []
+                for (i, recipe) in recipes.enumerated() {
+                    let index = first + i
+                    let yaml = recipe.yaml
+                    // A candidate scored before a kill is taken back from the database (same recipe, same numbers).
+                    let cached = try folder.database.statement("SELECT recipe, metrics, fitness FROM candidates WHERE evaluation = ?")
+                        .bind(.int(Int64(index)))
+                    var metrics: [String: Double]
+                    var fitness: Double
+                    if try cached.step(), cached.text(0) == yaml,
+                       let m = try? Self.jsonDecoder.decode([String: Double].self, from: Data((cached.text(1) ?? "").utf8)) {
+                        metrics = m
+                        fitness = cached.double(2)
+                    } else {
+                        if let stopAfter, scored >= stopAfter { throw Self.stopped }
+                        scored += 1
+                        let t0 = DispatchTime.now().uptimeNanoseconds
+                        let perTask = try tasks.trainScores(model: try mergedModel(recipe), tokenizer: tokenizer, formatter: formatter)
+                        metrics = tasks.metrics(perTask)
+                        fitness = tasks.fitness(perTask)
+                        let bytes = perTask.flatMap { $0 }.map { Float($0) }.withUnsafeBytes { [UInt8]($0) }
+                        let json = String(decoding: (try? Self.jsonEncoder.encode(metrics)) ?? Data("{}".utf8), as: UTF8.self)
+                        let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                        try folder.database.transaction { () throws(SearchError) in
+                            _ = try folder.database.statement("INSERT OR REPLACE INTO candidates VALUES (?, ?, ?, ?, ?, ?)")
+                                .bind(.int(Int64(index)), .text(yaml), .text(json), .double(fitness), .blob(bytes), .double(seconds)).step()
+                        }
+                    }
+                    out.append(metrics)
+                    generation.append(fitness)
+                    best = max(best, fitness)
+                    progress(EvolveProgress(passes: index + 1, budget: configuration.budget, passesAtOpen: atOpen, bestFitness: best,
+                                            meanFitness: generation.reduce(0, +) / Double(generation.count), diversity: nil, seconds: elapsed()))
+                }
+                return out
+            }
+            try folder.database.transaction { () throws(SearchError) in
+                try saveSearch(search, seconds: secondsBefore + elapsed(), in: folder)
+            }
+        }
+        guard let winner = search.best, let index = search.evaluated.firstIndex(of: winner) else {
+            throw .invalidConfiguration(key: "budget", reason: "\(configuration.budget) passes do not fit one CMA-ES generation; raise the budget or lower cmaes.population")
+        }
+        let recipe = try settings.genome.recipe(winner.genotype)
+        let recipePath = configuration.recipeOutput ?? configuration.output.map { $0 + ".yml" } ?? runDirectory + "/best.yml"
+        do { try writeFileAtomically(recipe.yaml, to: recipePath) } catch {
+            throw .runFolder(path: recipePath, reason: "cannot write the best recipe: \(error)")
+        }
+        let model = try mergedModel(recipe)
+        var result = try testResult(model: model, best: "evaluation \(index)", trainFitness: winner.fitness, trainScores: winner.metrics,
+                                    passes: search.evaluations, seedPasses: 0, seconds: secondsBefore + elapsed())
+        result.recipe = recipePath
+        if let output = configuration.output {
+            do {
+                let plan = try MergePlan(config: try MergeConfig(yaml: recipe.yaml, path: recipePath), seed: configuration.cmaes.mergeSeed)
+                try MergeExecutor(plan: plan).run(MergeOptions(outputPath: output, overwrite: true))
+            } catch {
+                throw .runFolder(path: output, reason: "cannot write the best model: \(error)")
+            }
+            result.output = output
+        }
+        try folder.database.transaction { () throws(SearchError) in try folder.setMeta("result", json: result) }
+        return result
+    }
+}
