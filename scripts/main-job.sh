@@ -34,9 +34,14 @@ $bin inspect --summary "$out/smollm2-slerp.Q8_0.gguf"
 step "scripts/make-specialists.sh: SmolLM2 fine-tuned on Shakespeare and on Milton (README \"Specialists\")"
 scripts/make-specialists.sh "$out/specialists"
 
+step "amalgam merge: the two specialists averaged, and TIES over base at density 0.5 and 1 (examples/specialists-*.yml)"
+$bin merge --overwrite examples/specialists-linear.yml "$out/specialists/merges/average"
+$bin merge --overwrite examples/specialists-ties-d05.yml "$out/specialists/merges/ties-d05"
+$bin merge --overwrite examples/specialists-ties-d1.yml "$out/specialists/merges/ties-d1"
+
 # Held-out language modelling and next-line choice on both domains, on the same subsets as README's table.
-for m in base shakespeare milton; do
+for m in base shakespeare milton merges/average merges/ties-d05 merges/ties-d1; do
     step "amalgam eval $out/specialists/$m (both domains)"
-    $bin eval "$out/specialists/$m" tasks/shakespeare-lm.jsonl tasks/milton-lm.jsonl --limit 20 --out "$out/eval/$m"
-    $bin eval "$out/specialists/$m" tasks/shakespeare-nextline.jsonl tasks/milton-nextline.jsonl --limit 50 --out "$out/eval/$m"
+    $bin eval "$out/specialists/$m" tasks/shakespeare-lm.jsonl tasks/milton-lm.jsonl --limit 20 --out "$out/eval/${m#merges/}"
+    $bin eval "$out/specialists/$m" tasks/shakespeare-nextline.jsonl tasks/milton-nextline.jsonl --limit 50 --out "$out/eval/${m#merges/}"
 done

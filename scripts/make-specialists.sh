@@ -34,13 +34,9 @@ else
 fi
 
 for dom in shakespeare milton; do
-    # Held-out text reported before and after training: the passages of tasks/$dom-lm.jsonl (its
-    # example lines; finetune reads their "text" field and skips nothing else, so the header goes).
-    heldout="$out/heldout-$dom.jsonl"
-    if [ ! -s "$heldout" ]; then
-        tail -n +2 "tasks/$dom-lm.jsonl" > "$heldout.tmp"
-        mv "$heldout.tmp" "$heldout"
-    fi
+    # Held-out loss before and after training: the 40 passages of tasks/$dom-lm.jsonl (finetune skips the
+    # task file's header line; the lead's run read the same texts from a copy without it, heldout-$dom.jsonl).
+    heldout="tasks/$dom-lm.jsonl"
     if [ -f "$out/$dom/config.json" ]; then
         echo "keeping $out/$dom"
         continue
