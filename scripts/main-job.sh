@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # README command 1: install, fetch real data, build, and run Amalgam's main job on it:
 # inspect the fetched SmolLM2 GGUF, convert it to a Hugging Face folder, run merges from examples/
-# (tiny fixtures, then SmolLM2 itself, written as a folder and as a Q8_0 GGUF), and inspect the results.
+# (tiny fixtures, then SmolLM2 itself, written as a folder and as a Q8_0 GGUF), and inspect the results;
+# then fine-tune the SmolLM2 specialists (scripts/make-specialists.sh) and evaluate base and specialists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-system.sh
@@ -29,3 +30,18 @@ $bin inspect --summary "$out/smollm2-40-layers"
 step "amalgam merge examples/smollm2-slerp.yml --out-format gguf --out-type q8_0"
 $bin merge --overwrite examples/smollm2-slerp.yml "$out/smollm2-slerp.Q8_0.gguf" --out-format gguf --out-type q8_0
 $bin inspect --summary "$out/smollm2-slerp.Q8_0.gguf"
+
+step "scripts/make-specialists.sh: SmolLM2 fine-tuned on Shakespeare and on Milton (README \"Specialists\")"
+scripts/make-specialists.sh "$out/specialists"
+
+step "amalgam merge: the two specialists averaged, and TIES over base at density 0.5 and 1 (examples/specialists-*.yml)"
+$bin merge --overwrite examples/specialists-linear.yml "$out/specialists/merges/average"
+$bin merge --overwrite examples/specialists-ties-d05.yml "$out/specialists/merges/ties-d05"
+$bin merge --overwrite examples/specialists-ties-d1.yml "$out/specialists/merges/ties-d1"
+
+# Held-out language modelling and next-line choice on both domains, on the same subsets as README's table.
+for m in base shakespeare milton merges/average merges/ties-d05 merges/ties-d1; do
+    step "amalgam eval $out/specialists/$m (both domains)"
+    $bin eval "$out/specialists/$m" tasks/shakespeare-lm.jsonl tasks/milton-lm.jsonl --limit 20 --out "$out/eval/${m#merges/}"
+    $bin eval "$out/specialists/$m" tasks/shakespeare-nextline.jsonl tasks/milton-nextline.jsonl --limit 50 --out "$out/eval/${m#merges/}"
+done

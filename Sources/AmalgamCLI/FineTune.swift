@@ -11,7 +11,8 @@ struct FineTune: ParsableCommand {
         commandName: "finetune",
         abstract: "Fine-tune a Llama-family model on text (next-token loss, AdamW), written as a Hugging Face folder.",
         discussion: """
-            DATA is a .txt file (one document), a .jsonl file ({"text": ...} per line) or a folder of them. Documents
+            DATA is a .txt file (one document), a .jsonl file ({"text": ...} per line, or a language_modeling task
+            file, whose header line is skipped) or a folder of them. --eval-data reads the same formats. Documents
             are tokenized with the model's tokenizer, joined with EOS after each and cut into sequences of --seq-len
             tokens. With --run-dir, a checkpoint (trainable weights, optimizer state, data position, generator state)
             is saved every --checkpoint-every steps; --resume continues from it exactly as if never interrupted.
@@ -84,7 +85,9 @@ struct FineTune: ParsableCommand {
 
     func run() throws {
         relaunchWithOpenBLASCoreTypeIfNeeded()
-        let folderPath = try modelFolder()
+        let (folderPath, temporary) = try modelFolder()
+        // A GGUF converted without --run-dir goes to a temporary folder, removed however the run ends.
+        defer { if let temporary { try? FileManager.default.removeItem(atPath: temporary) } }
         let folder = try ModelFolder(path: folderPath)
         let lm = try LlamaModel(folder: folderPath)
         let tokenizer = try Tokenizer(contentsOf: folderPath)
@@ -139,36 +142,43 @@ struct FineTune: ParsableCommand {
             if progress { FileHandle.standardError.write(Data(("\r" + line + "   ").utf8)) }
             if s.step % max(1, logEvery) == 0 || run.isFinished {
                 if progress { FileHandle.standardError.write(Data("\n".utf8)) }
-                print(line)
+                printLine(line)
             }
             let stopping = stopAt.map { s.step >= $0 } ?? false
             if let checkpoint, (checkpointEvery > 0 && s.step % checkpointEvery == 0) || run.isFinished || stopping {
                 try run.saveCheckpoint(to: checkpoint)
             }
             if stopping && !run.isFinished {
-                print("stopped after step \(s.step); continue with --resume --run-dir \(runDir!)")
+                printLine("stopped after step \(s.step); continue with --resume --run-dir \(runDir!)")
                 return
             }
         }
         if !heldOut.isEmpty { try report(run, heldOut, when: "after") }
         try run.writeModel(to: output, from: folder, overwrite: overwrite)
-        print("wrote \(output) (\(String(format: "%.1f", Date().timeIntervalSince(start))) s)")
+        printLine("wrote \(output) (\(String(format: "%.1f", Date().timeIntervalSince(start))) s)")
     }
 
     /// Held-out loss and perplexity.
     func report(_ run: FineTuning, _ sequences: [[Int]], when: String) throws {
         let total = try run.evaluate(sequences)
-        print(String(format: "held-out %@: loss %.4f  perplexity %.3f  (%d tokens)", when, total.mean, exp(total.mean), total.count))
+        printLine(String(format: "held-out %@: loss %.4f  perplexity %.3f  (%d tokens)", when, total.mean, exp(total.mean), total.count))
     }
 
-    /// The model folder: MODEL itself, or its GGUF converted (bf16) into the run folder or a temporary one.
-    func modelFolder() throws -> String {
-        guard model.lowercased().hasSuffix(".gguf") else { return model }
-        let base = (runDir ?? NSTemporaryDirectory() + "amalgam-finetune-\(getpid())") + "/base-model"
+    /// The model folder: MODEL itself, or its GGUF converted (bf16) into the run folder (kept for --resume)
+    /// or, without --run-dir, into a temporary folder that is returned as well so the caller removes it.
+    func modelFolder() throws -> (path: String, temporary: String?) {
+        guard model.lowercased().hasSuffix(".gguf") else { return (model, nil) }
+        let temporary = runDir == nil ? NSTemporaryDirectory() + "amalgam-finetune-\(getpid())" : nil
+        let base = (runDir ?? temporary!) + "/base-model"
         if !FileManager.default.fileExists(atPath: base + "/config.json") {
             printError("converting \(model) to \(base) (bf16)")
-            try GGUFLlamaConvert.toHuggingFace(gguf: model, output: base, dtype: .bf16, overwrite: true)
+            do {
+                try GGUFLlamaConvert.toHuggingFace(gguf: model, output: base, dtype: .bf16, overwrite: true)
+            } catch {
+                if let temporary { try? FileManager.default.removeItem(atPath: temporary) }
+                throw error
+            }
         }
-        return base
+        return (base, temporary)
     }
 }

@@ -45,7 +45,9 @@ public struct PackedSequences: Sendable {
 }
 
 /// Reads training text: a `.txt` file (one document), a `.jsonl` file (one `{"text": …}` document per
-/// line), or a folder of them (files in name order, other files ignored).
+/// line), or a folder of them (files in name order, other files ignored). A `.jsonl` file may also be a
+/// `language_modeling` task file (README "Evaluation"): its header line (`"task"`, `"kind"`, no `"text"`)
+/// is skipped and every example's text is a document, whatever its split.
 public enum TrainingText {
     /// The documents at `path`; throws naming the file (and line) that cannot be read.
     public static func documents(at path: String) throws(TrainingError) -> [String] {
@@ -67,10 +69,21 @@ public enum TrainingText {
         guard let text = String(data: data, encoding: .utf8) else { throw .badData(path: path, reason: "is not UTF-8 text") }
         guard path.hasSuffix(".jsonl") else { return text.isEmpty ? [] : [text] }
         var docs: [String] = []
+        var first = true
         for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
         where !line.trimmingCharacters(in: .whitespaces).isEmpty {
-            guard let json = try? JSONValue.parse(String(line)), let t = json["text"]?.stringValue else {
-                throw .badData(path: "\(path):\(n + 1)", reason: "expected a JSON object with a string \"text\" field")
+            let json = try? JSONValue.parse(String(line))
+            defer { first = false }
+            if first, let json, json["text"] == nil, json["task"] != nil {
+                // A task file's header line: only a language-modelling task has text to train on.
+                let kind = json["kind"]?.stringValue ?? "(none)"
+                guard kind == "language_modeling" else {
+                    throw .badData(path: "\(path):\(n + 1)", reason: "is a task file of kind \(kind), which has no text to train on; give a language_modeling task file or {\"text\": …} lines")
+                }
+                continue
+            }
+            guard let json, let t = json["text"]?.stringValue else {
+                throw .badData(path: "\(path):\(n + 1)", reason: "expected a JSON object with a string \"text\" field (or, on the first line, a language_modeling task header)")
             }
             docs.append(t)
         }

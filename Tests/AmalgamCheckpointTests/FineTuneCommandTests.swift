@@ -1,0 +1,85 @@
+import AmalgamCore
+import Foundation
+import Testing
+
+/// `amalgam finetune` as a user runs it, on the tiny Llama fixtures (a GGUF and its Hugging Face folder).
+@Suite(.enabled(if: amalgamBinary != nil, "the amalgam binary is not built next to the tests"))
+struct FineTuneCommandTests {
+    let gguf = fixturesDirectory + "/gguf/tiny-llama.gguf"
+    let folder = fixturesDirectory + "/gguf/tiny-llama-hf"
+    let small = ["--seq-len", "16", "--batch-tokens", "32", "--micro-batch-tokens", "32"]
+
+    /// A text file of a few hundred tokens for the tiny tokenizer.
+    func trainingText(in directory: String) throws -> String {
+        let path = directory + "/train.txt"
+        let lines = (0..<40).map { "Line \($0): the quick brown fox jumps over the lazy dog, then rests by the river." }
+        try lines.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func aGGUFWithoutRunDirIsConvertedToATemporaryFolderThatIsRemoved() throws {
+        let work = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let tmp = work + "/tmp"
+        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        let out = work + "/out"
+        let r = try runAmalgamWithEnvironment(["finetune", gguf, try trainingText(in: work), out, "--steps", "2"] + small,
+                                              environment: ["TMPDIR": tmp + "/"])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.err.contains("converting"), "\(r.err)")
+        #expect(FileManager.default.fileExists(atPath: out + "/config.json"))
+        #expect(FileManager.default.fileExists(atPath: out + "/model.safetensors"))
+        let left = try FileManager.default.contentsOfDirectory(atPath: tmp)
+        #expect(left.isEmpty, "left in TMPDIR: \(left)")
+    }
+
+    /// A line printed to standard output reaches a file or pipe while the run goes on, not when it exits.
+    @Test func standardOutputLinesArriveWhileTraining() throws {
+        let work = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let data = try trainingText(in: work)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: amalgamBinary!)
+        // Many steps and no step lines: the held-out line printed before training is the only output
+        // until the run ends, so a block-buffered stdout would hold it back.
+        process.arguments = ["finetune", folder, data, work + "/out", "--steps", "1000000", "--log-every", "1000000",
+                             "--eval-data", data] + small
+        // A file, like a pipe, is not a terminal: C's stdio would hold `print`ed lines back in 4 KB blocks.
+        let log = work + "/stdout.txt"
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer {
+            // SIGKILL: a child of the test runner may inherit a mask that blocks SIGTERM.
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+        }
+        var text = ""
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline && process.isRunning {
+            text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            if text.contains("held-out before") { break }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        let stillRunning = process.isRunning
+        #expect(text.contains("held-out before"), "stdout so far: \(text)")
+        #expect(stillRunning, "the line arrived only when the run ended")
+    }
+}
+
+/// `runAmalgam` with extra environment variables.
+func runAmalgamWithEnvironment(_ arguments: [String], environment: [String: String]) throws -> (status: Int32, out: String, err: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: amalgamBinary!)
+    process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let errData = err.fileHandleForReading.readDataToEndOfFile()
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+}
