@@ -38,22 +38,17 @@ struct FineTuneCommandTests {
         let work = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: work) }
         let data = try trainingText(in: work)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: amalgamBinary!)
         // Many steps and no step lines: the held-out line printed before training is the only output
         // until the run ends, so a block-buffered stdout would hold it back.
-        process.arguments = ["finetune", folder, data, work + "/out", "--steps", "1000000", "--log-every", "1000000",
-                             "--eval-data", data] + small
         // A file, like a pipe, is not a terminal: C's stdio would hold `print`ed lines back in 4 KB blocks.
         let log = work + "/stdout.txt"
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try Subprocess(executable: amalgamBinary!,
+                                     arguments: ["finetune", folder, data, work + "/out", "--steps", "1000000", "--log-every", "1000000",
+                                                 "--eval-data", data] + small,
+                                     standardOutput: log)
         defer {
-            // SIGKILL: a child of the test runner may inherit a mask that blocks SIGTERM.
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
+            process.send(SIGKILL)
+            process.wait()
         }
         var text = ""
         let deadline = Date().addingTimeInterval(120)
@@ -70,16 +65,7 @@ struct FineTuneCommandTests {
 
 /// `runAmalgam` with extra environment variables.
 func runAmalgamWithEnvironment(_ arguments: [String], environment: [String: String]) throws -> (status: Int32, out: String, err: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: amalgamBinary!)
-    process.arguments = arguments
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let errData = err.fileHandleForReading.readDataToEndOfFile()
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+    let run = try Subprocess.run(amalgamBinary!, arguments, environment: environment)
+    guard case .exited(let status) = run.termination else { return (-1, run.out, run.err + "\n(killed by \(run.termination))") }
+    return (status, run.out, run.err)
 }

@@ -11,17 +11,9 @@ let amalgamBinary: String? = {
 
 /// Runs `amalgam` with `arguments`: exit status, standard output, standard error.
 func runAmalgam(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: amalgamBinary!)
-    process.arguments = arguments
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    let errData = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+    let run = try Subprocess.run(amalgamBinary!, arguments)
+    guard case .exited(let status) = run.termination else { return (-1, run.out, run.err + "\n(killed by \(run.termination))") }
+    return (status, run.out, run.err)
 }
 
 /// `amalgam inspect` as a user runs it, on folders and files the reference libraries wrote.

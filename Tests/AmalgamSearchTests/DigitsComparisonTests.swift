@@ -66,15 +66,9 @@ struct DigitsComparisonCommandTests {
     @Test func theJSONHoldsEachMethodsAccuraciesUnderItsName() throws {
         let json = NSTemporaryDirectory() + "digits-comparison-\(getpid()).json"
         defer { try? FileManager.default.removeItem(atPath: json) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: amalgamBinary()!)
-        process.arguments = ["experiment", "digits-comparison", "--runs", "2", "--base-steps", "3", "--specialist-steps", "5",
-                             "--budget", "10", "--batch-size", "32", "--cmaes-method", "ties", "--data", digitsCSV, "--json", json]
-        process.standardOutput = Pipe()
-        process.standardError = Pipe()
-        try process.run()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
+        let run = try Subprocess.run(amalgamBinary()!, ["experiment", "digits-comparison", "--runs", "2", "--base-steps", "3", "--specialist-steps", "5",
+                             "--budget", "10", "--batch-size", "32", "--cmaes-method", "ties", "--data", digitsCSV, "--json", json])
+        #expect(run.termination == .exited(0), "\(run.err)")
         let doc = try JSONValue.parse(String(decoding: try Data(contentsOf: URL(fileURLWithPath: json)), as: UTF8.self))
         #expect(doc["equal_budget"]?.intValue == 10)
         let methods = try #require(doc["methods"])

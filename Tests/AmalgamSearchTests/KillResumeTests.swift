@@ -32,26 +32,21 @@ func amalgamBinary() -> String? {
     /// `launch`, with `committed` counting the folder's committed steps (nil before the folder exists).
     func launch(_ binary: String, _ arguments: [String], folder: String, target: Int?, jitter: Double,
                 committed: (String) throws -> Int?) throws -> Bool {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try Subprocess(executable: binary, arguments: arguments)
         if let target {
             while process.isRunning {
                 let done = target == 0 ? 0 : try committed(folder) ?? -1
                 if done >= target {
                     usleep(UInt32(jitter * 1e6))
-                    kill(process.processIdentifier, SIGKILL)
+                    process.send(SIGKILL)
                     break
                 }
                 usleep(500)
             }
         }
-        process.waitUntilExit()
-        if process.terminationReason == .uncaughtSignal { return true }
-        #expect(process.terminationStatus == 0, "amalgam \(arguments.joined(separator: " ")) failed")
+        let termination = process.wait()
+        if termination == .signaled(SIGKILL) { return true }
+        #expect(termination == .exited(0), "amalgam \(arguments.joined(separator: " ")) ended with \(termination)")
         return false
     }
 
