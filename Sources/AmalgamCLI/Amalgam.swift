@@ -18,6 +18,7 @@ struct Amalgam: ParsableCommand {
             Eval.self,
             MakeTasks.self,
             FineTune.self,
+            DAMCommand.self,
         ]
     )
 }
