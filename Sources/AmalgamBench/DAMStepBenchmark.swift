@@ -1,3 +1,4 @@
+import AmalgamCheckpoint
 import AmalgamCore
 import AmalgamModels
 import AmalgamSearch
@@ -7,10 +8,11 @@ import Foundation
 /// coefficients, KL at T = 2, cosine penalty, clipped AdamW) on a digits-shaped MLP pair, beside the same
 /// step in PyTorch autograd (scripts/bench/dam_step_reference.py) with the same threads, plus peak memory.
 enum DAMStepBenchmark {
-    static let summary = "one DAM step on the digits MLP pair beside the same step in PyTorch autograd"
+    static let summary = "one DAM step on the digits MLP pair (or, with --llama A B, two Llama folders) beside the same step in PyTorch autograd"
 
     static func run(_ arguments: [String]) throws {
-        var batch = 64, repeats = 200
+        var batch = 64, repeats = 200, seqLen = 128
+        var llama: [String] = []
         var i = 0
         while i < arguments.count {
             func value() throws -> Int {
@@ -21,11 +23,17 @@ enum DAMStepBenchmark {
             switch arguments[i] {
             case "--batch": batch = try value()
             case "--repeats": repeats = try value()
-            default: throw BenchError("unknown option \(arguments[i]); options: --batch N --repeats R")
+            case "--seq-len": seqLen = try value()
+            case "--llama":
+                guard i + 2 < arguments.count else { throw BenchError("--llama needs two model folders") }
+                llama = [arguments[i + 1], arguments[i + 2]]
+                i += 2
+            default: throw BenchError("unknown option \(arguments[i]); options: --batch N --repeats R [--llama A B --seq-len L]")
             }
             i += 1
         }
         InferenceBenchmark.relaunchForBLASIfNeeded(threads: nil)
+        if !llama.isEmpty { return try runLlama(llama, batch: batch, seqLen: seqLen, repeats: repeats) }
         let classifier = MLPClassifier.digits
         var g = SeededGenerator(seed: 0)
         let sources = (0..<2).map { _ in (0..<classifier.parameterCount).map { _ in 0.1 * g.normal() } }
@@ -45,6 +53,36 @@ enum DAMStepBenchmark {
         let threads = ProcessInfo.activeProcessorCountCached
         print("amalgam-bench dam-step: 2 sources × \(batch) examples, MLP 64-256-10, tanh, AdamW, \(threads) threads, best of \(repeats)")
         print(String(format: "  amalgam: %.3f ms per step, peak RSS %.0f MB", best * 1e3, peakMemoryMB()))
+        reference(["--batch", "\(batch)", "--threads", "\(threads)", "--repeats", "\(repeats)"], ours: best)
+    }
+
+    /// One DAM step on two Llama-family folders (every linear layer, tanh, T = 2, full vocabulary, cosine
+    /// penalty, clip 1, AdamW) on `batch` random sequences of `seqLen` tokens per source.
+    static func runLlama(_ folders: [String], batch: Int, seqLen: Int, repeats: Int) throws {
+        let models = try folders.map { try ModelFolder(path: $0) }
+        let family = try DAMLlamaFamily(sources: models.map { (config: $0.config, weights: $0.weights as TensorSource) })
+        var g = SeededGenerator(seed: 0)
+        let vocabulary = family.classCount
+        let datasets = (0..<2).map { _ in
+            let sequences = (0..<batch).map { _ in (0..<seqLen).map { _ in g.integer(below: vocabulary) } }
+            return DAMDataset(count: batch) { indices in try! TokenBatch(indices.map { sequences[$0] }) }
+        }
+        var configuration = DAMConfiguration()
+        configuration.batchSize = batch
+        configuration.steps = 1 + repeats
+        let trainer = try DAMTrainer(configuration: configuration, family: family, datasets: datasets)
+        try trainer.trainStep()
+        var best = Double.infinity
+        for _ in 0..<repeats { best = min(best, try InferenceBenchmark.time { try trainer.trainStep() }) }
+        let threads = ProcessInfo.activeProcessorCountCached
+        print("amalgam-bench dam-step --llama: 2 sources × \(batch) × \(seqLen) tokens, \(family.layers.count) layers, tanh, AdamW, \(threads) threads, best of \(repeats)")
+        print(String(format: "  amalgam: %.3f s per step, peak RSS %.0f MB", best, peakMemoryMB()))
+        reference(["--llama"] + folders + ["--batch", "\(batch)", "--seq-len", "\(seqLen)", "--threads", "\(threads)", "--repeats", "\(repeats)"],
+                  ours: best, unit: 1)
+    }
+
+    /// Runs scripts/bench/dam_step_reference.py with `arguments` and prints its time beside `ours` (seconds).
+    static func reference(_ arguments: [String], ours best: Double, unit: Double = 1e3) {
         var root = URL(fileURLWithPath: #filePath)
         for _ in 0..<3 { root.deleteLastPathComponent() }
         let script = root.appendingPathComponent("scripts/bench/dam_step_reference.py").path
@@ -52,11 +90,11 @@ enum DAMStepBenchmark {
         guard FileManager.default.fileExists(atPath: python) else { print("  PyTorch: skipped (\(python) not found)"); return }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [script, "--batch", "\(batch)", "--threads", "\(threads)", "--repeats", "\(repeats)"]
+        process.arguments = [script] + arguments
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice
-        try process.run()
+        guard (try? process.run()) != nil else { print("  PyTorch: could not start \(python)"); return }
         let output = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         guard let line = String(decoding: output, as: UTF8.self).split(separator: "\n").last,
@@ -64,6 +102,7 @@ enum DAMStepBenchmark {
             print("  PyTorch: failed (exit \(process.terminationStatus))"); return
         }
         let rss = (json["peak_rss_bytes"]?.doubleValue ?? 0) / 1_048_576
-        print(String(format: "  PyTorch: %.3f ms per step, peak RSS %.0f MB; amalgam is %.2f× as fast", seconds * 1e3, rss, seconds / best))
+        print(String(format: "  PyTorch: %.3f %@ per step, peak RSS %.0f MB; amalgam is %.2f× as fast",
+                     seconds * unit, unit == 1 ? "s" : "ms", rss, seconds / best))
     }
 }
