@@ -76,7 +76,7 @@ enum DAMStepBenchmark {
         for _ in 0..<repeats { best = min(best, try InferenceBenchmark.time { try trainer.trainStep() }) }
         let threads = ProcessInfo.activeProcessorCountCached
         print("amalgam-bench dam-step --llama: 2 sources × \(batch) × \(seqLen) tokens, \(family.layers.count) layers, tanh, AdamW, \(threads) threads, best of \(repeats)")
-        print(String(format: "  amalgam: %.3f s per step, peak RSS %.0f MB", best, peakMemoryMB()))
+        print(String(format: "  amalgam: %.4f s per step, peak RSS %.0f MB", best, peakMemoryMB()))
         reference(["--llama"] + folders + ["--batch", "\(batch)", "--seq-len", "\(seqLen)", "--threads", "\(threads)", "--repeats", "\(repeats)"],
                   ours: best, unit: 1)
     }
@@ -102,7 +102,7 @@ enum DAMStepBenchmark {
             print("  PyTorch: failed (exit \(process.terminationStatus))"); return
         }
         let rss = (json["peak_rss_bytes"]?.doubleValue ?? 0) / 1_048_576
-        print(String(format: "  PyTorch: %.3f %@ per step, peak RSS %.0f MB; amalgam is %.2f× as fast",
+        print(String(format: "  PyTorch: %.4f %@ per step, peak RSS %.0f MB; amalgam is %.2f× as fast",
                      seconds * unit, unit == 1 ? "s" : "ms", rss, seconds / best))
     }
 }
