@@ -19,6 +19,7 @@ struct Amalgam: ParsableCommand {
             MakeTasks.self,
             FineTune.self,
             Evolve.self,
+            DAMCommand.self,
         ]
     )
 }

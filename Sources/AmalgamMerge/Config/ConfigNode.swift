@@ -2,15 +2,15 @@ import Yams
 
 /// A YAML document as the config decoder walks it: scalars keep their text and resolved kind, mappings
 /// keep their key order, and every node knows its key path for error messages.
-indirect enum ConfigNode: Sendable {
-    enum ScalarKind: Sendable { case null, bool, int, float, string }
+public indirect enum ConfigNode: Sendable {
+    public enum ScalarKind: Sendable { case null, bool, int, float, string }
 
     case scalar(text: String, kind: ScalarKind)
     case sequence([ConfigNode])
     case mapping([(key: String, value: ConfigNode)])
 
     /// Parses YAML text into nodes.
-    static func parse(yaml: String, path: String) throws(MergeError) -> ConfigNode {
+    public static func parse(yaml: String, path: String) throws(MergeError) -> ConfigNode {
         let root: Node?
         do {
             root = try Yams.compose(yaml: yaml)
@@ -64,14 +64,14 @@ indirect enum ConfigNode: Sendable {
         }
     }
 
-    var isNull: Bool { if case .scalar(_, .null) = self { return true } else { return false } }
+    public var isNull: Bool { if case .scalar(_, .null) = self { return true } else { return false } }
 
     /// The text of a scalar.
-    var scalarText: String? { if case let .scalar(text, _) = self { return text } else { return nil } }
+    public var scalarText: String? { if case let .scalar(text, _) = self { return text } else { return nil } }
 
     /// A number from a numeric scalar, or from a string that reads as one (`1e-5`, which YAML 1.1 reads
     /// as a string, is a number to mergekit's validators).
-    var number: Double? {
+    public var number: Double? {
         guard case let .scalar(text, kind) = self else { return nil }
         switch kind {
         case .int, .float:
@@ -91,7 +91,7 @@ indirect enum ConfigNode: Sendable {
         }
     }
 
-    var bool: Bool? {
+    public var bool: Bool? {
         guard case let .scalar(text, kind) = self else { return nil }
         switch kind {
         case .bool: return ["true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON", "y", "Y"].contains(text)
@@ -113,12 +113,12 @@ indirect enum ConfigNode: Sendable {
 import Foundation
 
 /// Reads a mapping node, tracking which keys were used so unknown keys are reported.
-struct ConfigMapping {
-    let path: String
-    let keyPath: String
-    let entries: [(key: String, value: ConfigNode)]
+public struct ConfigMapping {
+    public let path: String
+    public let keyPath: String
+    public let entries: [(key: String, value: ConfigNode)]
 
-    init(_ node: ConfigNode, path: String, keyPath: String) throws(MergeError) {
+    public init(_ node: ConfigNode, path: String, keyPath: String) throws(MergeError) {
         guard case let .mapping(entries) = node else {
             throw .config(path: path, key: keyPath.isEmpty ? "(document)" : keyPath, reason: "expected a mapping of keys to values")
         }
@@ -127,38 +127,38 @@ struct ConfigMapping {
         self.entries = entries
     }
 
-    func child(_ key: String) -> String { keyPath.isEmpty ? key : keyPath + "." + key }
+    public func child(_ key: String) -> String { keyPath.isEmpty ? key : keyPath + "." + key }
 
-    subscript(key: String) -> ConfigNode? {
+    public subscript(key: String) -> ConfigNode? {
         entries.first { $0.key == key }.flatMap { $0.value.isNull ? nil : $0.value }
     }
 
     /// Fails on any key not in `accepted`, listing what is accepted.
-    func rejectUnknown(_ accepted: [String]) throws(MergeError) {
+    public func rejectUnknown(_ accepted: [String]) throws(MergeError) {
         for (k, _) in entries where !accepted.contains(k) {
             throw .config(path: path, key: child(k), reason: "unknown key; accepted here: \(accepted.joined(separator: ", "))")
         }
     }
 
-    func string(_ key: String) throws(MergeError) -> String? {
+    public func string(_ key: String) throws(MergeError) -> String? {
         guard let node = self[key] else { return nil }
         guard let s = node.scalarText else { throw .config(path: path, key: child(key), reason: "expected a string") }
         return s
     }
 
-    func int(_ key: String) throws(MergeError) -> Int? {
+    public func int(_ key: String) throws(MergeError) -> Int? {
         guard let node = self[key] else { return nil }
         guard let d = node.number, d == d.rounded() else { throw .config(path: path, key: child(key), reason: "expected an integer") }
         return Int(d)
     }
 
-    func double(_ key: String) throws(MergeError) -> Double? {
+    public func double(_ key: String) throws(MergeError) -> Double? {
         guard let node = self[key] else { return nil }
         guard let d = node.number else { throw .config(path: path, key: child(key), reason: "expected a number") }
         return d
     }
 
-    func sequence(_ key: String) throws(MergeError) -> [ConfigNode]? {
+    public func sequence(_ key: String) throws(MergeError) -> [ConfigNode]? {
         guard let node = self[key] else { return nil }
         guard case let .sequence(items) = node else { throw .config(path: path, key: child(key), reason: "expected a list") }
         return items

@@ -10,7 +10,8 @@ public final class InMemoryCheckpoint: TensorSource, @unchecked Sendable {
     public let tensorInfos: [TensorInfo]
     private let tensors: [String: Tensor]
 
-    init(path: String, infos: [TensorInfo], tensors: [String: Tensor]) {
+    /// Tensors `tensors` listed in `infos` order, named after `path` in messages.
+    public init(path: String, infos: [TensorInfo], tensors: [String: Tensor]) {
         self.path = path
         tensorInfos = infos
         self.tensors = tensors

@@ -21,13 +21,12 @@ public protocol DAMFamily: AnyObject {
     /// Rebuilds the merged model's weights: `W = Σᵢ sᵢ ⊙ Wᵢ` (column-wise), `b = Σᵢ cᵢ bᵢ`.
     func merge(scales: [Float]) throws(DAMError)
 
-    /// Source `source`'s logits on `batch` (the teacher: no gradient).
-    func teacherLogits(source: Int, batch: Batch) throws(DAMError) -> [Float]
-
-    /// Runs the merged model on `batch`, hands its logits to `lossGradient` (which returns ∂L/∂logits of
-    /// the same shape), and ADDS ∂L/∂scales to `scaleGradient`. Returns the number of logits rows.
-    func mergedForwardBackward(batch: Batch, scaleGradient: inout [Float],
-                               lossGradient: ([Float]) -> [Float]) throws(DAMError) -> Int
+    /// One source's distillation term at the merged model of the last `merge(scales:)`:
+    /// `T²·KL(softmax(z_k/T) ‖ softmax(z/T))` averaged over the rows of `batch` (over the teacher's top k
+    /// logits of each row when `topK` is set), z_k source `source`'s logits on `batch` (the teacher, no
+    /// gradient) and z the merged model's. ADDS ∂term/∂scales to `scaleGradient`; returns the term.
+    func distill(source: Int, batch: Batch, temperature: Float, topK: Int?,
+                 scaleGradient: inout [Float]) throws(DAMError) -> Double
 
     /// The merged model's logits on `batch` (forward only).
     func mergedLogits(batch: Batch) throws(DAMError) -> [Float]
@@ -46,6 +45,8 @@ public enum DAMError: Error, Equatable, CustomStringConvertible {
     case runFolder(path: String, reason: String)
     /// The loss became NaN or infinite.
     case diverged(step: Int, loss: Double)
+    /// A source model or its data cannot be read or run.
+    case source(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -54,6 +55,7 @@ public enum DAMError: Error, Equatable, CustomStringConvertible {
         case let .runFolder(path, reason): return "\(path): \(reason)"
         case let .diverged(step, loss):
             return "DAM loss is \(loss) at step \(step): lower the learning rate or the temperature"
+        case let .source(path, reason): return "\(path): \(reason)"
         }
     }
 }

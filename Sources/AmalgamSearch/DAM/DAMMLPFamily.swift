@@ -52,12 +52,27 @@ public final class DAMMLPFamily: DAMFamily {
         }
     }
 
+    public func distill(source: Int, batch: MLPBatch, temperature: Float, topK: Int?,
+                        scaleGradient: inout [Float]) throws(DAMError) -> Double {
+        let teacher = try teacherLogits(source: source, batch: batch)
+        var term = 0.0
+        _ = try mergedForwardBackward(batch: batch, scaleGradient: &scaleGradient) { student in
+            let r = Losses.distillation(student: student, teacher: teacher, vocabulary: classCount, temperature: temperature, topK: topK)
+            term = r.loss
+            return r.gradient
+        }
+        return term
+    }
+
+    /// Source `source`'s logits on `batch` (the teacher: no gradient).
     public func teacherLogits(source: Int, batch: MLPBatch) throws(DAMError) -> [Float] {
         logits(of: sources[source], batch: batch)
     }
 
     public func mergedLogits(batch: MLPBatch) throws(DAMError) -> [Float] { logits(of: merged, batch: batch) }
 
+    /// Runs the merged model on `batch`, hands its logits to `lossGradient` (which returns ∂L/∂logits of
+    /// the same shape), and ADDS ∂L/∂scales to `scaleGradient`. Returns the number of logits rows.
     public func mergedForwardBackward(batch: MLPBatch, scaleGradient: inout [Float],
                                       lossGradient: ([Float]) -> [Float]) throws(DAMError) -> Int {
         let layout = self.layout

@@ -42,14 +42,8 @@ public struct DAMObjective: Sendable {
         var scaleGradient = [Float](repeating: 0, count: layout.count)
         var kl: [Double] = []
         for (k, batch) in batches.enumerated() {
-            let teacher = try family.teacherLogits(source: k, batch: batch)
-            var term = 0.0
-            _ = try family.mergedForwardBackward(batch: batch, scaleGradient: &scaleGradient) { student in
-                let (loss, dStudent) = distillation(teacher: teacher, student: student, classes: family.classCount)
-                term = loss
-                return dStudent
-            }
-            kl.append(term)
+            kl.append(try family.distill(source: k, batch: batch, temperature: Float(configuration.temperature),
+                                         topK: configuration.topK, scaleGradient: &scaleGradient))
         }
         // chain rule through f for weight coefficients; bias scalars are used as they are
         var gradient = scaleGradient
@@ -59,14 +53,6 @@ public struct DAMObjective: Sendable {
         let c = configuration
         let total = kl.reduce(0, +) + c.similarityWeight * similarity + c.l1Weight * l1 + c.l2Weight * l2
         return (DAMLoss(kl: kl, similarity: similarity, l1: l1, l2: l2, total: total), gradient)
-    }
-
-    /// `T²·KL(softmax(teacher/T) ‖ softmax(student/T))` averaged over rows (over the teacher's top k of
-    /// each row when `topK` is set), and its gradient with respect to the student's logits.
-    func distillation(teacher: [Float], student: [Float], classes: Int) -> (loss: Double, gradient: [Float]) {
-        let r = Losses.distillation(student: student, teacher: teacher, vocabulary: classes,
-                                    temperature: Float(configuration.temperature), topK: configuration.topK)
-        return (r.loss, r.gradient)
     }
 
     /// Adds the similarity, L1 and L2 terms' gradients (weighted) and returns the unweighted terms.

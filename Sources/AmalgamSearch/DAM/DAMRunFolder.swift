@@ -91,14 +91,22 @@ public struct DAMRunFolder: Sendable {
     /// Writes the raw coefficients and the merged model (`tensors`, e.g. `DAMMLPFamily.mergedTensors()`).
     public func export<F: DAMFamily>(trainer: DAMTrainer<F>, merged tensors: [(name: String, tensor: Tensor)]) throws(DAMError) {
         let coefficientsPath = path + "/coefficients.safetensors", modelPath = path + "/model.safetensors"
+        let (coefficients, metadata) = Self.coefficientsFile(trainer: trainer)
+        do {
+            try SafetensorsWriter.save(coefficients, to: coefficientsPath, metadata: metadata)
+            try SafetensorsWriter.save(tensors, to: modelPath)
+        } catch { throw .runFolder(path: path, reason: error.description) }
+    }
+
+    /// The tensors and metadata of `coefficients.safetensors`: `<layer>.weight_coefficients` `[N, in]`,
+    /// `<layer>.bias_coefficients` `[N]`, with f, the step and N in the metadata.
+    public static func coefficientsFile<F: DAMFamily>(trainer: DAMTrainer<F>)
+        -> (tensors: [(name: String, tensor: Tensor)], metadata: [(key: String, value: String)]) {
         let metadata: [(key: String, value: String)] = [
             ("format", "pt"), ("dam_scale_function", trainer.configuration.scaleFunction.rawValue),
             ("dam_step", String(trainer.step)), ("dam_sources", String(trainer.layout.sourceCount)),
         ]
-        do {
-            try SafetensorsWriter.save(trainer.layout.namedTensors(trainer.coefficients), to: coefficientsPath, metadata: metadata)
-            try SafetensorsWriter.save(tensors, to: modelPath)
-        } catch { throw .runFolder(path: path, reason: error.description) }
+        return (trainer.layout.namedTensors(trainer.coefficients), metadata)
     }
 
     private func write(_ text: String, to file: String) throws(DAMError) {

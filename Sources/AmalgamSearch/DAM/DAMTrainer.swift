@@ -111,10 +111,10 @@ public final class DAMTrainer<Family: DAMFamily> {
         return loss
     }
 
-    /// Trains until `configuration.steps`, saving state to `runFolder` every `checkpointEvery` steps and
-    /// at the end.
-    public func run(runFolder: DAMRunFolder? = nil, progress: (DAMProgress) -> Void = { _ in }) throws(DAMError) {
-        while step < configuration.steps {
+    /// Trains until `configuration.steps` (or step `stop`, when earlier), saving state to `runFolder`
+    /// every `checkpointEvery` steps and at the end.
+    public func run(runFolder: DAMRunFolder? = nil, until stop: Int? = nil, progress: (DAMProgress) -> Void = { _ in }) throws(DAMError) {
+        while step < min(configuration.steps, stop ?? .max) {
             let loss = try trainStep()
             progress(DAMProgress(step: step, steps: configuration.steps, loss: loss))
             if let runFolder, configuration.checkpointEvery > 0, step % configuration.checkpointEvery == 0 {

@@ -1,0 +1,232 @@
+import AmalgamCheckpoint
+import AmalgamCore
+import AmalgamMerge
+import AmalgamModels
+import AmalgamTokenizer
+import Foundation
+
+/// The YAML configuration of `amalgam dam` (README "DAM on language models" documents every key):
+///
+/// ```yaml
+/// models:
+///   - model: /work/specialists/shakespeare     # HF folder or Llama .gguf
+///     data: tasks/train/shakespeare.jsonl      # .txt, .jsonl ({"text": …}) or a folder of them
+///   - model: /work/specialists/milton
+///     data: tasks/train/milton.jsonl
+/// base_model: /work/specialists/base           # config.json and tokenizer of the output (default: first model)
+/// steps: 100
+/// batch_size: 2
+/// seq_len: 256
+/// ```
+public struct DAMLlamaSettings: Sendable, Equatable {
+    /// One source model and its dataset.
+    public struct Source: Sendable, Equatable {
+        /// A Hugging Face folder or a Llama `.gguf` file.
+        public var model: String
+        /// Its training text.
+        public var data: String
+    }
+
+    /// The source models, each with its own data.
+    public var sources: [Source] = []
+    /// The folder whose config.json and tokenizer the output gets (default: the first model).
+    public var baseModel: String?
+    /// Tokens per sequence.
+    public var sequenceLength = 256
+    /// The run folder (default: `<OUT_DIR>.dam-run`).
+    public var runDirectory: String?
+    /// The optimisation settings (`batch_size` is sequences per source and step).
+    public var dam = DAMConfiguration()
+
+    /// Every key the top level accepts.
+    public static let keys = [
+        "models", "base_model", "seq_len", "run_dir", "steps", "batch_size", "temperature", "f", "top_k", "lr", "lambda_sim",
+        "l1", "l2", "optimiser", "mofo_fraction", "clip", "weight_decay", "beta1", "beta2", "epsilon", "init", "seed",
+        "checkpoint_every",
+    ]
+    /// Every key a `models` entry accepts.
+    public static let modelKeys = ["model", "data"]
+
+    /// Reads and checks a configuration file.
+    public init(path: String) throws(DAMError) {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw .runFolder(path: path, reason: "cannot read the configuration file")
+        }
+        try self.init(yaml: text, path: path)
+    }
+
+    /// Parses YAML text (`path` names it in messages).
+    public init(yaml: String, path: String) throws(DAMError) {
+        func bad(_ e: MergeError) -> DAMError {
+            if case let .config(_, key, reason) = e { return .invalidConfiguration(key: key, reason: "\(reason) (in \(path))") }
+            return .invalidConfiguration(key: "(file)", reason: "\(e)")
+        }
+        do {
+            let root = try ConfigMapping(ConfigNode.parse(yaml: yaml, path: path), path: path, keyPath: "")
+            try root.rejectUnknown(Self.keys)
+            guard let models = try root.sequence("models"), models.count >= 2 else {
+                throw DAMError.invalidConfiguration(key: "models", reason: "list at least two entries, each `model:` and `data:` (in \(path))")
+            }
+            for (i, node) in models.enumerated() {
+                let m = try ConfigMapping(node, path: path, keyPath: "models[\(i)]")
+                try m.rejectUnknown(Self.modelKeys)
+                guard let model = try m.string("model"), let data = try m.string("data") else {
+                    throw DAMError.invalidConfiguration(key: "models[\(i)]", reason: "needs both `model:` (folder or .gguf) and `data:` (.txt, .jsonl or folder) (in \(path))")
+                }
+                sources.append(Source(model: model, data: data))
+            }
+            baseModel = try root.string("base_model")
+            runDirectory = try root.string("run_dir")
+            if let v = try root.int("seq_len") { sequenceLength = v }
+            var c = DAMConfiguration()
+            if let v = try root.int("steps") { c.steps = v }
+            if let v = try root.int("batch_size") { c.batchSize = v }
+            if let v = try root.double("temperature") { c.temperature = v }
+            if let v = try root.string("f") {
+                guard let f = DAMScaleFunction(rawValue: v) else { throw DAMError.invalidConfiguration(key: "f", reason: "`\(v)`: accepted tanh, identity") }
+                c.scaleFunction = f
+            }
+            if let v = try root.int("top_k") { c.topK = v == 0 ? nil : v }
+            if let v = try root.double("lr") { c.learningRate = v }
+            if let v = try root.double("lambda_sim") { c.similarityWeight = v }
+            if let v = try root.double("l1") { c.l1Weight = v }
+            if let v = try root.double("l2") { c.l2Weight = v }
+            if let v = try root.string("optimiser") {
+                guard let o = DAMConfiguration.Optimiser(rawValue: v.lowercased()) else {
+                    throw DAMError.invalidConfiguration(key: "optimiser", reason: "`\(v)`: accepted adamw, mofo")
+                }
+                c.optimiser = o
+            }
+            if let v = try root.double("mofo_fraction") { c.mofoFraction = v }
+            if let v = try root.double("clip") { c.gradientClip = v == 0 ? nil : v }
+            if let v = try root.double("weight_decay") { c.weightDecay = v }
+            if let v = try root.double("beta1") { c.beta1 = v }
+            if let v = try root.double("beta2") { c.beta2 = v }
+            if let v = try root.double("epsilon") { c.epsilon = v }
+            if let v = try root.string("init") {
+                guard let i = DAMInitialisation(rawValue: v) else {
+                    throw DAMError.invalidConfiguration(key: "init", reason: "`\(v)`: accepted uniform, softmax-random")
+                }
+                c.initialisation = i
+            }
+            if let v = try root.int("seed") {
+                guard v >= 0 else { throw DAMError.invalidConfiguration(key: "seed", reason: "\(v) is negative") }
+                c.seed = UInt64(v)
+            }
+            if let v = try root.int("checkpoint_every") { c.checkpointEvery = v }
+            dam = c
+        } catch let e as DAMError {
+            throw e
+        } catch let e as MergeError {
+            throw bad(e)
+        } catch {
+            throw .invalidConfiguration(key: "(file)", reason: "\(error)")
+        }
+        guard sequenceLength >= 2 else { throw .invalidConfiguration(key: "seq_len", reason: "\(sequenceLength) < 2") }
+        try dam.validate()
+    }
+}
+
+/// A DAM run over Llama-family models as `amalgam dam` performs it: GGUF sources converted (bf16) into the
+/// run folder, every dataset tokenized with the base model's tokenizer and packed into sequences, the
+/// trainer and its resumable run folder, and the export of a Hugging Face folder.
+public final class DAMLlamaRun {
+    /// The settings.
+    public let settings: DAMLlamaSettings
+    /// The source folders (GGUF files converted).
+    public let folders: [ModelFolder]
+    /// The folder whose config and tokenizer the output gets.
+    public let base: ModelFolder
+    /// The family (source and merged models).
+    public let family: DAMLlamaFamily
+    /// The trainer.
+    public let trainer: DAMTrainer<DAMLlamaFamily>
+    /// The run folder.
+    public let runFolder: DAMRunFolder
+    /// Sequences in each source's dataset.
+    public let sequenceCounts: [Int]
+
+    /// Tokens through the merged model per step (all sources).
+    public var tokensPerStep: Int { settings.sources.count * settings.dam.batchSize * settings.sequenceLength }
+
+    /// Prepares a run writing to `output` (the run folder defaults to `<output>.dam-run`). With `resume`,
+    /// a saved state continues; without it, an existing state is an error. `log` receives setup messages.
+    public init(settings: DAMLlamaSettings, output: String, resume: Bool, log: (String) -> Void = { _ in }) throws(DAMError) {
+        self.settings = settings
+        let runPath = settings.runDirectory ?? output + ".dam-run"
+        do { try FileManager.default.createDirectory(atPath: runPath, withIntermediateDirectories: true) } catch {
+            throw .runFolder(path: runPath, reason: "cannot create the folder: \(error.localizedDescription)")
+        }
+        func open(_ path: String, _ index: Int) throws(DAMError) -> ModelFolder {
+            var folder = path
+            if path.lowercased().hasSuffix(".gguf") {
+                folder = runPath + "/source-\(index)"
+                if !FileManager.default.fileExists(atPath: folder + "/config.json") {
+                    log("converting \(path) to \(folder) (bf16)")
+                    do { try GGUFLlamaConvert.toHuggingFace(gguf: path, output: folder, dtype: .bf16, overwrite: true) } catch {
+                        throw .source(path: path, reason: error.description)
+                    }
+                }
+            }
+            do { return try ModelFolder(path: folder) } catch { throw .source(path: path, reason: error.description) }
+        }
+        var folders: [ModelFolder] = []
+        for (i, s) in settings.sources.enumerated() { folders.append(try open(s.model, i)) }
+        self.folders = folders
+        base = try settings.baseModel.map { (b) throws(DAMError) in try open(b, -1) } ?? folders[0]
+        family = try DAMLlamaFamily(sources: folders.map { (config: $0.config, weights: $0.weights as TensorSource) })
+
+        let tokenizer: Tokenizer
+        do { tokenizer = try Tokenizer(contentsOf: base.path) } catch { throw .source(path: base.path, reason: "no usable tokenizer: \(error)") }
+        guard let eos = family.merged.eosTokenIds.first ?? tokenizer.eosTokenId else {
+            throw .source(path: base.path, reason: "no eos_token_id in config.json or the tokenizer; documents need an end token")
+        }
+        var datasets: [DAMDataset<TokenBatch>] = [], counts: [Int] = []
+        for s in settings.sources {
+            let packed: PackedSequences
+            do {
+                let docs = try TrainingText.documents(at: s.data)
+                packed = try PackedSequences(documents: tokenizer.encodeBatch(docs), eos: eos, length: settings.sequenceLength, source: s.data)
+            } catch { throw .source(path: s.data, reason: "\(error)") }
+            counts.append(packed.count)
+            log("data \(s.data): \(packed.count) sequences of \(settings.sequenceLength) tokens")
+            // sequences of seq_len ≥ 2 tokens always make a valid batch
+            datasets.append(DAMDataset(count: packed.count) { indices in try! TokenBatch(indices.map { packed[$0] }) })
+        }
+        sequenceCounts = counts
+        trainer = try DAMTrainer(configuration: settings.dam, family: family, datasets: datasets)
+        runFolder = try DAMRunFolder(path: runPath, trainer: trainer, resume: resume)
+    }
+
+    /// Writes the merged model as a Hugging Face folder at `output` (atomically; replaced when `overwrite`):
+    /// every tensor in the first source's dtype, config.json and tokenizer files copied from the base model,
+    /// plus `coefficients.safetensors` (the raw coefficients, as in the run folder).
+    public func export(to output: String, overwrite: Bool) throws(DAMError) {
+        try trainer.mergeCurrent()
+        let out: AtomicOutput
+        do {
+            out = try AtomicOutput(path: output, overwrite: overwrite)
+            try out.makeWorkingDirectory()
+        } catch { throw .runFolder(path: output, reason: "\(error)") }
+        do {
+            let first = folders[0].weights
+            let merged = Dictionary(uniqueKeysWithValues: family.mergedTensors().map { ($0.name, $0.tensor) })
+            let infos = first.tensorInfos
+            let writer = try CheckpointWriter(directory: out.workingPath, tensors: infos)
+            for info in infos {
+                let t = merged[info.name]!
+                try writer.write(info.name, tensor: t.dtype == info.dtype ? t : t.converted(to: info.dtype))
+            }
+            try writer.finish()
+            let (tensors, metadata) = DAMRunFolder.coefficientsFile(trainer: trainer)
+            try SafetensorsWriter.save(tensors, to: out.workingPath + "/coefficients.safetensors", metadata: metadata)
+            for name in ["config.json"] + base.companions {
+                try FileManager.default.copyItem(atPath: base.path + "/" + name, toPath: out.workingPath + "/" + name)
+            }
+            try out.commit()
+        } catch {
+            out.abandon()
+            throw .runFolder(path: output, reason: "\(error)")
+        }
+    }
+}

@@ -1,0 +1,121 @@
+import AmalgamCheckpoint
+import AmalgamCore
+import AmalgamModels
+import AmalgamSearch
+import Foundation
+import Testing
+
+/// The Llama cases of scripts/fixtures/make_dam_fixtures.py: fixtures/models/llama and a perturbed copy,
+/// PyTorch autograd in float64.
+struct DAMLlamaFixture {
+    let coefficients: [Float]
+    let batches: [TokenBatch]
+    let loss: Float
+    let kl: [Float]
+    let similarity: Float
+    let gradient: [Float]
+    let configuration: DAMConfiguration
+
+    init(_ name: String) throws {
+        let file = try SafetensorsFile(path: fixturesDirectory + "/dam/\(name).safetensors")
+        let meta = Dictionary(uniqueKeysWithValues: file.metadata.map { ($0.key, $0.value) })
+        coefficients = try file.tensor("coefficients").floats()
+        batches = try (0..<2).map { k in
+            let tokens = try file.tensor("tokens\(k)").floats().map { Int($0) }
+            var sequences: [[Int]] = [], start = 0
+            for l in try file.tensor("lengths\(k)").floats().map({ Int($0) }) { sequences.append(Array(tokens[start ..< start + l])); start += l }
+            return try TokenBatch(sequences)
+        }
+        loss = try file.tensor("loss").floats()[0]
+        kl = try file.tensor("kl").floats()
+        similarity = try file.tensor("similarity").floats()[0]
+        gradient = try file.tensor("gradient").floats()
+        var c = DAMConfiguration()
+        c.scaleFunction = DAMScaleFunction(rawValue: meta["f"]!)!
+        c.temperature = Double(meta["temperature"]!)!
+        c.similarityWeight = Double(meta["lambda_sim"]!)!
+        let k = Int(meta["top_k"]!)!
+        c.topK = k > 0 ? k : nil
+        configuration = c
+    }
+
+    /// The two source models: fixtures/models/llama and its perturbed copy.
+    static func family() throws -> DAMLlamaFamily {
+        let folder = try ModelFolder(path: fixturesDirectory + "/models/llama")
+        let other = try SafetensorsCheckpoint(path: fixturesDirectory + "/dam/llama-source1.safetensors",
+                                              files: [SafetensorsFile(path: fixturesDirectory + "/dam/llama-source1.safetensors")])
+        return try DAMLlamaFamily(sources: [(folder.config, folder.weights), (folder.config, other)])
+    }
+}
+
+@Suite struct DAMLlamaTests {
+    @Test(arguments: ["llama-tanh", "llama-identity-top8"])
+    func lossAndCoefficientGradientsMatchPyTorch(_ name: String) throws {
+        let fixture = try DAMLlamaFixture(name)
+        let family = try DAMLlamaFixture.family()
+        #expect(family.layers.count == 2 * 7 + 1)
+        #expect(family.layers.last?.name == "lm_head")
+        let (loss, gradient) = try DAMObjective(configuration: fixture.configuration)
+            .evaluate(family: family, coefficients: fixture.coefficients, batches: fixture.batches)
+        #expect(abs(Float(loss.total) - fixture.loss) <= 1e-4 * abs(fixture.loss), "loss \(loss.total) vs \(fixture.loss)")
+        #expect(close(loss.kl.map { Float($0) }, fixture.kl, relative: 1e-4, floor: 1e-3), "KL \(loss.kl) vs \(fixture.kl)")
+        #expect(abs(Float(loss.similarity) - fixture.similarity) <= 1e-5)
+        let scale = fixture.gradient.map(abs).max()!
+        #expect(close(gradient, fixture.gradient, relative: 1e-4, floor: scale),
+                "largest difference \(zip(gradient, fixture.gradient).map { abs($0 - $1) }.max()!) of \(scale)")
+    }
+
+    @Test func untrainedMergeIsTheColumnScaledAverage() throws {
+        let family = try DAMLlamaFixture.family()
+        let layout = DAMLayout(layers: family.layers, sourceCount: 2)
+        let m = layout.initialCoefficients(.uniform, biasValue: 0.5, seed: 0)
+        try family.merge(scales: layout.scales(of: m, f: .tanh))
+        let merged = Dictionary(uniqueKeysWithValues: family.mergedTensors().map { ($0.name, $0.tensor.floats()) })
+        let a = try ModelFolder(path: fixturesDirectory + "/models/llama").weights
+        let b = try SafetensorsFile(path: fixturesDirectory + "/dam/llama-source1.safetensors")
+        let factor = 2 * Float(tanh(0.5))
+        for name in ["model.layers.1.mlp.down_proj.weight", "lm_head.weight"] {
+            let expected = zip(try a.tensor(name).floats(), try b.tensor(name).floats()).map { factor * ($0 + $1) / 2 }
+            #expect(close(merged[name]!, expected, relative: 1e-5, floor: 1e-3), "\(name)")
+        }
+        let norm = zip(try a.tensor("model.norm.weight").floats(), try b.tensor("model.norm.weight").floats()).map { ($0 + $1) / 2 }
+        #expect(close(merged["model.norm.weight"]!, norm, relative: 1e-6, floor: 1e-3))
+    }
+
+    /// Sequences of the tiny vocabulary, drawn from a seeded generator.
+    static func dataset(seed: UInt64) -> DAMDataset<TokenBatch> {
+        var g = SeededGenerator(seed: seed, stream: 0)
+        let sequences = (0..<5).map { _ in (0..<6).map { _ in g.integer(below: 64) } }
+        return DAMDataset(count: sequences.count) { indices in try! TokenBatch(indices.map { sequences[$0] }) }
+    }
+
+    @Test func stoppedAndResumedRunEqualsAStraightRunByteForByte() throws {
+        var c = DAMConfiguration()
+        c.steps = 4
+        c.batchSize = 2
+        c.learningRate = 1e-2
+        c.optimiser = .mofo
+        let datasets = [Self.dataset(seed: 1), Self.dataset(seed: 2)]
+        let straight = try DAMTrainer(configuration: c, family: DAMLlamaFixture.family(), datasets: datasets)
+        try straight.run()
+
+        let folder = NSTemporaryDirectory() + "dam-llama-resume-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let first = try DAMTrainer(configuration: c, family: DAMLlamaFixture.family(), datasets: datasets)
+        try first.run(runFolder: DAMRunFolder(path: folder, trainer: first, resume: false), until: 2)
+        #expect(first.step == 2)
+        let second = try DAMTrainer(configuration: c, family: DAMLlamaFixture.family(), datasets: datasets)
+        let run = try DAMRunFolder(path: folder, trainer: second, resume: true)
+        #expect(second.step == 2)
+        try second.run(runFolder: run)
+        #expect(second.coefficients == straight.coefficients)
+        #expect(second.history == straight.history)
+        #expect(second.coefficients != first.coefficients)
+    }
+
+    @Test func sourcesOfAnotherShapeAreRefused() throws {
+        let a = try ModelFolder(path: fixturesDirectory + "/models/llama")
+        let b = try ModelFolder(path: fixturesDirectory + "/models/llama-tied")
+        #expect(throws: DAMError.self) { try DAMLlamaFamily(sources: [(a.config, a.weights), (b.config, b.weights)]) }
+    }
+}
