@@ -62,14 +62,14 @@ struct DAMCommand: ParsableCommand {
             if progress { FileHandle.standardError.write(Data(("\r" + line + "   ").utf8)) }
             if p.step % logEvery == 0 || p.step == p.steps {
                 if progress { FileHandle.standardError.write(Data("\n".utf8)) }
-                print(line)
+                printLine(line)
             }
         }
         if trainer.step < settings.dam.steps {
-            print("stopped after step \(trainer.step); continue with --resume")
+            printLine("stopped after step \(trainer.step); continue with --resume")
             return
         }
         try run.export(to: output, overwrite: overwrite)
-        print("wrote \(output) (\(String(format: "%.1f", Date().timeIntervalSince(start))) s)")
+        printLine("wrote \(output) (\(String(format: "%.1f", Date().timeIntervalSince(start))) s)")
     }
 }

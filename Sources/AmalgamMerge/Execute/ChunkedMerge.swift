@@ -68,6 +68,33 @@ protocol ChunkedKernel: AnyObject, Sendable {
     func sample(count n: Int, _ tile: (_ start: Int, _ count: Int) -> ChunkTile)
 }
 
+/// Per-chunk f64 statistics (`perChunk` sums for each chunk) added up in chunk order, so the totals do
+/// not depend on which worker ran which chunk.
+final class ChunkSums: @unchecked Sendable {
+    let perChunk: Int
+    let chunks: Int
+    private let values: UnsafeMutablePointer<Double>
+
+    init(chunks: Int, perChunk: Int) {
+        self.chunks = chunks
+        self.perChunk = perChunk
+        values = .allocate(capacity: max(1, chunks * perChunk))
+        values.initialize(repeating: 0, count: chunks * perChunk)
+    }
+
+    deinit { values.deallocate() }
+
+    /// The `perChunk` sums of chunk `chunk` (only the tiles of that chunk touch them).
+    subscript(chunk: Int) -> UnsafeMutablePointer<Double> { values + perChunk * chunk }
+
+    /// Each statistic summed over the chunks, in chunk order.
+    func totals() -> [Double] {
+        var t = [Double](repeating: 0, count: perChunk)
+        for c in 0..<chunks { for k in 0..<perChunk { t[k] += values[perChunk * c + k] } }
+        return t
+    }
+}
+
 extension ChunkedKernel {
     func needsChunk(_ chunk: Int, finished: Int) -> Bool { true }
     func finished(_ chunk: Int) {}

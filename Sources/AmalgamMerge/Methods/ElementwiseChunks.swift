@@ -172,10 +172,9 @@ extension ModelStock: ChunkedMergeMethod {
 final class ModelStockChunks: ChunkedKernel, @unchecked Sendable {
     let base: Int
     let others: [Int]
-    private var chunks = 0
     private let pairs: [(Int, Int)]
     /// Per chunk: Σo² of each task vector, then Σoₐ·o_b of each pair.
-    private var sums: UnsafeMutablePointer<Double>?
+    private var sums: ChunkSums?
     private var t: Float = 0
 
     init(base: Int, others: [Int]) {
@@ -186,20 +185,14 @@ final class ModelStockChunks: ChunkedKernel, @unchecked Sendable {
         self.pairs = pairs
     }
 
-    deinit { sums?.deallocate() }
-
-    private var perChunk: Int { others.count + pairs.count }
-
     func prepare(workers: Int, chunks: Int, tileSize: Int) {
-        self.chunks = chunks
-        sums = .allocate(capacity: perChunk * chunks)
-        sums!.initialize(repeating: 0, count: perChunk * chunks)
+        sums = ChunkSums(chunks: chunks, perChunk: others.count + pairs.count)
     }
 
     func beginPass(_ pass: Int) -> Bool { pass == 0 }
 
     func gather(_ tile: ChunkTile) {
-        let s = sums! + perChunk * tile.chunk
+        let s = sums![tile.chunk]
         let b = tile.input(base)
         for j in 0..<tile.count {
             for (p, i) in others.enumerated() {
@@ -213,8 +206,7 @@ final class ModelStockChunks: ChunkedKernel, @unchecked Sendable {
     }
 
     func endPass() {
-        var totals = [Double](repeating: 0, count: perChunk)
-        for c in 0..<chunks { for k in 0..<perChunk { totals[k] += sums![perChunk * c + k] } }
+        let totals = sums!.totals()
         // As `ModelStock.merge`.
         let norms = totals[0..<others.count].map { $0.squareRoot() }
         var cosSum = 0.0
@@ -258,9 +250,8 @@ final class NuSlerpChunks: ChunkedKernel, @unchecked Sendable {
     let base: Int?
     let first: Int
     let second: Int
-    private var chunks = 0
     /// Per chunk: Σa², Σb², Σa·b.
-    private var sums: UnsafeMutablePointer<Double>?
+    private var sums: ChunkSums?
     private var scratch: [UnsafeMutablePointer<Float>] = []
     private var tileSize = 0
     private var c0: Float = 0
@@ -274,15 +265,12 @@ final class NuSlerpChunks: ChunkedKernel, @unchecked Sendable {
     }
 
     deinit {
-        sums?.deallocate()
         for s in scratch { s.deallocate() }
     }
 
     func prepare(workers: Int, chunks: Int, tileSize: Int) {
-        self.chunks = chunks
         self.tileSize = tileSize
-        sums = .allocate(capacity: 3 * chunks)
-        sums!.initialize(repeating: 0, count: 3 * chunks)
+        sums = ChunkSums(chunks: chunks, perChunk: 3)
         scratch = (0..<workers).map { _ in .allocate(capacity: 2 * tileSize) }
     }
 
@@ -304,20 +292,15 @@ final class NuSlerpChunks: ChunkedKernel, @unchecked Sendable {
     func gather(_ tile: ChunkTile) {
         let (a, b) = vectors(tile)
         let va = UnsafeBufferPointer(start: a, count: tile.count), vb = UnsafeBufferPointer(start: b, count: tile.count)
-        let s = sums! + 3 * tile.chunk
+        let s = sums![tile.chunk]
         s[0] += Kernels.dot(va, va)
         s[1] += Kernels.dot(vb, vb)
         s[2] += Kernels.dot(va, vb)
     }
 
     func endPass() {
-        var total = (0.0, 0.0, 0.0)
-        for c in 0..<chunks {
-            total.0 += sums![3 * c]
-            total.1 += sums![3 * c + 1]
-            total.2 += sums![3 * c + 2]
-        }
-        (c0, c1) = NuSlerp.coefficients(t: t, squaresA: total.0, squaresB: total.1, dot: total.2)
+        let total = sums!.totals()
+        (c0, c1) = NuSlerp.coefficients(t: t, squaresA: total[0], squaresB: total[1], dot: total[2])
     }
 
     func apply(_ tile: ChunkTile, into out: UnsafeMutablePointer<Float>) {

@@ -65,9 +65,8 @@ extension Slerp: ChunkedMergeMethod {
 final class SlerpChunks: ChunkedKernel, @unchecked Sendable {
     let t: Double
     let base: Int
-    private var chunks = 0
     /// Per chunk: Σv0², Σv1², Σv0·v1.
-    private var sums: UnsafeMutablePointer<Double>?
+    private var sums: ChunkSums?
     private var c0: Float = 0
     private var c1: Float = 0
 
@@ -76,12 +75,8 @@ final class SlerpChunks: ChunkedKernel, @unchecked Sendable {
         self.base = base
     }
 
-    deinit { sums?.deallocate() }
-
     func prepare(workers: Int, chunks: Int, tileSize: Int) {
-        self.chunks = chunks
-        sums = .allocate(capacity: 3 * chunks)
-        sums!.initialize(repeating: 0, count: 3 * chunks)
+        sums = ChunkSums(chunks: chunks, perChunk: 3)
     }
 
     func beginPass(_ pass: Int) -> Bool { pass == 0 }
@@ -89,20 +84,15 @@ final class SlerpChunks: ChunkedKernel, @unchecked Sendable {
     func gather(_ tile: ChunkTile) {
         let v0 = UnsafeBufferPointer(start: tile.input(base), count: tile.count)
         let v1 = UnsafeBufferPointer(start: tile.input(1 - base), count: tile.count)
-        let s = sums! + 3 * tile.chunk
+        let s = sums![tile.chunk]
         s[0] += Kernels.dot(v0, v0)
         s[1] += Kernels.dot(v1, v1)
         s[2] += Kernels.dot(v0, v1)
     }
 
     func endPass() {
-        var total = (0.0, 0.0, 0.0)
-        for c in 0..<chunks {
-            total.0 += sums![3 * c]
-            total.1 += sums![3 * c + 1]
-            total.2 += sums![3 * c + 2]
-        }
-        (c0, c1) = Slerp.coefficients(t: t, squares0: total.0, squares1: total.1, dot: total.2)
+        let total = sums!.totals()
+        (c0, c1) = Slerp.coefficients(t: t, squares0: total[0], squares1: total[1], dot: total[2])
     }
 
     func apply(_ tile: ChunkTile, into out: UnsafeMutablePointer<Float>) {
