@@ -202,16 +202,8 @@ import Testing
         let killer = KillResumeTests()
         func arguments(_ run: String) -> [String] { ["evolve", config, "--run-dir", run, "--resume", "--quiet"] }
         #expect(try !killer.launch(binary, arguments(dir + "/whole"), folder: "", target: nil, jitter: 0))
-        var generator = SeededGenerator(seed: 2027)
-        let targets = [0] + (0..<4).map { _ in 1 + generator.integer(below: budget - 1) }.sorted()
-        var midRunKills = 0
-        for target in targets {
-            let jitter = target == 0 ? 0.3 * generator.uniform() : 0.01 * generator.uniform()
-            if try killer.launch(binary, arguments(dir + "/parts"), folder: dir + "/parts", target: target, jitter: jitter),
-               let p = try killer.committedPasses(dir + "/parts"), p > 0, p < budget {
-                midRunKills += 1
-            }
-        }
+        let midRunKills = try killer.killAtSeededMoments(binary, arguments(dir + "/parts"), folder: dir + "/parts", total: budget, kills: 4,
+                                                         seed: 2027, startJitter: 0.3, jitter: 0.01, committed: killer.committedPasses)
         #expect(midRunKills >= 2, "too few kills landed inside the run to prove anything")
         #expect(try !killer.launch(binary, arguments(dir + "/parts"), folder: "", target: nil, jitter: 0))
         #expect(try runFolderSnapshot(dir + "/parts") == runFolderSnapshot(dir + "/whole"))
@@ -253,16 +245,8 @@ import Testing
         let killer = KillResumeTests()
         func arguments(_ name: String) throws -> [String] { ["evolve", try config(name), "--run-dir", dir + "/" + name, "--resume", "--quiet"] }
         #expect(try !killer.launch(binary, arguments("whole"), folder: "", target: nil, jitter: 0))
-        var generator = SeededGenerator(seed: 2028)
-        let targets = [0] + (0..<4).map { _ in 1 + generator.integer(below: budget - 1) }.sorted()
-        var midRunKills = 0
-        for target in targets {
-            let jitter = target == 0 ? 0.3 * generator.uniform() : 0.01 * generator.uniform()
-            if try killer.launch(binary, arguments("parts"), folder: dir + "/parts", target: target, jitter: jitter, committed: committedCandidates),
-               let p = try committedCandidates(dir + "/parts"), p > 0, p < budget {
-                midRunKills += 1
-            }
-        }
+        let midRunKills = try killer.killAtSeededMoments(binary, arguments("parts"), folder: dir + "/parts", total: budget, kills: 4,
+                                                         seed: 2028, startJitter: 0.3, jitter: 0.01, committed: committedCandidates)
         #expect(midRunKills >= 2, "too few kills landed inside the run to prove anything")
         #expect(try !killer.launch(binary, arguments("parts"), folder: "", target: nil, jitter: 0))
         let table = "SELECT evaluation, recipe, metrics, fitness, hex(scores) FROM candidates ORDER BY evaluation"

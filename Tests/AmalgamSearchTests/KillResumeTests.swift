@@ -50,6 +50,25 @@ func amalgamBinary() -> String? {
         return false
     }
 
+    /// Runs `arguments` (which must resume from `folder`) and kills it at seeded moments: once during
+    /// start-up (after up to `startJitter` s), then once the folder has committed each of `kills` increasing
+    /// counts below `total` (plus up to `jitter` s). Returns how many kills landed inside the run
+    /// (0 < committed < total afterwards).
+    func killAtSeededMoments(_ binary: String, _ arguments: [String], folder: String, total: Int, kills: Int, seed: UInt64,
+                             startJitter: Double, jitter: Double, committed: (String) throws -> Int?) throws -> Int {
+        var generator = SeededGenerator(seed: seed)
+        let targets = [0] + (0..<kills).map { _ in 1 + generator.integer(below: total - 1) }.sorted()
+        var midRunKills = 0
+        for target in targets {
+            let wait = (target == 0 ? startJitter : jitter) * generator.uniform()
+            if try launch(binary, arguments, folder: folder, target: target, jitter: wait, committed: committed),
+               let p = try committed(folder), p > 0, p < total {
+                midRunKills += 1
+            }
+        }
+        return midRunKills
+    }
+
     /// Passes committed in the run folder, or nil when the folder does not exist yet.
     func committedPasses(_ path: String) throws -> Int? {
         guard RunFolder.exists(at: path) else { return nil }
@@ -66,17 +85,9 @@ func amalgamBinary() -> String? {
         #expect(try !launch(binary, arguments(root + "/whole", json: root + "/whole.json"), folder: "", target: nil, jitter: 0))
 
         // Seeded kill points: one during start-up, then at increasing pass counts with sub-millisecond jitter.
-        var generator = SeededGenerator(seed: 2026)
-        let targets = [0] + (0..<6).map { _ in 1 + generator.integer(below: passes - 1) }.sorted()
-        var midRunKills = 0
-        for target in targets {
-            let jitter = target == 0 ? 0.2 * generator.uniform() : 0.002 * generator.uniform()
-            if try launch(binary, arguments(root + "/parts", json: root + "/parts.json"), folder: root + "/parts" + run,
-                          target: target, jitter: jitter),
-               let p = try committedPasses(root + "/parts" + run), p > 0, p < passes {
-                midRunKills += 1
-            }
-        }
+        let midRunKills = try killAtSeededMoments(binary, arguments(root + "/parts", json: root + "/parts.json"), folder: root + "/parts" + run,
+                                                  total: passes, kills: 6, seed: 2026, startJitter: 0.2, jitter: 0.002,
+                                                  committed: committedPasses)
         #expect(midRunKills >= 3, "too few kills landed inside the run to prove anything")
         #expect(try !launch(binary, arguments(root + "/parts", json: root + "/parts.json"), folder: "", target: nil, jitter: 0))
         #expect(try runFolderSnapshot(root + "/parts" + run) == runFolderSnapshot(root + "/whole" + run))
