@@ -122,18 +122,12 @@ func runReference(_ script: String, _ arguments: [String], python: String = refe
     let path = repositoryRoot + "/" + script
     guard FileManager.default.isExecutableFile(atPath: python) else { throw BenchError("skipped: \(python) not found") }
     guard FileManager.default.fileExists(atPath: path) else { throw BenchError("skipped: \(path) not found") }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: python)
-    process.arguments = [path] + arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = FileHandle.nullDevice
-    do { try process.run() } catch { throw BenchError("failed to start \(python): \(error)") }
-    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    guard process.terminationStatus == 0, let line = output.split(separator: "\n").last,
+    // posix_spawn, not Foundation's Process (whose run() can crash the caller on this toolchain; see Subprocess).
+    let result: (termination: Subprocess.Termination, out: String, err: String)
+    do { result = try Subprocess.run(python, [path] + arguments) } catch { throw BenchError("failed to start \(python): \(error)") }
+    guard result.termination == .exited(0), let line = result.out.split(separator: "\n").last,
           let json = try? JSONValue.parse(String(line)) else {
-        throw BenchError("failed (exit \(process.terminationStatus)): \(output.suffix(200))")
+        throw BenchError("failed (\(result.termination)): \(result.out.suffix(200))\(result.err.suffix(200))")
     }
     return json
 }

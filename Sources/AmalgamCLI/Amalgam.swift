@@ -16,6 +16,7 @@ struct Amalgam: ParsableCommand {
             Generate.self,
             Experiment.self,
             Eval.self,
+            CompareEvals.self,
             MakeTasks.self,
             FineTune.self,
             Evolve.self,
