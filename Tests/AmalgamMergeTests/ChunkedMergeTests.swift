@@ -209,4 +209,48 @@ import Testing
         let whole = try Self.merge(config, chunkElements: 0, threads: 2)
         #expect(try Self.merge(config, chunkElements: 1 << 16, threads: 2) == whole)
     }
+
+    /// karcher and multislerp (coefficients from a Gram-matrix pass) and sce (a non-zero count, the
+    /// top-k variance cut's passes, a pass of weights) merge in chunks too.
+    @Test(arguments: ["karcher", "multislerp", "multislerp_nobase", "sce", "sce_topk", "sce_none"], [DType.bf16, .f32])
+    func gramAndSCEChunksGiveTheWholeTensorsBytes(_ method: String, _ dtype: DType) throws {
+        let root = try Self.models(dtype)
+        let yaml: String
+        switch method {
+        case "karcher":
+            yaml = """
+                models:
+                  - model: \(root)/base
+                  - model: \(root)/ft1
+                  - model: \(root)/ft2
+                  - model: \(root)/ft3
+                merge_method: karcher
+                parameters: {max_iter: 20, tol: 1e-9}
+                """
+        case "multislerp", "multislerp_nobase":
+            yaml = """
+                models:
+                  - {model: \(root)/ft1, parameters: {weight: 0.5}}
+                  - {model: \(root)/ft2, parameters: {weight: 0.3}}
+                  - {model: \(root)/ft3, parameters: {weight: 0.4}}
+                \(method == "multislerp" ? "base_model: \(root)/base" : "")
+                merge_method: multislerp
+                """
+        default:
+            let topk = ["sce": "1", "sce_topk": "0.4", "sce_none": "0"][method]!
+            yaml = """
+                models:
+                  - model: \(root)/ft1
+                  - model: \(root)/ft2
+                  - model: \(root)/ft3
+                base_model: \(root)/base
+                merge_method: sce
+                parameters: {select_topk: \(topk)}
+                """
+        }
+        let config = try MergeConfig(yaml: yaml, path: root + "/\(method).yml")
+        let whole = try Self.merge(config, chunkElements: 0, threads: 2)
+        #expect(try Self.merge(config, chunkElements: 1 << 16, threads: 2) == whole, "\(method) \(dtype), 2 threads")
+        #expect(try Self.merge(config, chunkElements: 1 << 16, threads: 1) == whole, "\(method) \(dtype), 1 thread")
+    }
 }

@@ -52,8 +52,9 @@ protocol ChunkedKernel: AnyObject, Sendable {
     func beginPass(_ pass: Int) -> Bool
     /// Gathers the current pass's statistics over one tile.
     func gather(_ tile: ChunkTile)
-    /// Combines the workers' statistics of the pass just run.
-    func endPass()
+    /// Combines the workers' statistics of the pass just run (an error here, e.g. parameters the
+    /// statistics make impossible, fails the tensor).
+    func endPass() throws(MergeError)
     /// Computes the output of one tile in f32 into `out` (`tile.count` values).
     func apply(_ tile: ChunkTile, into out: UnsafeMutablePointer<Float>)
     /// Whether the current statistics pass needs chunk `chunk`, given the chunks finished so far
@@ -133,7 +134,7 @@ extension MergeExecutor {
         var pass = 0
         while kernel.beginPass(pass) {
             run.forEachTile(kernel, output: nil)
-            kernel.endPass()
+            try kernel.endPass()
             pass += 1
         }
         run.forEachTile(kernel, output: write)
@@ -241,9 +242,13 @@ private final class ChunkedRun: @unchecked Sendable {
     /// Hands `kernel` a loader of tiles anywhere in the tensor (worker 0's buffers).
     func sample(_ kernel: any ChunkedKernel) {
         let values = buffers[0].assumingMemoryBound(to: Float.self)
+        let release = inputBytes > Self.keptAcrossPasses
         kernel.sample(count: count) { start, m in
             precondition(start >= 0 && m <= tile && start + m <= count, "sample tile out of range")
             load(start, m, into: values)
+            // Each sampled run faults in a whole fault-around window of every input (64 KB: 512 runs
+            // would map 128 MB of four 65 MB inputs): a large tensor's are released at once.
+            if release { for input in inputs { input.storage.releasePages(start * input.dtype.byteSize..<(start + m) * input.dtype.byteSize) } }
             return ChunkTile(worker: 0, chunk: start / chunkElements, startsChunk: false, start: start, count: m, values: values, stride: tile)
         }
     }

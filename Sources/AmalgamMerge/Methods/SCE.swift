@@ -45,11 +45,26 @@ public struct SCE: MergeMethod {
     /// across models (biased), ties at the threshold to the lowest indices.
     static func selection(_ vectors: [[Float]], density: Double) -> [Bool] {
         let n = vectors.first?.count ?? 0
-        if density <= 0 { return [Bool](repeating: false, count: n) }
-        let m = Double(vectors.count)
-        var keys = [UInt32](repeating: 0, count: n)
+        if density <= 0 || n == 0 { return [Bool](repeating: false, count: n) }
         var nonzero = 0
-        for i in 0..<n {
+        let keys = Gram.withPointers(vectors) { pointers in
+            [UInt32](unsafeUninitializedCapacity: n) { out, count in
+                nonzero = varianceKeys(pointers, count: n, into: out.baseAddress!)
+                count = n
+            }
+        }
+        let k = Int(Double(nonzero) * density)
+        var scratch = keys
+        return Selection.mask(keys, Selection.cut(&scratch, count: k, descending: true))
+    }
+
+    /// The magnitude keys of the variances across `vectors` (biased, in f64, rounded to f32) of
+    /// `count` positions; returns how many are non-zero.
+    @inline(__always)
+    static func varianceKeys(_ vectors: [UnsafePointer<Float>], count: Int, into keys: UnsafeMutablePointer<UInt32>) -> Int {
+        let m = Double(vectors.count)
+        var nonzero = 0
+        for i in 0..<count {
             var mean = 0.0
             for v in vectors { mean += Double(v[i]) }
             mean /= m
@@ -59,8 +74,6 @@ public struct SCE: MergeMethod {
             if value != 0 { nonzero += 1 }
             keys[i] = Selection.key(value)
         }
-        let k = Int(Double(nonzero) * density)
-        var scratch = keys
-        return Selection.mask(keys, Selection.cut(&scratch, count: k, descending: true))
+        return nonzero
     }
 }
