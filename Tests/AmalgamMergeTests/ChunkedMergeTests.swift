@@ -17,6 +17,8 @@ import Testing
         let infos = [
             TensorInfo(name: "model.embed_tokens.weight", dtype: dtype, shape: [vocab, hidden]),
             TensorInfo(name: "model.layers.0.mlp.up_proj.weight", dtype: dtype, shape: [inter, hidden]),
+            // Rows of 640 straddle tiles and chunks (DELLA ranks along rows).
+            TensorInfo(name: "model.layers.0.mlp.down_proj.weight", dtype: dtype, shape: [hidden, inter]),
             TensorInfo(name: "model.layers.0.input_layernorm.weight", dtype: dtype, shape: [hidden]),
             TensorInfo(name: "model.norm.weight", dtype: dtype, shape: [hidden]),
             TensorInfo(name: "lm_head.weight", dtype: dtype, shape: [vocab, hidden]),
@@ -57,6 +59,9 @@ import Testing
         ("breadcrumbs", "merge_method: breadcrumbs"),
         ("task_arithmetic", "merge_method: task_arithmetic"),
         ("ties_dropped", "merge_method: ties"),
+        ("della", "merge_method: della"),
+        ("della_linear", "merge_method: della_linear\nparameters: {rescale: false}"),
+        ("della_dropped", "merge_method: della"),
     ]
 
     static func config(_ method: String, models root: String) throws -> MergeConfig {
@@ -74,7 +79,7 @@ import Testing
         let yaml = """
         models:
           - {model: \(root)/ft1, parameters: {weight: 0.5, density: 0.5\(gamma[1])}}
-          - {model: \(root)/ft2, parameters: {weight: 0.3, density: \(method == "ties_dropped" ? 0 : 0.3)\(gamma[2])}}
+          - {model: \(root)/ft2, parameters: {weight: 0.3, density: \(method.hasSuffix("_dropped") ? 0 : 0.3)\(gamma[2])}}
           - {model: \(root)/ft3, parameters: {weight: -0.2, density: 0.7\(gamma[3])}}
         base_model: \(root)/base
         \(body)
