@@ -64,7 +64,27 @@ public struct SCE: MergeMethod {
     static func varianceKeys(_ vectors: [UnsafePointer<Float>], count: Int, into keys: UnsafeMutablePointer<UInt32>) -> Int {
         let m = Double(vectors.count)
         var nonzero = 0
-        for i in 0..<count {
+        // Eight positions at a time: each lane does the scalar loop's operations in the same order.
+        let lanes = SIMD8<Double>(repeating: m), zero = SIMD8<Float>(), one = SIMD8<Int32>(repeating: 1)
+        var counted = SIMD8<Int32>()
+        var start = 0
+        @inline(__always) func load(_ v: UnsafePointer<Float>) -> SIMD8<Double> {
+            SIMD8<Double>(UnsafeRawPointer(v + start).loadUnaligned(as: SIMD8<Float>.self))
+        }
+        while start + 8 <= count {
+            var mean = SIMD8<Double>()
+            for v in vectors { mean += load(v) }
+            mean /= lanes
+            var variance = SIMD8<Double>()
+            for v in vectors { let d = load(v) - mean; variance += d * d }
+            let value = SIMD8<Float>(variance / lanes)
+            counted.replace(with: counted &+ one, where: value .!= zero)
+            UnsafeMutableRawPointer(keys + start).storeBytes(of: unsafeBitCast(value, to: SIMD8<UInt32>.self) & 0x7FFF_FFFF,
+                                                             as: SIMD8<UInt32>.self)
+            start += 8
+        }
+        for lane in 0..<8 { nonzero += Int(counted[lane]) }
+        for i in start..<count {
             var mean = 0.0
             for v in vectors { mean += Double(v[i]) }
             mean /= m
