@@ -81,8 +81,8 @@ final class TaskArithmeticChunks: ChunkedKernel, @unchecked Sendable {
     private var scratch: [UnsafeMutableRawPointer] = []
     /// Per worker and model: the DARE or DELLA stream being drawn.
     private var generators: UnsafeMutablePointer<SeededGenerator>?
-    /// DELLA's row length (0: no DELLA), and per worker: two rows of values, a row of packed rank keys,
-    /// a tile of keep probabilities.
+    /// DELLA's row length (0: no DELLA), and per worker: two rows of values, two rows of packed rank
+    /// keys (entries and sort scratch), a tile of keep probabilities.
     private let row: Int
     private var rows: [UnsafeMutableRawPointer] = []
     /// Per model and chunk: L1 norm before and after thinning.
@@ -124,7 +124,7 @@ final class TaskArithmeticChunks: ChunkedKernel, @unchecked Sendable {
         generators = .allocate(capacity: workers * others.count)
         generators!.initialize(repeating: SeededGenerator(seed: 0), count: workers * others.count)
         for c in allCuts { c.prepare(workers: workers, chunks: chunks) }
-        if row > 0 { rows = (0..<workers).map { _ in .allocate(byteCount: 16 * row + 8 * tileSize, alignment: 64) } }
+        if row > 0 { rows = (0..<workers).map { _ in .allocate(byteCount: 24 * row + 8 * tileSize, alignment: 64) } }
     }
 
     func beginPass(_ pass: Int) -> Bool {
@@ -282,7 +282,8 @@ final class TaskArithmeticChunks: ChunkedKernel, @unchecked Sendable {
         let buffer = rows[tile.worker]
         let rowBase = buffer.assumingMemoryBound(to: Float.self), rowModel = rowBase + row
         let packed = (buffer + 8 * row).assumingMemoryBound(to: UInt64.self)
-        let probabilities = (buffer + 16 * row).assumingMemoryBound(to: Double.self)
+        let sortScratch = (buffer + 16 * row).assumingMemoryBound(to: UInt64.self)
+        let probabilities = (buffer + 24 * row).assumingMemoryBound(to: Double.self)
         let m = tile.count, start = tile.start
         if row < 2 { probabilities.update(repeating: density, count: m); return probabilities }
         let step = 2 * epsilon / Double(row - 1)
@@ -299,9 +300,8 @@ final class TaskArithmeticChunks: ChunkedKernel, @unchecked Sendable {
                 tile.reader!.read(others[p], from: rowStart, count: row, into: rowModel)
                 for r in 0..<row { packed[r] = UInt64(Selection.key(rowModel[r] - rowBase[r])) << 32 | UInt64(r) }
             }
-            var sorted = UnsafeMutableBufferPointer(start: packed, count: row)
-            sorted.sort()
-            for (rank, entry) in sorted.enumerated() {
+            Sparsification.sortRanked(packed, row, scratch: sortScratch)
+            for (rank, entry) in UnsafeBufferPointer(start: packed, count: row).enumerated() {
                 let position = rowStart + Int(entry & 0xFFFF_FFFF)
                 if position >= i && position < end { probabilities[position - start] = (density - epsilon) + Double(rank) * step }
             }
