@@ -215,9 +215,10 @@ import Testing
         #expect(try Self.merge(config, chunkElements: 1 << 16, threads: 2) == whole)
     }
 
-    /// karcher and multislerp (coefficients from a Gram-matrix pass) and sce (a non-zero count, the
-    /// top-k variance cut's passes, a pass of weights) merge in chunks too.
-    @Test(arguments: ["karcher", "multislerp", "multislerp_nobase", "sce", "sce_topk", "sce_none"], [DType.bf16, .f32])
+    /// karcher and multislerp (coefficients from a Gram-matrix pass), sce (a non-zero count, the top-k
+    /// variance cut's passes, a pass of weights) and arcee_fusion (quantile cuts of the importances, whose
+    /// rows of 640 straddle tiles in down_proj) merge in chunks too.
+    @Test(arguments: ["karcher", "multislerp", "multislerp_nobase", "sce", "sce_topk", "sce_none", "arcee_fusion"], [DType.bf16, .f32])
     func gramAndSCEChunksGiveTheWholeTensorsBytes(_ method: String, _ dtype: DType) throws {
         let root = try Self.models(dtype)
         let yaml: String
@@ -231,6 +232,14 @@ import Testing
                   - model: \(root)/ft3
                 merge_method: karcher
                 parameters: {max_iter: 20, tol: 1e-9}
+                """
+        case "arcee_fusion":
+            yaml = """
+                models:
+                  - model: \(root)/base
+                  - model: \(root)/ft2
+                base_model: \(root)/base
+                merge_method: arcee_fusion
                 """
         case "multislerp", "multislerp_nobase":
             yaml = """
