@@ -97,6 +97,10 @@ final class ArceeFusionChunks: ChunkedKernel, @unchecked Sendable {
     /// Per worker: two rows of values, a tile of importances; a tile of their keys.
     private var buffers: [UnsafeMutablePointer<Float>] = []
     private var keyBuffers: [UnsafeMutablePointer<UInt32>] = []
+    /// Each row's KL divergence, stored by the tile where the row starts in the first pass and read in
+    /// the later ones (one f32 per row).
+    private var divergences: UnsafeMutablePointer<Float>?
+    private var passesRun = 0
     private var tileSize = 0
 
     init(base: Int, other: Int, row: Int, count n: Int) {
@@ -111,6 +115,7 @@ final class ArceeFusionChunks: ChunkedKernel, @unchecked Sendable {
     deinit {
         for b in buffers { b.deallocate() }
         for k in keyBuffers { k.deallocate() }
+        divergences?.deallocate()
     }
 
     var reach: Int { row }
@@ -120,6 +125,7 @@ final class ArceeFusionChunks: ChunkedKernel, @unchecked Sendable {
         buffers = (0..<workers).map { _ in .allocate(capacity: 2 * row + tileSize) }
         keyBuffers = (0..<workers).map { _ in .allocate(capacity: tileSize) }
         cuts.prepare(workers: workers, chunks: chunks)
+        divergences = .allocate(capacity: (n + row - 1) / row)
     }
 
     func beginPass(_ pass: Int) -> Bool {
@@ -137,6 +143,7 @@ final class ArceeFusionChunks: ChunkedKernel, @unchecked Sendable {
     }
 
     func endPass() {
+        passesRun += 1
         switch stage {
         case .high: cuts.endHigh()
         case .low: cuts.endLow()
@@ -153,7 +160,9 @@ final class ArceeFusionChunks: ChunkedKernel, @unchecked Sendable {
         while i < start + m {
             let rowStart = i / row * row, end = min(rowStart + row, start + m)
             let kl: Float
-            if rowStart >= start && rowStart + row <= start + m {
+            if passesRun > 0 {
+                kl = divergences![rowStart / row]
+            } else if rowStart >= start && rowStart + row <= start + m {
                 kl = Float(ArceeFusion.divergence(UnsafeBufferPointer(start: b + rowStart - start, count: row),
                                                   UnsafeBufferPointer(start: a + rowStart - start, count: row)))
             } else {
@@ -161,6 +170,7 @@ final class ArceeFusionChunks: ChunkedKernel, @unchecked Sendable {
                 tile.reader!.read(other, from: rowStart, count: row, into: buffer + row)
                 kl = Float(ArceeFusion.divergence(UnsafeBufferPointer(start: buffer + row, count: row), UnsafeBufferPointer(start: buffer, count: row)))
             }
+            if passesRun == 0 && rowStart >= start { divergences![rowStart / row] = kl }
             for j in i..<end { out[j - start] = abs(b[j - start] - a[j - start]) * kl }
             i = end
         }
