@@ -36,10 +36,26 @@ public final class TensorStorage: @unchecked Sendable {
     /// Tells the kernel the bytes `range` (relative to `base`) are not needed for now; for mapped storage
     /// the pages are dropped from this process and come back from the page cache when read again, so a
     /// streaming pass over a large tensor holds only the pages in use. Owned storage is left alone.
+    ///
+    /// The range is widened to whole fault-around windows (`faultAroundBytes` of address space,
+    /// clipped to the file): a read fault maps the cached pages of its whole window, so a reader at the
+    /// start of one range maps the end of the range before it. Were that range already released, those
+    /// pages would stay mapped for good (measured: ≈ 1 MB per merged tensor, 130 MB by the end of a
+    /// 147-tensor TIES merge). With every release widened, the last of two neighbouring readers to
+    /// finish drops their shared window.
     public func releasePages(_ range: Range<Int>) {
         guard let file, let base, let start = file.base, !range.isEmpty else { return }
-        file.doneReading(offset: start.distance(to: base) + range.lowerBound, count: range.count)
+        let window = Self.faultAroundBytes
+        let offset = start.distance(to: base)
+        let lower = max(0, (Int(bitPattern: base + range.lowerBound) & ~(window - 1)) - Int(bitPattern: start))
+        let upper = min(file.count, ((Int(bitPattern: base + range.upperBound) + window - 1) & ~(window - 1)) - Int(bitPattern: start))
+        precondition(lower <= offset + range.lowerBound && upper >= offset + range.upperBound)
+        file.doneReading(offset: lower, count: upper - lower)
     }
+
+    /// Linux's default `fault_around_bytes`: a read fault on a file mapping maps the cached pages of the
+    /// aligned window of this many bytes around it.
+    public static let faultAroundBytes = 64 << 10
 
     /// Writable bytes; only owned storage may be written.
     public var mutableBase: UnsafeMutableRawPointer? { owned }

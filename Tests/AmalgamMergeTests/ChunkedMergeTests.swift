@@ -17,6 +17,8 @@ import Testing
         let infos = [
             TensorInfo(name: "model.embed_tokens.weight", dtype: dtype, shape: [vocab, hidden]),
             TensorInfo(name: "model.layers.0.mlp.up_proj.weight", dtype: dtype, shape: [inter, hidden]),
+            // Rows of 640 straddle tiles and chunks (DELLA ranks along rows).
+            TensorInfo(name: "model.layers.0.mlp.down_proj.weight", dtype: dtype, shape: [hidden, inter]),
             TensorInfo(name: "model.layers.0.input_layernorm.weight", dtype: dtype, shape: [hidden]),
             TensorInfo(name: "model.norm.weight", dtype: dtype, shape: [hidden]),
             TensorInfo(name: "lm_head.weight", dtype: dtype, shape: [vocab, hidden]),
@@ -57,6 +59,9 @@ import Testing
         ("breadcrumbs", "merge_method: breadcrumbs"),
         ("task_arithmetic", "merge_method: task_arithmetic"),
         ("ties_dropped", "merge_method: ties"),
+        ("della", "merge_method: della"),
+        ("della_linear", "merge_method: della_linear\nparameters: {rescale: false}"),
+        ("della_dropped", "merge_method: della"),
     ]
 
     static func config(_ method: String, models root: String) throws -> MergeConfig {
@@ -74,7 +79,7 @@ import Testing
         let yaml = """
         models:
           - {model: \(root)/ft1, parameters: {weight: 0.5, density: 0.5\(gamma[1])}}
-          - {model: \(root)/ft2, parameters: {weight: 0.3, density: \(method == "ties_dropped" ? 0 : 0.3)\(gamma[2])}}
+          - {model: \(root)/ft2, parameters: {weight: 0.3, density: \(method.hasSuffix("_dropped") ? 0 : 0.3)\(gamma[2])}}
           - {model: \(root)/ft3, parameters: {weight: -0.2, density: 0.7\(gamma[3])}}
         base_model: \(root)/base
         \(body)
@@ -208,5 +213,58 @@ import Testing
             """, path: root + "/slerp.yml")
         let whole = try Self.merge(config, chunkElements: 0, threads: 2)
         #expect(try Self.merge(config, chunkElements: 1 << 16, threads: 2) == whole)
+    }
+
+    /// karcher and multislerp (coefficients from a Gram-matrix pass), sce (a non-zero count, the top-k
+    /// variance cut's passes, a pass of weights) and arcee_fusion (quantile cuts of the importances, whose
+    /// rows of 640 straddle tiles in down_proj) merge in chunks too.
+    @Test(arguments: ["karcher", "multislerp", "multislerp_nobase", "sce", "sce_topk", "sce_none", "arcee_fusion"], [DType.bf16, .f32])
+    func gramAndSCEChunksGiveTheWholeTensorsBytes(_ method: String, _ dtype: DType) throws {
+        let root = try Self.models(dtype)
+        let yaml: String
+        switch method {
+        case "karcher":
+            yaml = """
+                models:
+                  - model: \(root)/base
+                  - model: \(root)/ft1
+                  - model: \(root)/ft2
+                  - model: \(root)/ft3
+                merge_method: karcher
+                parameters: {max_iter: 20, tol: 1e-9}
+                """
+        case "arcee_fusion":
+            yaml = """
+                models:
+                  - model: \(root)/base
+                  - model: \(root)/ft2
+                base_model: \(root)/base
+                merge_method: arcee_fusion
+                """
+        case "multislerp", "multislerp_nobase":
+            yaml = """
+                models:
+                  - {model: \(root)/ft1, parameters: {weight: 0.5}}
+                  - {model: \(root)/ft2, parameters: {weight: 0.3}}
+                  - {model: \(root)/ft3, parameters: {weight: 0.4}}
+                \(method == "multislerp" ? "base_model: \(root)/base" : "")
+                merge_method: multislerp
+                """
+        default:
+            let topk = ["sce": "1", "sce_topk": "0.4", "sce_none": "0"][method]!
+            yaml = """
+                models:
+                  - model: \(root)/ft1
+                  - model: \(root)/ft2
+                  - model: \(root)/ft3
+                base_model: \(root)/base
+                merge_method: sce
+                parameters: {select_topk: \(topk)}
+                """
+        }
+        let config = try MergeConfig(yaml: yaml, path: root + "/\(method).yml")
+        let whole = try Self.merge(config, chunkElements: 0, threads: 2)
+        #expect(try Self.merge(config, chunkElements: 1 << 16, threads: 2) == whole, "\(method) \(dtype), 2 threads")
+        #expect(try Self.merge(config, chunkElements: 1 << 16, threads: 1) == whole, "\(method) \(dtype), 1 thread")
     }
 }

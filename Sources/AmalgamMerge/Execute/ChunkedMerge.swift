@@ -25,8 +25,11 @@ struct ChunkTile {
     let count: Int
     private let values: UnsafeMutablePointer<Float>
     private let stride: Int
+    /// Reads inputs outside the tile.
+    let reader: (any ChunkInputReader)?
 
-    init(worker: Int, chunk: Int, startsChunk: Bool, start: Int, count: Int, values: UnsafeMutablePointer<Float>, stride: Int) {
+    init(worker: Int, chunk: Int, startsChunk: Bool, start: Int, count: Int, values: UnsafeMutablePointer<Float>, stride: Int,
+         reader: (any ChunkInputReader)? = nil) {
         self.worker = worker
         self.chunk = chunk
         self.startsChunk = startsChunk
@@ -34,11 +37,18 @@ struct ChunkTile {
         self.count = count
         self.values = values
         self.stride = stride
+        self.reader = reader
     }
 
     /// Input `i`'s `count` values.
     @inline(__always)
     func input(_ i: Int) -> UnsafeMutablePointer<Float> { values + i * stride }
+}
+
+/// Any range of an input, converted as tiles are: for kernels whose elements depend on values outside
+/// their tile (DELLA's ranks along rows). Reads stay within `ChunkedKernel.reach` elements of the chunk.
+protocol ChunkInputReader: AnyObject, Sendable {
+    func read(_ input: Int, from start: Int, count: Int, into values: UnsafeMutablePointer<Float>)
 }
 
 /// One tensor's chunked merge. The executor calls `prepare`, then for pass = 0, 1, … while
@@ -52,8 +62,9 @@ protocol ChunkedKernel: AnyObject, Sendable {
     func beginPass(_ pass: Int) -> Bool
     /// Gathers the current pass's statistics over one tile.
     func gather(_ tile: ChunkTile)
-    /// Combines the workers' statistics of the pass just run.
-    func endPass()
+    /// Combines the workers' statistics of the pass just run (an error here, e.g. parameters the
+    /// statistics make impossible, fails the tensor).
+    func endPass() throws(MergeError)
     /// Computes the output of one tile in f32 into `out` (`tile.count` values).
     func apply(_ tile: ChunkTile, into out: UnsafeMutablePointer<Float>)
     /// Whether the current statistics pass needs chunk `chunk`, given the chunks finished so far
@@ -66,6 +77,9 @@ protocol ChunkedKernel: AnyObject, Sendable {
     /// `count` (≤ tile size) elements of every input from flat index `start` of the `n`, so the kernel
     /// can look at a sample of the tensor.
     func sample(count n: Int, _ tile: (_ start: Int, _ count: Int) -> ChunkTile)
+    /// How many elements beyond its chunk, on either side, a tile may read through `ChunkTile.reader`
+    /// (their pages are released with the chunk's).
+    var reach: Int { get }
 }
 
 /// Per-chunk f64 statistics (`perChunk` sums for each chunk) added up in chunk order, so the totals do
@@ -99,6 +113,7 @@ extension ChunkedKernel {
     func needsChunk(_ chunk: Int, finished: Int) -> Bool { true }
     func finished(_ chunk: Int) {}
     func sample(count n: Int, _ tile: (_ start: Int, _ count: Int) -> ChunkTile) {}
+    var reach: Int { 0 }
 }
 
 extension MergeExecutor {
@@ -133,7 +148,7 @@ extension MergeExecutor {
         var pass = 0
         while kernel.beginPass(pass) {
             run.forEachTile(kernel, output: nil)
-            kernel.endPass()
+            try kernel.endPass()
             pass += 1
         }
         run.forEachTile(kernel, output: write)
@@ -144,7 +159,7 @@ extension MergeExecutor {
 }
 
 /// The buffers and chunk dispatch of one chunked tensor merge.
-private final class ChunkedRun: @unchecked Sendable {
+private final class ChunkedRun: ChunkInputReader, @unchecked Sendable {
     typealias Write = @Sendable (UnsafeRawBufferPointer, Int) throws(CheckpointError) -> Void
 
     private let inputs: [(base: UnsafeRawPointer, dtype: DType, storage: TensorStorage, roundTo: DType?)]
@@ -213,7 +228,8 @@ private final class ChunkedRun: @unchecked Sendable {
                 while start < hi {
                     let m = min(tile, hi - start)
                     load(start, m, into: values)
-                    let t = ChunkTile(worker: w, chunk: c, startsChunk: start == lo, start: start, count: m, values: values, stride: tile)
+                    let t = ChunkTile(worker: w, chunk: c, startsChunk: start == lo, start: start, count: m, values: values, stride: tile,
+                                      reader: self)
                     if output == nil {
                         kernel.gather(t)
                     } else {
@@ -232,7 +248,10 @@ private final class ChunkedRun: @unchecked Sendable {
                 }
                 // Pages of a mapped input come back from the page cache on the next pass: releasing
                 // them keeps the resident set at a few chunks.
-                if release { for input in inputs { input.storage.releasePages(lo * input.dtype.byteSize..<hi * input.dtype.byteSize) } }
+                if release {
+                    let from = max(0, lo - kernel.reach), to = min(count, hi + kernel.reach)
+                    for input in inputs { input.storage.releasePages(from * input.dtype.byteSize..<to * input.dtype.byteSize) }
+                }
             }
         }
         if workers == 1 { work(0) } else { DispatchQueue.concurrentPerform(iterations: workers, execute: work) }
@@ -241,9 +260,13 @@ private final class ChunkedRun: @unchecked Sendable {
     /// Hands `kernel` a loader of tiles anywhere in the tensor (worker 0's buffers).
     func sample(_ kernel: any ChunkedKernel) {
         let values = buffers[0].assumingMemoryBound(to: Float.self)
+        let release = inputBytes > Self.keptAcrossPasses
         kernel.sample(count: count) { start, m in
             precondition(start >= 0 && m <= tile && start + m <= count, "sample tile out of range")
             load(start, m, into: values)
+            // Each sampled run faults in a whole fault-around window of every input (64 KB: 512 runs
+            // would map 128 MB of four 65 MB inputs): a large tensor's are released at once.
+            if release { for input in inputs { input.storage.releasePages(start * input.dtype.byteSize..<(start + m) * input.dtype.byteSize) } }
             return ChunkTile(worker: 0, chunk: start / chunkElements, startsChunk: false, start: start, count: m, values: values, stride: tile)
         }
     }
@@ -251,16 +274,20 @@ private final class ChunkedRun: @unchecked Sendable {
     /// Converts elements `[start, start + m)` of every input to f32, rounded to the compute dtype.
     @inline(__always)
     private func load(_ start: Int, _ m: Int, into values: UnsafeMutablePointer<Float>) {
-        for (i, input) in inputs.enumerated() {
-            let size = input.dtype.byteSize
-            let dst = values + i * tile
-            Convert.toFloat32(UnsafeRawBufferPointer(start: input.base + start * size, count: m * size), from: input.dtype,
-                              into: UnsafeMutableBufferPointer(start: dst, count: m))
-            switch input.roundTo {
-            case .bf16?: for j in 0..<m { dst[j] = BFloat16.round(dst[j]) }
-            case .f16?: for j in 0..<m { dst[j] = Float(Float16(dst[j])) }
-            default: break
-            }
+        for i in inputs.indices { read(i, from: start, count: m, into: values + i * tile) }
+    }
+
+    /// Converts elements `[start, start + m)` of input `i` to f32, rounded to the compute dtype.
+    @inline(__always)
+    func read(_ i: Int, from start: Int, count m: Int, into dst: UnsafeMutablePointer<Float>) {
+        let input = inputs[i]
+        let size = input.dtype.byteSize
+        Convert.toFloat32(UnsafeRawBufferPointer(start: input.base + start * size, count: m * size), from: input.dtype,
+                          into: UnsafeMutableBufferPointer(start: dst, count: m))
+        switch input.roundTo {
+        case .bf16?: for j in 0..<m { dst[j] = BFloat16.round(dst[j]) }
+        case .f16?: for j in 0..<m { dst[j] = Float(Float16(dst[j])) }
+        default: break
         }
     }
 }

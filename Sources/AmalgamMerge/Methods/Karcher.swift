@@ -2,6 +2,10 @@ import Foundation
 
 /// The Karcher (Riemannian) mean of all inputs on the unit hypersphere, each weighted 1/N, scaled by
 /// the mean norm. Ignores `weight` and `base_model` (every input counts), as mergekit does.
+///
+/// The mean and the tangent of every iteration are combinations of the inputs, so the iterations run on
+/// their coefficients, from the inputs' Gram matrix (f64 dot products): the tensor is read once for
+/// the Gram matrix and once for the output `Σ cᵢ·xᵢ`, whole or in chunks (`KarcherChunks`).
 public struct Karcher: MergeMethod {
     /// The method; it has no configuration of its own.
     public init() {}
@@ -19,51 +23,53 @@ public struct Karcher: MergeMethod {
         let aligned = try align(inputs, context)
         let tensors = aligned.tensors
         if tensors.count == 1 { return (tensors[0], aligned.shape) }
-        let maxIterations = Int(try globalNumber("max_iter", context))
-        let tol = try globalNumber("tol", context)
-        let n = aligned.elementCount
-        let alpha = 1.0 / Double(tensors.count)
-        let norms = tensors.map(Kernels.norm)
-        let valid = tensors.indices.filter { norms[$0] > tol }
-        if valid.isEmpty { return ([Float](repeating: 0, count: n), aligned.shape) }
+        let coefficients = Karcher.coefficients(gram: Gram.of(tensors), maxIterations: Int(try globalNumber("max_iter", context)),
+                                                tol: try globalNumber("tol", context))
+        return (Gram.combine(tensors, coefficients: coefficients, base: nil), aligned.shape)
+    }
+
+    /// The coefficients `cᵢ` of the result `Σ cᵢ·xᵢ`, from the inputs' Gram matrix `gram[i][j] = xᵢ·xⱼ`:
+    /// mergekit's iterations with the mean m = Σ aᵢ·xᵢ and the tangent kept as coefficient vectors
+    /// (‖Σ aᵢ·xᵢ‖² = aᵀ·G·a, xᵢ·m = (G·a)ᵢ), all in f64.
+    static func coefficients(gram: [[Double]], maxIterations: Int, tol: Double) -> [Float] {
+        let k = gram.count
+        let alpha = 1.0 / Double(k)
+        let norms = (0..<k).map { gram[$0][$0].squareRoot() }
+        let valid = (0..<k).filter { norms[$0] > tol }
+        if valid.isEmpty { return [Float](repeating: 0, count: k) }
         let validAlpha = 1.0 / Double(valid.count)
 
-        // Vectors are f32 like mergekit's; every reduction is in Double. uᵢ = xᵢ/‖xᵢ‖ stays implicit:
-        // each use is a dot product or an axpy with xᵢ scaled by 1/‖xᵢ‖.
-        var mean = [Float](repeating: 0, count: n)
-        for i in valid { Kernels.axpy(Float(validAlpha / norms[i]), tensors[i], into: &mean) }
-        let meanNorm = Kernels.norm(mean)
+        var mean = [Double](repeating: 0, count: k)
+        for i in valid { mean[i] = validAlpha / norms[i] }
+        let meanNorm = Gram.norm(gram, mean)
         if meanNorm < tol {
-            let first = valid[0]
-            mean = tensors[first]
-            Kernels.scale(&mean, by: Float(1 / norms[first]))
+            mean = [Double](repeating: 0, count: k)
+            mean[valid[0]] = 1 / norms[valid[0]]
         } else {
-            Kernels.scale(&mean, by: Float(1 / meanNorm))
+            for i in 0..<k { mean[i] /= meanNorm }
         }
-
-        var tangent = [Float](repeating: 0, count: n)
         for _ in 0..<maxIterations {
-            Kernels.scale(&tangent, by: 0)
+            let projections = Gram.products(gram, mean)
+            var tangent = [Double](repeating: 0, count: k)
             var alongMean = 0.0
             for i in valid {
-                let dot = min(max(Kernels.dot(mean, tensors[i]) / norms[i], -1), 1)
+                let dot = min(max(projections[i] / norms[i], -1), 1)
                 let theta = acos(dot)
                 if theta < tol { continue }
                 // α·θ/sin θ·(uᵢ − dot·m): the uᵢ part now, the m part summed and applied once below.
                 let c = validAlpha * theta / sin(theta)
-                Kernels.axpy(Float(c / norms[i]), tensors[i], into: &tangent)
+                tangent[i] += c / norms[i]
                 alongMean += c * dot
             }
-            Kernels.axpy(Float(-alongMean), mean, into: &tangent)
-            let tangentNorm = Kernels.norm(tangent)
+            for i in 0..<k { tangent[i] -= alongMean * mean[i] }
+            let tangentNorm = Gram.norm(gram, tangent)
             if tangentNorm < tol { break }
-            Kernels.scale(&mean, by: Float(cos(tangentNorm)))
-            Kernels.axpy(Float(sin(tangentNorm) / tangentNorm), tangent, into: &mean)
-            let unitNorm = Kernels.norm(mean)
-            if unitNorm > tol { Kernels.scale(&mean, by: Float(1 / unitNorm)) }
+            for i in 0..<k { mean[i] = mean[i] * cos(tangentNorm) + tangent[i] * (sin(tangentNorm) / tangentNorm) }
+            let unitNorm = Gram.norm(gram, mean)
+            if unitNorm > tol { for i in 0..<k { mean[i] /= unitNorm } }
         }
         // The scale uses the original 1/N weights, zero-norm inputs included.
-        Kernels.scale(&mean, by: Float(norms.reduce(0) { $0 + alpha * $1 }))
-        return (mean, aligned.shape)
+        let scale = norms.reduce(0) { $0 + alpha * $1 }
+        return mean.map { Float($0 * scale) }
     }
 }

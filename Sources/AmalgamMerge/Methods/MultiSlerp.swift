@@ -3,6 +3,10 @@ import Foundation
 /// Multi-SLERP: barycentric interpolation on the hypersphere of any number of models (their task
 /// vectors if there is a base): project onto the tangent space at the weighted mean direction, mix
 /// there, map back with the exponential map and scale by the weighted mean norm.
+///
+/// Every vector involved is a combination of the task vectors, so the result is `base + Σ cᵢ·τᵢ` with
+/// coefficients from the task vectors' Gram matrix (f64): one read for the Gram matrix, one for the
+/// output, whole or in chunks (`MultiSlerpChunks`).
 public struct MultiSlerp: MergeMethod {
     /// The method; it has no configuration of its own.
     public init() {}
@@ -22,45 +26,48 @@ public struct MultiSlerp: MergeMethod {
         guard !others.isEmpty else { throw fail(context, "needs at least one model besides the base") }
         // mergekit returns a lone non-base model as it is, base or not.
         if others.count == 1 { return (aligned.tensors[others[0]], aligned.shape) }
+        let weights = try self.weights(inputs, others: others, context: context)
+        let base = aligned.base
+        let models = others.map { aligned.tensors[$0] }
+        let gram = Gram.of(base.map { b in models.map { Kernels.difference($0, b) } } ?? models)
+        let coefficients = try self.coefficients(gram: gram, weights: weights, eps: try globalNumber("eps", context), context: context)
+        return (Gram.combine(models, coefficients: coefficients, base: base), aligned.shape)
+    }
+
+    /// The non-base models' weights, normalised to sum 1 when `normalize_weights` is set.
+    func weights(_ inputs: [MergeInput], others: [Int], context: MergeContext) throws(MergeError) -> [Double] {
         var weights: [Double] = []
         for index in others { weights.append(try modelNumber("weight", inputs[index], context)) }
         if try globalBool("normalize_weights", context) {
             let total = weights.reduce(0, +)
             weights = weights.map { $0 / total }
         }
-        let eps = try globalNumber("eps", context)
-        let base = aligned.base
-        let vectors = others.map { index in base.map { Kernels.difference(aligned.tensors[index], $0) } ?? aligned.tensors[index] }
-        let norms = vectors.map(Kernels.norm)
-        let n = aligned.elementCount
+        return weights
+    }
 
-        // m = Σ wᵢ·xᵢ/(‖xᵢ‖+eps): the weighted mean of the unit vectors (f32 vectors, Double reductions).
-        var mean = [Float](repeating: 0, count: n)
-        for (x, (w, norm)) in zip(vectors, zip(weights, norms)) { Kernels.axpy(Float(w / (norm + eps)), x, into: &mean) }
-        let meanNorm = Kernels.norm(mean)
+    /// The coefficients `cᵢ` of the result `base + Σ cᵢ·τᵢ`, from the Gram matrix of the task vectors:
+    /// m = Σ wᵢ·τᵢ/(‖τᵢ‖+eps) (the weighted mean of the unit vectors), τ = m − (Σ wᵢ(uᵢ·m̂))·m̂, and
+    /// out = (m̂·cos‖τ‖ + τ·sin‖τ‖/‖τ‖)·Σ wᵢ‖τᵢ‖, all kept as multiples of the coefficient vector of m.
+    func coefficients(gram: [[Double]], weights: [Double], eps: Double, context: MergeContext) throws(MergeError) -> [Float] {
+        let k = gram.count
+        let norms = (0..<k).map { gram[$0][$0].squareRoot() }
+        let mean = (0..<k).map { weights[$0] / (norms[$0] + eps) }
+        let meanNorm = Gram.norm(gram, mean)
         if meanNorm < eps {
-            guard vectors.count == 2 else {
+            guard k == 2 else {
                 throw fail(context, "the weighted sum of the unit task vectors is zero (antipodal models with "
                     + "balancing weights); change the weights")
             }
-            var out = [Float](repeating: 0, count: n)
-            Kernels.axpy(Float(weights[0]), vectors[0], into: &out)
-            Kernels.axpy(Float(weights[1]), vectors[1], into: &out)
-            return (base.map { Kernels.sum($0, out) } ?? out, aligned.shape)
+            return weights.map { Float($0) }
         }
-        // τ = Σ wᵢ(uᵢ − (uᵢ·m̂)m̂) = m − (Σ wᵢ(uᵢ·m̂))·m̂ with m̂ = m/‖m‖.
+        let dots = Gram.products(gram, mean)
         var projection = 0.0
-        for (x, (w, norm)) in zip(vectors, zip(weights, norms)) {
-            projection += w * Kernels.dot(x, mean) / meanNorm / (norm + eps)
-        }
-        var tangent = mean
-        Kernels.axpy(Float(-projection / meanNorm), mean, into: &tangent)
-        let tangentNorm = Kernels.norm(tangent) + eps
+        for i in 0..<k { projection += weights[i] * dots[i] / meanNorm / (norms[i] + eps) }
+        // τ = (1 − projection/‖m‖)·m.
+        let along = 1 - projection / meanNorm
+        let tangentNorm = abs(along) * meanNorm + eps
         let scale = zip(norms, weights).reduce(0.0) { $0 + $1.0 * $1.1 }
-        // out = (m̂·cos‖τ‖ + τ·sin‖τ‖/‖τ‖)·Σ wᵢ‖xᵢ‖
-        var out = mean
-        Kernels.scale(&out, by: Float(cos(tangentNorm) / meanNorm * scale))
-        Kernels.axpy(Float(sin(tangentNorm) / tangentNorm * scale), tangent, into: &out)
-        return (base.map { Kernels.sum($0, out) } ?? out, aligned.shape)
+        let factor = cos(tangentNorm) / meanNorm * scale + along * sin(tangentNorm) / tangentNorm * scale
+        return mean.map { Float($0 * factor) }
     }
 }

@@ -45,11 +45,46 @@ public struct SCE: MergeMethod {
     /// across models (biased), ties at the threshold to the lowest indices.
     static func selection(_ vectors: [[Float]], density: Double) -> [Bool] {
         let n = vectors.first?.count ?? 0
-        if density <= 0 { return [Bool](repeating: false, count: n) }
-        let m = Double(vectors.count)
-        var keys = [UInt32](repeating: 0, count: n)
+        if density <= 0 || n == 0 { return [Bool](repeating: false, count: n) }
         var nonzero = 0
-        for i in 0..<n {
+        let keys = Gram.withPointers(vectors) { pointers in
+            [UInt32](unsafeUninitializedCapacity: n) { out, count in
+                nonzero = varianceKeys(pointers, count: n, into: out.baseAddress!)
+                count = n
+            }
+        }
+        let k = Int(Double(nonzero) * density)
+        var scratch = keys
+        return Selection.mask(keys, Selection.cut(&scratch, count: k, descending: true))
+    }
+
+    /// The magnitude keys of the variances across `vectors` (biased, in f64, rounded to f32) of
+    /// `count` positions; returns how many are non-zero.
+    @inline(__always)
+    static func varianceKeys(_ vectors: [UnsafePointer<Float>], count: Int, into keys: UnsafeMutablePointer<UInt32>) -> Int {
+        let m = Double(vectors.count)
+        var nonzero = 0
+        // Eight positions at a time: each lane does the scalar loop's operations in the same order.
+        let lanes = SIMD8<Double>(repeating: m), zero = SIMD8<Float>(), one = SIMD8<Int32>(repeating: 1)
+        var counted = SIMD8<Int32>()
+        var start = 0
+        @inline(__always) func load(_ v: UnsafePointer<Float>) -> SIMD8<Double> {
+            SIMD8<Double>(UnsafeRawPointer(v + start).loadUnaligned(as: SIMD8<Float>.self))
+        }
+        while start + 8 <= count {
+            var mean = SIMD8<Double>()
+            for v in vectors { mean += load(v) }
+            mean /= lanes
+            var variance = SIMD8<Double>()
+            for v in vectors { let d = load(v) - mean; variance += d * d }
+            let value = SIMD8<Float>(variance / lanes)
+            counted.replace(with: counted &+ one, where: value .!= zero)
+            UnsafeMutableRawPointer(keys + start).storeBytes(of: unsafeBitCast(value, to: SIMD8<UInt32>.self) & 0x7FFF_FFFF,
+                                                             as: SIMD8<UInt32>.self)
+            start += 8
+        }
+        for lane in 0..<8 { nonzero += Int(counted[lane]) }
+        for i in start..<count {
             var mean = 0.0
             for v in vectors { mean += Double(v[i]) }
             mean /= m
@@ -59,8 +94,6 @@ public struct SCE: MergeMethod {
             if value != 0 { nonzero += 1 }
             keys[i] = Selection.key(value)
         }
-        let k = Int(Double(nonzero) * density)
-        var scratch = keys
-        return Selection.mask(keys, Selection.cut(&scratch, count: k, descending: true))
+        return nonzero
     }
 }

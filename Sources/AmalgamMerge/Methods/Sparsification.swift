@@ -99,6 +99,7 @@ public enum Sparsification {
         if length < 2 { return probabilities }
         // (magnitude key, position) packed in one integer: sorting it orders by magnitude, ties by position.
         var packed = [UInt64](repeating: 0, count: length)
+        var scratch = [UInt64](repeating: 0, count: length)
         let step = 2 * epsilon / Double(length - 1)
         probabilities.withUnsafeMutableBufferPointer { p in
             delta.withUnsafeBufferPointer { d in
@@ -106,7 +107,9 @@ public enum Sparsification {
                     for j in 0..<inner {
                         let start = o * length * inner + j
                         for r in 0..<length { packed[r] = UInt64(Selection.key(d[start + r * inner])) << 32 | UInt64(r) }
-                        packed.sort()
+                        packed.withUnsafeMutableBufferPointer { a in
+                            scratch.withUnsafeMutableBufferPointer { b in sortRanked(a.baseAddress!, length, scratch: b.baseAddress!) }
+                        }
                         for (rank, entry) in packed.enumerated() {
                             p[start + Int(entry & 0xFFFF_FFFF) * inner] = (density - epsilon) + Double(rank) * step
                         }
@@ -115,6 +118,30 @@ public enum Sparsification {
             }
         }
         return probabilities
+    }
+
+    /// Sorts `(key << 32 | index)` entries written in index order: a stable LSD radix sort on the keys
+    /// (8-bit digits, a digit all entries share skipped), which gives the order of sorting the packed
+    /// values (by key, then index) in a few linear passes.
+    static func sortRanked(_ entries: UnsafeMutablePointer<UInt64>, _ n: Int, scratch: UnsafeMutablePointer<UInt64>) {
+        if n < 2 { return }
+        var source = entries, target = scratch
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: 256) { counts in
+            for shift in stride(from: UInt64(32), to: 64, by: 8) {
+                counts.update(repeating: 0)
+                for i in 0..<n { counts[Int(truncatingIfNeeded: source[i] &>> shift & 0xFF)] += 1 }
+                if counts[Int(truncatingIfNeeded: source[0] &>> shift & 0xFF)] == n { continue }
+                var total = 0
+                for d in 0..<256 { let c = counts[d]; counts[d] = total; total += c }
+                for i in 0..<n {
+                    let d = Int(truncatingIfNeeded: source[i] &>> shift & 0xFF)
+                    target[counts[d]] = source[i]
+                    counts[d] += 1
+                }
+                swap(&source, &target)
+            }
+        }
+        if source != entries { entries.update(from: source, count: n) }
     }
 
     /// One Bernoulli draw per element, each kept with probability `probability`. Chunk `c` of

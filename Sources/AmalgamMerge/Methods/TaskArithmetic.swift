@@ -133,13 +133,19 @@ public struct TaskArithmetic: MergeMethod {
             let gamma = try modelNumber("gamma", input, context)
             Sparsification.magnitudeOutliers(&delta, density: density, gamma: gamma, rescale: rescale)
         case .dellaMagprune:
-            let epsilon = try modelNumber("epsilon", input, context)
-            guard Sparsification.dellaAccepts(density: density, epsilon: epsilon) else {
-                throw fail(context, "\(input.model): density ± epsilon must lie strictly between 0 and 1 "
-                    + "(density \(density), epsilon \(epsilon)); lower epsilon or move density away from 0 and 1")
-            }
+            let epsilon = try dellaEpsilon(input, density: density, context: context)
             Sparsification.dellaMagprune(&delta, shape: shape, density: density, epsilon: epsilon,
                                          rescale: rescale, seed: seed)
         }
+    }
+
+    /// DELLA's `epsilon` for this model, checked against its density.
+    func dellaEpsilon(_ input: MergeInput, density: Double, context: MergeContext) throws(MergeError) -> Double {
+        let epsilon = try modelNumber("epsilon", input, context)
+        guard Sparsification.dellaAccepts(density: density, epsilon: epsilon) else {
+            throw fail(context, "\(input.model): density ± epsilon must lie strictly between 0 and 1 "
+                + "(density \(density), epsilon \(epsilon)); lower epsilon or move density away from 0 and 1")
+        }
+        return epsilon
     }
 }

@@ -1,13 +1,15 @@
 import AmalgamCore
 
 extension TaskArithmetic: ChunkedMergeMethod {
-    /// Every configuration but DELLA (whose ranks run along rows of dim 1) merges in chunks: magnitude
-    /// cuts come from `ChunkedCuts`, DARE's draws from the same per-chunk streams as `Sparsification`,
-    /// L1 rescale factors from a pass of per-chunk sums.
+    /// Every configuration merges in chunks (DELLA only on 2-D tensors, whose rows along dim 1 are
+    /// contiguous): magnitude cuts come from `ChunkedCuts`, DARE's and DELLA's draws from the same
+    /// per-chunk streams as `Sparsification`, DELLA's keep probabilities from the ranks in each row (a
+    /// row straddling a tile is read whole through the tile's reader), L1 rescale factors from a pass
+    /// of per-chunk sums.
     func chunkedKernel(_ inputs: [MergeInput], context: MergeContext) throws(MergeError) -> (any ChunkedKernel)? {
         let base = try requireBase(context)
         let others = inputs.indices.filter { $0 != base }
-        if others.isEmpty || sparsifier == .dellaMagprune { return nil }
+        if others.isEmpty || (sparsifier == .dellaMagprune && inputs[base].shape.count != 2) { return nil }
         let n = Tensor.elementCount(inputs[base].shape)
         // Below a chunk, histograms cost more than the whole-tensor path.
         if n < Sparsification.randomChunk { return nil }
@@ -33,7 +35,10 @@ extension TaskArithmetic: ChunkedMergeMethod {
             case .random:
                 thinning.append(.random(density, seed: SeedDerivation.seed(context.seed, stream: position)))
             case .dellaMagprune:
-                return nil
+                if density <= 0 { thinning.append(.drop); continue }
+                let epsilon = try dellaEpsilon(input, density: density, context: context)
+                thinning.append(.della(density, epsilon: epsilon, seed: SeedDerivation.seed(context.seed, stream: position),
+                                       row: inputs[base].shape[1]))
             }
         }
         return TaskArithmeticChunks(base: base, others: others, weights: weights, thinning: thinning,
@@ -54,6 +59,9 @@ final class TaskArithmeticChunks: ChunkedKernel, @unchecked Sendable {
         case cuts(ChunkedCuts)
         /// DARE: keep with this probability, drawn from the chunk streams of this seed.
         case random(Double, seed: UInt64)
+        /// DELLA: keep with a probability from `density ± epsilon` by magnitude rank in rows of `row`
+        /// elements, drawn from the chunk streams of this seed.
+        case della(Double, epsilon: Double, seed: UInt64, row: Int)
     }
 
     private enum Stage { case start, range, high, low, ties, l1, output }
@@ -71,8 +79,12 @@ final class TaskArithmeticChunks: ChunkedKernel, @unchecked Sendable {
     private var chunks = 0
     /// Per worker: a delta tile per model, keys, two masks, sum, mixed, divisor.
     private var scratch: [UnsafeMutableRawPointer] = []
-    /// Per worker and model: the DARE stream being drawn.
+    /// Per worker and model: the DARE or DELLA stream being drawn.
     private var generators: UnsafeMutablePointer<SeededGenerator>?
+    /// DELLA's row length (0: no DELLA), and per worker: two rows of values, two rows of packed rank
+    /// keys (entries and sort scratch), a tile of keep probabilities.
+    private let row: Int
+    private var rows: [UnsafeMutableRawPointer] = []
     /// Per model and chunk: L1 norm before and after thinning.
     private var l1: UnsafeMutablePointer<Double>?
     private var scales: [Float?]
@@ -88,10 +100,15 @@ final class TaskArithmeticChunks: ChunkedKernel, @unchecked Sendable {
         self.rescale = rescale
         self.lambda = lambda
         scales = Array(repeating: nil, count: others.count)
+        row = thinning.lazy.compactMap { if case let .della(_, _, _, row) = $0 { return row } else { return nil } }.first ?? 0
     }
+
+    /// A DELLA tile reads the rows it straddles whole.
+    var reach: Int { row }
 
     deinit {
         for s in scratch { s.deallocate() }
+        for r in rows { r.deallocate() }
         l1?.deallocate()
         generators?.deallocate()
     }
@@ -107,6 +124,7 @@ final class TaskArithmeticChunks: ChunkedKernel, @unchecked Sendable {
         generators = .allocate(capacity: workers * others.count)
         generators!.initialize(repeating: SeededGenerator(seed: 0), count: workers * others.count)
         for c in allCuts { c.prepare(workers: workers, chunks: chunks) }
+        if row > 0 { rows = (0..<workers).map { _ in .allocate(byteCount: 24 * row + 8 * tileSize, alignment: 64) } }
     }
 
     func beginPass(_ pass: Int) -> Bool {
@@ -198,7 +216,7 @@ final class TaskArithmeticChunks: ChunkedKernel, @unchecked Sendable {
             case let (.high, .cuts(c)) where c.needsHistograms: c.gatherHigh(keys(tile, p), m, worker: tile.worker)
             case let (.low, .cuts(c)) where c.needsLowPass: c.gatherLow(keys(tile, p), m, worker: tile.worker)
             case let (.ties, .cuts(c)) where c.needsTieCounts: c.gatherTies(keys(tile, p), m, chunk: tile.chunk)
-            case (.l1, .cuts), (.l1, .random):
+            case (.l1, .cuts), (.l1, .random), (.l1, .della):
                 let d = taskVector(tile, p)
                 l1![(2 * p) * chunks + tile.chunk] += Kernels.l1(UnsafeBufferPointer(start: d, count: m))
                 thin(tile, p, d)
@@ -234,16 +252,62 @@ final class TaskArithmeticChunks: ChunkedKernel, @unchecked Sendable {
                 for j in 0..<m { mask[j] &= ~lower[j] }
             }
         case let .random(probability, seed):
-            let g = generators! + tile.worker * others.count + p
-            if tile.start % Sparsification.randomChunk == 0 {
-                g.pointee = SeededGenerator(seed: SeedDerivation.seed(seed, stream: tile.start / Sparsification.randomChunk))
-            }
-            var generator = g.pointee
+            var generator = stream(tile, p, seed)
             for j in 0..<m { mask[j] = generator.bernoulli(probability) ? ~0 : 0 }
-            g.pointee = generator
+            generators![tile.worker * others.count + p] = generator
+        case let .della(density, epsilon, seed, _):
+            let probabilities = dellaProbabilities(tile, p, density: density, epsilon: epsilon)
+            var generator = stream(tile, p, seed)
+            for j in 0..<m { mask[j] = generator.bernoulli(probabilities[j]) ? ~0 : 0 }
+            generators![tile.worker * others.count + p] = generator
         }
         let bits = UnsafeMutableRawPointer(d).assumingMemoryBound(to: UInt32.self)
         for j in 0..<m { bits[j] &= mask[j] }
+    }
+
+    /// Model `p`'s random stream at this tile: tiles of a `randomChunk` come in order on one worker, so
+    /// the draws continue where the previous tile left them, as in `Sparsification.bernoulliMask`.
+    @inline(__always)
+    private func stream(_ tile: ChunkTile, _ p: Int, _ seed: UInt64) -> SeededGenerator {
+        let g = generators! + tile.worker * others.count + p
+        if tile.start % Sparsification.randomChunk == 0 {
+            g.pointee = SeededGenerator(seed: SeedDerivation.seed(seed, stream: tile.start / Sparsification.randomChunk))
+        }
+        return g.pointee
+    }
+
+    /// DELLA's keep probability of each element of the tile for model `p`, as
+    /// `Sparsification.dellaProbabilities`: ranks of |δ| in each row (ties: lower index first).
+    private func dellaProbabilities(_ tile: ChunkTile, _ p: Int, density: Double, epsilon: Double) -> UnsafeMutablePointer<Double> {
+        let buffer = rows[tile.worker]
+        let rowBase = buffer.assumingMemoryBound(to: Float.self), rowModel = rowBase + row
+        let packed = (buffer + 8 * row).assumingMemoryBound(to: UInt64.self)
+        let sortScratch = (buffer + 16 * row).assumingMemoryBound(to: UInt64.self)
+        let probabilities = (buffer + 24 * row).assumingMemoryBound(to: Double.self)
+        let m = tile.count, start = tile.start
+        if row < 2 { probabilities.update(repeating: density, count: m); return probabilities }
+        let step = 2 * epsilon / Double(row - 1)
+        let x = tile.input(others[p]), b = tile.input(base)
+        var i = start
+        while i < start + m {
+            let rowStart = i / row * row, end = min(rowStart + row, start + m)
+            if rowStart >= start && rowStart + row <= start + m {
+                for r in 0..<row {
+                    packed[r] = UInt64(Selection.key(x[rowStart - start + r] - b[rowStart - start + r])) << 32 | UInt64(r)
+                }
+            } else {
+                tile.reader!.read(base, from: rowStart, count: row, into: rowBase)
+                tile.reader!.read(others[p], from: rowStart, count: row, into: rowModel)
+                for r in 0..<row { packed[r] = UInt64(Selection.key(rowModel[r] - rowBase[r])) << 32 | UInt64(r) }
+            }
+            Sparsification.sortRanked(packed, row, scratch: sortScratch)
+            for (rank, entry) in UnsafeBufferPointer(start: packed, count: row).enumerated() {
+                let position = rowStart + Int(entry & 0xFFFF_FFFF)
+                if position >= i && position < end { probabilities[position - start] = (density - epsilon) + Double(rank) * step }
+            }
+            i = end
+        }
+        return probabilities
     }
 
     /// δ·scale·weight of model `p` in one loop when its thinning is a plain compare on this tile (all
@@ -258,7 +322,7 @@ final class TaskArithmeticChunks: ChunkedKernel, @unchecked Sendable {
         case let .cuts(c):
             guard let rule = c.plainRule(tile) else { return false }
             (threshold, inclusive, countTies) = rule
-        case .drop, .random: return false
+        case .drop, .random, .della: return false
         }
         let d = delta(tile, p), x = tile.input(others[p]), b = tile.input(base)
         let w = weights[p]
