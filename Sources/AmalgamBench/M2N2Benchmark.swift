@@ -31,7 +31,8 @@ func m2n2Benchmark(_ arguments: [String]) throws {
     let result = try experiment.run(setting: .scratch, variant: .m2n2, seed: seed, forwardPasses: passes)
     let cpu = processCPUSeconds() - cpuStart
     let threads = ProcessInfo.activeProcessorCountCached
-    print("m2n2 digits from scratch, \(passes) forward passes (1437 train examples, 19,210 parameters), seed \(seed), \(threads) threads, load at start \(uptime)")
+    let team = ParallelTeam.shared.threads > 1 ? "spinning ParallelTeam (AMALGAM_PARALLEL_TEAM=1)" : "Dispatch regions"
+    print("m2n2 digits from scratch, \(passes) forward passes (1437 train examples, 19,210 parameters), seed \(seed), \(threads) threads, \(team), load at start \(uptime)")
     print(String(format: "  amalgam:    wall %8.2f s  %6.0f passes/s   CPU %8.2f s (%.3f ms/pass, all threads)   test accuracy %.3f   peak memory %.0f MB",
                  result.seconds, Double(passes) / result.seconds, cpu, cpu / Double(passes) * 1e3, result.testAccuracy, peakMemoryMB()))
     print(String(format: "  GEMM floor: dense forward %.1f MFLOP/pass; BLAS sgemm pair measured now: %.1f µs = %.1f GFLOP/s → %.2f s for %d passes",
@@ -89,7 +90,40 @@ func m2n2PartsBenchmark(_ arguments: [String]) throws {
             scores.withUnsafeMutableBufferPointer { fused.scoreCorrect(parameters: p.baseAddress!, into: $0) }
         }
     }
+    // The competition bookkeeping of one pass on a 21 × 1437 matrix of 0/1 scores, as `M2N2Search.step` runs it:
+    // inverse crowding and fitness of the 20 members, attraction to parent 1, then with the child's row
+    // inverse crowding and fitness of all 21.
+    var g = SeededGenerator(seed: 7)
+    let n = experiment.train.count
+    let matrix = ScoreMatrix(rows: 21, columns: n, values: (0..<(21 * n)).map { _ in g.uniform() < 0.6 ? 1 : 0 })
+    let sums = matrix.columnSums()
+    let bookkeeping = cpu {
+        let inverse = Competition.inverseCrowding(columnSums: sums, alpha: 1)
+        _ = Competition.fitness(matrix, rows: 20, inverseCrowding: inverse)
+        _ = Competition.attraction(matrix, rows: 20, to: 3, inverseCrowding: inverse)
+        _ = Competition.fitness(matrix, inverseCrowding: Competition.inverseCrowding(columnSums: sums, alpha: 1))
+    }
+    let columnSums = cpu { _ = matrix.columnSums() }
+    // What splitting one pass over the threads costs: a region of as many chunks as the scoring's with
+    // nothing to do, as wall and CPU time per call (a pass makes two: crossover + mutation, then scoring),
+    // through Dispatch (`parallelChunks`) and through the spinning `ParallelTeam`.
+    let chunks = min(ProcessInfo.activeProcessorCountCached * 4, 240 / 8)
+    func region(_ run: () -> Void) -> (wall: Double, cpu: Double) {
+        var wall = Double.infinity, cpuTotal = 0.0
+        for _ in 0..<5 {
+            let c0 = processCPUSeconds()
+            wall = min(wall, wallSeconds { for _ in 0..<repetitions { run() } } / Double(repetitions))
+            cpuTotal += (processCPUSeconds() - c0) / Double(5 * repetitions)
+        }
+        return (wall * 1e6, cpuTotal * 1e6)
+    }
+    let dispatch = region { parallelChunks(chunks * 8, minimumChunk: 8) { _ in } }
+    let team = region { ParallelTeam.shared.chunks(chunks * 8, minimumChunk: 8) { _ in } }
     print("CPU ms per call over \(repetitions) calls (process CPU time, all threads):")
     print(String(format: "  crossover %.3f   crossover+mutation %.3f   angle %.3f   score (2 GEMMs) %.3f   score (fused sparse) %.3f",
                  crossover, mutated, angle, gemm, sparse))
+    print(String(format: "  competition bookkeeping of one pass (fitness, attraction, fitness with the child) %.3f   column sums of 21 rows %.3f",
+                 bookkeeping, columnSums))
+    print(String(format: "  fork/join of %d empty chunks on %d threads, µs per call (two per pass): Dispatch %.1f wall %.1f CPU   ParallelTeam %.1f wall %.1f CPU",
+                 chunks, ProcessInfo.activeProcessorCountCached, dispatch.wall, dispatch.cpu, team.wall, team.cpu))
 }
