@@ -104,26 +104,27 @@ func m2n2PartsBenchmark(_ arguments: [String]) throws {
         _ = Competition.fitness(matrix, inverseCrowding: Competition.inverseCrowding(columnSums: sums, alpha: 1))
     }
     let columnSums = cpu { _ = matrix.columnSums() }
-    // What splitting one pass over the threads costs: a region of as many chunks as the scoring's with
-    // nothing to do, as wall and CPU time per call (a pass makes two: crossover + mutation, then scoring),
-    // through Dispatch (`parallelChunks`) and through the spinning `ParallelTeam`.
-    let chunks = min(ProcessInfo.activeProcessorCountCached * 4, 240 / 8)
-    func region(_ run: () -> Void) -> (wall: Double, cpu: Double) {
-        var wall = Double.infinity, cpuTotal = 0.0
-        for _ in 0..<5 {
-            let c0 = processCPUSeconds()
-            wall = min(wall, wallSeconds { for _ in 0..<repetitions { run() } } / Double(repetitions))
-            cpuTotal += (processCPUSeconds() - c0) / Double(5 * repetitions)
-        }
-        return (wall * 1e6, cpuTotal * 1e6)
+    // What splitting a pass's two parallel regions over the threads costs: their wall time per call (best of
+    // five batches) beside their CPU time; with perfect splitting wall = CPU / threads. Through Dispatch
+    // (`parallelChunks`, the default) and, with AMALGAM_PARALLEL_TEAM=1, the spinning `ParallelTeam`.
+    let threads = ProcessInfo.activeProcessorCountCached
+    func bestWall(_ body: () throws -> Void) rethrows -> Double {
+        var best = Double.infinity
+        for _ in 0..<5 { best = min(best, try wallSeconds { for _ in 0..<repetitions { try body() } } / Double(repetitions)) }
+        return best * 1e3
     }
-    let dispatch = region { parallelChunks(chunks * 8, minimumChunk: 8) { _ in } }
-    let team = region { ParallelTeam.shared.chunks(chunks * 8, minimumChunk: 8) { _ in } }
+    let sparseWall = bestWall {
+        store.candidate.withUnsafeBufferPointer { p in
+            scores.withUnsafeMutableBufferPointer { fused.scoreCorrect(parameters: p.baseAddress!, into: $0) }
+        }
+    }
+    let mutatedWall = try bestWall { seed += 1; try store.makeCandidate(.crossover(a: 0, b: 1, plan: plan), mutation: Mutation(standardDeviation: 0.01, seed: seed)) }
     print("CPU ms per call over \(repetitions) calls (process CPU time, all threads):")
     print(String(format: "  crossover %.3f   crossover+mutation %.3f   angle %.3f   score (2 GEMMs) %.3f   score (fused sparse) %.3f",
                  crossover, mutated, angle, gemm, sparse))
     print(String(format: "  competition bookkeeping of one pass (fitness, attraction, fitness with the child) %.3f   column sums of 21 rows %.3f",
                  bookkeeping, columnSums))
-    print(String(format: "  fork/join of %d empty chunks on %d threads, µs per call (two per pass): Dispatch %.1f wall %.1f CPU   ParallelTeam %.1f wall %.1f CPU",
-                 chunks, ProcessInfo.activeProcessorCountCached, dispatch.wall, dispatch.cpu, team.wall, team.cpu))
+    print(String(format: "  wall ms per call on %d threads (%@), best of 5 batches: score (fused sparse) %.3f (CPU ÷ threads %.3f)   crossover+mutation %.3f (CPU ÷ threads %.3f)",
+                 threads, ParallelTeam.shared.threads > 1 ? "ParallelTeam" : "Dispatch", sparseWall, sparse / Double(threads),
+                 mutatedWall, mutated / Double(threads)))
 }
