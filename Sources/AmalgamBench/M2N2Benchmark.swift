@@ -57,7 +57,9 @@ func jaxReference(passes: Int, data: String) throws -> Double {
     try referenceNumber(try runReference("scripts/bench/m2n2_reference.py", ["--passes", "\(passes)", "--data", data]), "seconds")
 }
 
-/// `amalgam-bench m2n2-parts`: CPU time of each part of one pass, averaged over repetitions.
+/// `amalgam-bench m2n2-parts`: CPU time of each part of one pass (crossover, mutation, angle, scoring, the
+/// competition bookkeeping), averaged over repetitions, and the wall time of the pass's two parallel regions
+/// beside their CPU time ÷ threads (what splitting them over the cores costs).
 func m2n2PartsBenchmark(_ arguments: [String]) throws {
     let a = try BenchArguments(arguments, options: ["repetitions", "data"])
     let repetitions = try a.int("repetitions", 200)
