@@ -31,7 +31,8 @@ func m2n2Benchmark(_ arguments: [String]) throws {
     let result = try experiment.run(setting: .scratch, variant: .m2n2, seed: seed, forwardPasses: passes)
     let cpu = processCPUSeconds() - cpuStart
     let threads = ProcessInfo.activeProcessorCountCached
-    print("m2n2 digits from scratch, \(passes) forward passes (1437 train examples, 19,210 parameters), seed \(seed), \(threads) threads, load at start \(uptime)")
+    let team = ParallelTeam.shared.threads > 1 ? "spinning ParallelTeam (AMALGAM_PARALLEL_TEAM=1)" : "Dispatch regions"
+    print("m2n2 digits from scratch, \(passes) forward passes (1437 train examples, 19,210 parameters), seed \(seed), \(threads) threads, \(team), load at start \(uptime)")
     print(String(format: "  amalgam:    wall %8.2f s  %6.0f passes/s   CPU %8.2f s (%.3f ms/pass, all threads)   test accuracy %.3f   peak memory %.0f MB",
                  result.seconds, Double(passes) / result.seconds, cpu, cpu / Double(passes) * 1e3, result.testAccuracy, peakMemoryMB()))
     print(String(format: "  GEMM floor: dense forward %.1f MFLOP/pass; BLAS sgemm pair measured now: %.1f µs = %.1f GFLOP/s → %.2f s for %d passes",
@@ -56,7 +57,9 @@ func jaxReference(passes: Int, data: String) throws -> Double {
     try referenceNumber(try runReference("scripts/bench/m2n2_reference.py", ["--passes", "\(passes)", "--data", data]), "seconds")
 }
 
-/// `amalgam-bench m2n2-parts`: CPU time of each part of one pass, averaged over repetitions.
+/// `amalgam-bench m2n2-parts`: CPU time of each part of one pass (crossover, mutation, angle, scoring, the
+/// competition bookkeeping), averaged over repetitions, and the wall time of the pass's two parallel regions
+/// beside their CPU time ÷ threads (what splitting them over the cores costs).
 func m2n2PartsBenchmark(_ arguments: [String]) throws {
     let a = try BenchArguments(arguments, options: ["repetitions", "data"])
     let repetitions = try a.int("repetitions", 200)
@@ -89,7 +92,41 @@ func m2n2PartsBenchmark(_ arguments: [String]) throws {
             scores.withUnsafeMutableBufferPointer { fused.scoreCorrect(parameters: p.baseAddress!, into: $0) }
         }
     }
+    // The competition bookkeeping of one pass on a 21 × 1437 matrix of 0/1 scores, as `M2N2Search.step` runs it:
+    // inverse crowding and fitness of the 20 members, attraction to parent 1, then with the child's row
+    // inverse crowding and fitness of all 21.
+    var g = SeededGenerator(seed: 7)
+    let n = experiment.train.count
+    let matrix = ScoreMatrix(rows: 21, columns: n, values: (0..<(21 * n)).map { _ in g.uniform() < 0.6 ? 1 : 0 })
+    let sums = matrix.columnSums()
+    let bookkeeping = cpu {
+        let inverse = Competition.inverseCrowding(columnSums: sums, alpha: 1)
+        _ = Competition.fitness(matrix, rows: 20, inverseCrowding: inverse)
+        _ = Competition.attraction(matrix, rows: 20, to: 3, inverseCrowding: inverse)
+        _ = Competition.fitness(matrix, inverseCrowding: Competition.inverseCrowding(columnSums: sums, alpha: 1))
+    }
+    let columnSums = cpu { _ = matrix.columnSums() }
+    // What splitting a pass's two parallel regions over the threads costs: their wall time per call (best of
+    // five batches) beside their CPU time; with perfect splitting wall = CPU / threads. Through Dispatch
+    // (`parallelChunks`, the default) and, with AMALGAM_PARALLEL_TEAM=1, the spinning `ParallelTeam`.
+    let threads = ProcessInfo.activeProcessorCountCached
+    func bestWall(_ body: () throws -> Void) rethrows -> Double {
+        var best = Double.infinity
+        for _ in 0..<5 { best = min(best, try wallSeconds { for _ in 0..<repetitions { try body() } } / Double(repetitions)) }
+        return best * 1e3
+    }
+    let sparseWall = bestWall {
+        store.candidate.withUnsafeBufferPointer { p in
+            scores.withUnsafeMutableBufferPointer { fused.scoreCorrect(parameters: p.baseAddress!, into: $0) }
+        }
+    }
+    let mutatedWall = try bestWall { seed += 1; try store.makeCandidate(.crossover(a: 0, b: 1, plan: plan), mutation: Mutation(standardDeviation: 0.01, seed: seed)) }
     print("CPU ms per call over \(repetitions) calls (process CPU time, all threads):")
     print(String(format: "  crossover %.3f   crossover+mutation %.3f   angle %.3f   score (2 GEMMs) %.3f   score (fused sparse) %.3f",
                  crossover, mutated, angle, gemm, sparse))
+    print(String(format: "  competition bookkeeping of one pass (fitness, attraction, fitness with the child) %.3f   column sums of 21 rows %.3f",
+                 bookkeeping, columnSums))
+    print(String(format: "  wall ms per call on %d threads (%@), best of 5 batches: score (fused sparse) %.3f (CPU ÷ threads %.3f)   crossover+mutation %.3f (CPU ÷ threads %.3f)",
+                 threads, ParallelTeam.shared.threads > 1 ? "ParallelTeam" : "Dispatch", sparseWall, sparse / Double(threads),
+                 mutatedWall, mutated / Double(threads)))
 }

@@ -6,9 +6,10 @@ import AmalgamCore
 /// Rows are taken six at a time, and a register-blocked 6 × 16 kernel (12 AVX2 accumulators) runs the
 /// first layer over the features that are non-zero in at least one of the six rows (digits are half
 /// zeros, and neighbouring images share their empty borders), the bias as the always-present last feature.
-/// Rows are grouped into blocks once, at set-up, ordering them by their zero pattern when that leaves
-/// fewer features to visit. Each row's sums run in a fixed order that depends only on the batch, so the
-/// scores are the same bytes for any number of threads.
+/// Rows are grouped into blocks once, at set-up: in batch order, sorted by zero pattern, or grouped greedily
+/// by shared non-zero features (`greedyGrouping`), whichever leaves the fewest features to visit. Each row's
+/// sums run in a fixed order that depends only on the batch, so the scores are the same bytes for any number
+/// of threads (and any grouping: a feature that is zero in a row adds an exact zero to its sums).
 public struct MLPSparseScoring: Sendable {
     /// The classifier's shape (hidden a multiple of 16, at most 16 outputs).
     public let classifier: MLPClassifier
@@ -52,7 +53,7 @@ public struct MLPSparseScoring: Sendable {
             }
             return a < b
         }
-        let order = entries(sorted) < entries(natural) ? sorted : natural
+        let order = [natural, sorted, Self.greedyGrouping(batch)].min { entries($0) < entries($1) }!
         var blockStart: [Int32] = [0], features: [Int32] = [], values: [Float] = []
         for first in stride(from: 0, to: order.count, by: Self.rows) {
             let members = order[first ..< min(first + Self.rows, order.count)]
@@ -69,6 +70,45 @@ public struct MLPSparseScoring: Sendable {
         self.blockStart = blockStart
         self.features = features
         self.values = values
+    }
+
+    /// Rows grouped greedily into blocks that share their non-zero features: each block starts from the
+    /// remaining row with the fewest non-zero features, then takes, five times, the remaining row adding the
+    /// fewest features the block does not have yet (ties: the row with more non-zero features, then the
+    /// first). On the digits training set this visits 38.6 features per row against 42.5 for the sort by
+    /// zero pattern (33.8 are non-zero). Only which rows share a block changes, not any row's sums.
+    static func greedyGrouping(_ batch: MLPBatch) -> [Int] {
+        let width = batch.inputs + 1, words = (width + 63) / 64, n = batch.count
+        var masks = [UInt64](repeating: 0, count: n * words)
+        for r in 0..<n {
+            for c in 0..<width where batch.augmented[r * width + c] != 0 { masks[r * words + c / 64] |= 1 << UInt64(c % 64) }
+        }
+        let counts = (0..<n).map { r in (0..<words).reduce(0) { $0 + masks[r * words + $1].nonzeroBitCount } }
+        var remaining = Array(0..<n), order: [Int] = []
+        order.reserveCapacity(n)
+        var union = [UInt64](repeating: 0, count: words)
+        while !remaining.isEmpty {
+            var pick = 0
+            for i in 1..<remaining.count where counts[remaining[i]] < counts[remaining[pick]] { pick = i }
+            var taken = 0
+            for w in 0..<words { union[w] = 0 }
+            while true {
+                let r = remaining.remove(at: pick)
+                order.append(r)
+                for w in 0..<words { union[w] |= masks[r * words + w] }
+                taken += 1
+                if taken == Self.rows || remaining.isEmpty { break }
+                var bestAdded = Int.max, bestCount = -1
+                for (i, candidate) in remaining.enumerated() {
+                    var added = 0
+                    for w in 0..<words { added += (masks[candidate * words + w] & ~union[w]).nonzeroBitCount }
+                    if added < bestAdded || (added == bestAdded && counts[candidate] > bestCount) {
+                        bestAdded = added; bestCount = counts[candidate]; pick = i
+                    }
+                }
+            }
+        }
+        return order
     }
 
     /// Examples in the batch.
@@ -117,7 +157,7 @@ public struct MLPSparseScoring: Sendable {
                                                              SendableConstPointer(vs.baseAddress!), SendableConstPointer(os.baseAddress!),
                                                              SendableConstPointer(ls.baseAddress!))
                             let n = count
-                            parallelChunks(blocks, minimumChunk: 8) { range in
+                            ParallelTeam.shared.chunks(blocks, minimumChunk: 8) { range in
                                 withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: range.count * 12) { logits in
                                     let bias = UnsafeRawPointer(w2p.base + h * 16)
                                     let b0 = bias.loadUnaligned(as: SIMD8<Float>.self), b1 = bias.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)

@@ -67,7 +67,7 @@ public enum Competition {
         return scores.values.withUnsafeBufferPointer { v in
             inverseCrowding.withUnsafeBufferPointer { w in
                 (0..<(rows ?? scores.rows)).map { k in
-                    sum(n) { j in Double(v[k * n + j]) * w[j] }
+                    sum(n, v.baseAddress! + k * n, nil, w.baseAddress!)
                 }
             }
         }
@@ -83,24 +83,38 @@ public enum Competition {
         return scores.values.withUnsafeBufferPointer { v in
             inverseCrowding.withUnsafeBufferPointer { w in
                 (0..<(rows ?? scores.rows)).map { k in
-                    sum(n) { j in max(0, Double(v[k * n + j]) * w[j] - Double(v[p * n + j]) * w[j]) }
+                    sum(n, v.baseAddress! + k * n, v.baseAddress! + p * n, w.baseAddress!)
                 }
             }
         }
     }
 
-    /// Σ_{j < n} term(j) in four interleaved partial sums (j mod 4), added as (s0 + s1) + (s2 + s3): a fixed
-    /// order, four times shorter dependency chains than one running sum.
+    /// Σ_{j < n} of `x_j · w_j` (or, with `y`, of `max(0, x_j · w_j − y_j · w_j)`), scores widened to Double,
+    /// in four interleaved partial sums (j mod 4) added as (s0 + s1) + (s2 + s3), the tail into s0: a fixed
+    /// order with four times shorter dependency chains than one running sum. The four partial sums are the
+    /// lanes of one `SIMD4<Double>`: the same additions in the same order as four scalars.
     @inline(__always)
-    static func sum(_ n: Int, _ term: (Int) -> Double) -> Double {
-        var s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+    static func sum(_ n: Int, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>?, _ w: UnsafePointer<Double>) -> Double {
+        var s = SIMD4<Double>()
         var j = 0
         while j + 4 <= n {
-            s0 += term(j); s1 += term(j + 1); s2 += term(j + 2); s3 += term(j + 3)
+            let ws = UnsafeRawPointer(w + j).loadUnaligned(as: SIMD4<Double>.self)
+            var t = SIMD4<Double>(UnsafeRawPointer(x + j).loadUnaligned(as: SIMD4<Float>.self)) * ws
+            if let y {
+                t -= SIMD4<Double>(UnsafeRawPointer(y + j).loadUnaligned(as: SIMD4<Float>.self)) * ws
+                t.replace(with: 0, where: t .< 0)
+            }
+            s += t
             j += 4
         }
-        while j < n { s0 += term(j); j += 1 }
-        return (s0 + s1) + (s2 + s3)
+        var s0 = s[0]
+        while j < n {
+            var t = Double(x[j]) * w[j]
+            if let y { t = max(0, t - Double(y[j]) * w[j]) }
+            s0 += t
+            j += 1
+        }
+        return (s0 + s[1]) + (s[2] + s[3])
     }
 
     /// The index of the lowest fitness; the first one on ties (as `argmin` does).

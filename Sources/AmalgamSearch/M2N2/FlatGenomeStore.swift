@@ -66,7 +66,7 @@ public final class FlatGenomeStore: GenomeStore {
                     let head: (a: Float, b: Float) = plan?.plan.head ?? (a: 1, b: 0)
                     let tail: (a: Float, b: Float) = plan?.plan.tail ?? (a: 1, b: 0)
                     let split = min(max(plan?.plan.splitPoint ?? n, 0), n)
-                    parallelChunks(blocks, minimumChunk: 2) { range in
+                    ParallelTeam.shared.chunks(blocks, minimumChunk: 2) { range in
                         for block in range {
                             let lo = block * Mutation.blockSize
                             let hi = min(n, lo + Mutation.blockSize)

@@ -90,14 +90,15 @@ public final class M2N2Search<Scorer: CandidateScorer> {
     @discardableResult
     public func insertSeed(_ index: Int) throws(SearchError) -> M2N2Step {
         try store.makeCandidate(.seed(index), mutation: nil)
-        let (mean, fitness, slot) = try scoreAndReplace()
+        let (mean, fitness, slot) = try scoreAndReplace(archiveSums: archiveColumnSums())
         return M2N2Step(pass: nil, seed: index, parents: [], plan: nil, mutationSeed: nil, meanScore: mean, fitness: fitness, slot: slot)
     }
 
     /// Creates, scores and offers one child to the archive.
     @discardableResult
     public func step() throws(SearchError) -> M2N2Step {
-        let inverse = Competition.inverseCrowding(columnSums: archiveColumnSums(), alpha: configuration.alpha)
+        let archiveSums = archiveColumnSums()
+        let inverse = Competition.inverseCrowding(columnSums: archiveSums, alpha: configuration.alpha)
         let fitness = Competition.fitness(scores, rows: archiveSize, inverseCrowding: inverse)
         let parent1 = draw(fitness)
         var parent2: Int
@@ -130,7 +131,7 @@ public final class M2N2Search<Scorer: CandidateScorer> {
             Mutation(standardDeviation: $0, seed: generator.next())
         }
         try store.makeCandidate(recipe, mutation: mutation)
-        let (mean, childFitness, slot) = try scoreAndReplace()
+        let (mean, childFitness, slot) = try scoreAndReplace(archiveSums: archiveSums)
         let record = M2N2Step(pass: passes, seed: nil, parents: configuration.crossover == .none ? [parent1] : [parent1, parent2],
                               plan: plan, mutationSeed: mutation?.seed, meanScore: mean, fitness: childFitness, slot: slot)
         passes += 1
@@ -200,14 +201,15 @@ public final class M2N2Search<Scorer: CandidateScorer> {
         weights.contains(where: { $0 > 0 }) ? generator.categorical(weights) : generator.integer(below: weights.count)
     }
 
-    /// Scores the candidate into the last row, then removes the weakest of archive + candidate.
-    private func scoreAndReplace() throws(SearchError) -> (mean: Double, fitness: Double, slot: Int?) {
+    /// Scores the candidate into the last row, then removes the weakest of archive + candidate; `archiveSums`
+    /// are the archive's `archiveColumnSums()` (the archive has not changed since the step computed them).
+    private func scoreAndReplace(archiveSums: [Double]) throws(SearchError) -> (mean: Double, fitness: Double, slot: Int?) {
         let n = scores.columns
         let last = archiveSize
         try scores.values.withUnsafeMutableBufferPointer { (v: inout UnsafeMutableBufferPointer<Float>) throws(SearchError) in
             try scorer.scoreCandidate(of: store, into: UnsafeMutableBufferPointer(rebasing: v[last * n ..< (last + 1) * n]))
         }
-        var sums = archiveColumnSums()
+        var sums = archiveSums
         for j in 0..<n { sums[j] += Double(scores.values[last * n + j]) }
         let inverse = Competition.inverseCrowding(columnSums: sums, alpha: configuration.alpha)
         let fitness = Competition.fitness(scores, inverseCrowding: inverse)
