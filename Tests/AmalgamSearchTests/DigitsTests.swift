@@ -65,8 +65,8 @@ import Testing
         try expectScalarChains(MLPClassifier.digits, train, seeds: 0..<2)
     }
 
-    /// The same for the other second-layer layouts: 1–8 outputs (one vector per row), 9–10 (plus the pairs),
-    /// 11–16 (padded to 16), on a smaller hidden layer and the first 150 training images.
+    /// The same for other output counts (the second layer is padded to 16 lanes: 1, 8, 9, 12 and 16 real ones),
+    /// on a smaller hidden layer and the first 150 training images.
     @Test(arguments: [1, 8, 9, 12, 16])
     func fusedSparseScoringIsExactlyTheScalarChainsForOutputs(_ outputs: Int) throws {
         let (train, _) = try DigitsDataset(csvPath: digitsCSV).split()

@@ -114,17 +114,16 @@ public struct MLPSparseScoring: Sendable {
     /// Examples in the batch.
     public var count: Int { labels.count }
 
-    /// Multiply-adds of one scoring, as the kernel runs it (first layer over visited features; second layer
-    /// as 8 lanes per row plus two 8-lane pair vectors per block up to 10 outputs, else padded to 16 outputs).
+    /// Multiply-adds of one scoring, as the kernel runs it (first layer over visited features, second
+    /// layer padded to 16 outputs).
     public var multiplyAdds: Int {
-        features.count * Self.rows * classifier.hidden
-            + (blockStart.count - 1) * (classifier.hidden + 1) * (classifier.outputs <= 10 ? Self.rows * 8 + 16 : Self.rows * 16)
+        features.count * Self.rows * classifier.hidden + (blockStart.count - 1) * Self.rows * (classifier.hidden + 1) * 16
     }
 
     /// Writes 1 where the first arg-max of the logits equals the label, else 0.
     ///
     /// `[W1; b1]` is first repacked unit-chunk-major (16 hidden units × every input, 4 KB per chunk, contiguous)
-    /// and `[W2; b2]` packed 16 floats per hidden unit (see `secondLayerNarrow`). Each thread then takes its blocks one chunk of 16 hidden units at a
+    /// and `[W2; b2]` padded to 16 outputs. Each thread then takes its blocks one chunk of 16 hidden units at a
     /// time: the chunk's slab of `[W1; b1]` stays in L1 while every block of the thread's range computes its
     /// 6 × 16 hidden values and adds them into its 6 × 16 logits, kept in memory between chunks. The logits
     /// thus accumulate over hidden units in order 0, 1, …, 255 exactly as a row at a time would: the
@@ -140,22 +139,12 @@ public struct MLPSparseScoring: Sendable {
                 (packed + chunk * width + f * 16).update(from: row + chunk, count: 16)
             }
         }
-        // [W2; b2], 16 floats per hidden unit. Up to 10 outputs (`narrow`): outputs 0–7 in lanes 0–7 (unused
-        // lanes 0), then outputs 8 and 9 repeated as four (8, 9) pairs, one pair per row of a 4-row group.
-        // More outputs: padded to 16 lanes. Unused lanes of the bias are −∞ (never read by the arg-max).
-        let narrow = o <= 10
+        // [W2; b2] padded to 16 lanes per hidden unit; unused lanes of the bias are −∞ so they never win.
         let second = packed + width * h
         second.initialize(repeating: 0, count: (h + 1) * 16)
         let w2 = parameters + classifier.secondLayerOffset
-        for j in 0...h {
-            if narrow {
-                for c in 0..<min(o, 8) { second[j * 16 + c] = w2[j * o + c] }
-                for c in 8..<max(o, 8) { for q in 0..<4 { second[j * 16 + 8 + 2 * q + c - 8] = w2[j * o + c] } }
-            } else {
-                for c in 0..<o { second[j * 16 + c] = w2[j * o + c] }
-            }
-        }
-        for c in min(o, narrow ? 8 : 16)..<(narrow ? 8 : 16) { second[h * 16 + c] = -.infinity }
+        for j in 0...h { for c in 0..<o { second[j * 16 + c] = w2[j * o + c] } }
+        for c in o..<16 { second[h * 16 + c] = -.infinity }
         let blocks = blockStart.count - 1
         let w1p = SendableConstPointer(UnsafePointer(packed)), w2p = SendableConstPointer(UnsafePointer(second))
         let out = SendablePointer(scores.baseAddress!)
@@ -172,32 +161,21 @@ public struct MLPSparseScoring: Sendable {
                                 withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: range.count * 12) { logits in
                                     let bias = UnsafeRawPointer(w2p.base + h * 16)
                                     let b0 = bias.loadUnaligned(as: SIMD8<Float>.self), b1 = bias.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
-                                    if narrow {
-                                        // Per block: rows' outputs 0–7 (6 vectors), then outputs 8–9 of rows 0–3 and 4–5 as pairs.
-                                        for i in 0..<range.count { for r in 0..<6 { logits[i * 12 + r] = b0 }; for v in 6..<12 { logits[i * 12 + v] = b1 } }
-                                    } else {
-                                        for i in 0..<range.count * 6 { logits[2 * i] = b0; logits[2 * i + 1] = b1 }
-                                    }
+                                    for i in 0..<range.count * 6 { logits[2 * i] = b0; logits[2 * i + 1] = b1 }
                                     withUnsafeTemporaryAllocation(of: Float.self, capacity: Self.rows * 16) { tile in
                                         for chunk in stride(from: 0, to: h, by: 16) {
                                             let slab = w1p.base + chunk * width
                                             for (i, b) in range.enumerated() {
                                                 let lo = Int(bsp.base[b]), hi = Int(bsp.base[b + 1])
                                                 firstLayer(entries: lo..<hi, slab: slab, features: fsp.base, values: vsp.base, tile: tile.baseAddress!)
-                                                if narrow {
-                                                    secondLayerNarrow(tile: tile.baseAddress!, w2: w2p.base + chunk * 16, logits: logits.baseAddress! + i * 12)
-                                                } else {
-                                                    secondLayer(tile: tile.baseAddress!, w2: w2p.base + chunk * 16, logits: logits.baseAddress! + i * 12)
-                                                }
+                                                secondLayer(tile: tile.baseAddress!, w2: w2p.base + chunk * 16, logits: logits.baseAddress! + i * 12)
                                             }
                                         }
                                     }
                                     for (i, b) in range.enumerated() {
                                         for r in 0..<Self.rows where b * Self.rows + r < n {
                                             let position = b * Self.rows + r
-                                            let guess = narrow
-                                                ? argmaxNarrow(logits[i * 12 + r], logits[i * 12 + 6 + r / 4], lane: 2 * (r % 4), o)
-                                                : argmax(logits[i * 12 + 2 * r], logits[i * 12 + 2 * r + 1], o)
+                                            let guess = argmax(logits[i * 12 + 2 * r], logits[i * 12 + 2 * r + 1], o)
                                             out.base[Int(osp.base[position])] = guess == Int(lsp.base[position]) ? 1 : 0
                                         }
                                     }
@@ -265,47 +243,6 @@ public struct MLPSparseScoring: Sendable {
         logits[0] = l00; logits[1] = l01; logits[2] = l10; logits[3] = l11; logits[4] = l20; logits[5] = l21
         logits[6] = l30; logits[7] = l31; logits[8] = l40; logits[9] = l41; logits[10] = l50; logits[11] = l51
     }
-}
-
-extension MLPSparseScoring {
-    /// `secondLayer` for at most 10 outputs, without the padding to 16: outputs 0–7 of each row as one vector
-    /// (6 multiply-adds per hidden unit), outputs 8–9 of the six rows as (8, 9) pairs in two vectors (rows 0–3,
-    /// rows 4–5), whose factors are the rows' broadcast hidden values blended in pairs. Every lane still adds
-    /// unit after unit into its own sum, so each logit is the same bytes as with the padded kernel. `logits`:
-    /// rows' outputs 0–7 at 0–5, pairs at 6 and 7; `w2`: per unit 8 output lanes then the 4 repeated pairs.
-    @inline(__always)
-    private func secondLayerNarrow(tile: UnsafePointer<Float>, w2: UnsafePointer<Float>, logits: UnsafeMutablePointer<SIMD8<Float>>) {
-        var l0 = logits[0], l1 = logits[1], l2 = logits[2], l3 = logits[3], l4 = logits[4], l5 = logits[5]
-        var p0 = logits[6], p1 = logits[7]
-        let pairs = SIMD8<Int32>(0, 0, 1, 1, 0, 0, 1, 1) .!= 0, upper = SIMD8<Int32>(0, 0, 0, 0, 1, 1, 1, 1) .!= 0
-        for j in 0..<16 {
-            let row = UnsafeRawPointer(w2 + j * 16)
-            let w = row.loadUnaligned(as: SIMD8<Float>.self), wp = row.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
-            let u0 = SIMD8<Float>(repeating: tile[j]), u1 = SIMD8<Float>(repeating: tile[16 + j])
-            let u2 = SIMD8<Float>(repeating: tile[32 + j]), u3 = SIMD8<Float>(repeating: tile[48 + j])
-            let u4 = SIMD8<Float>(repeating: tile[64 + j]), u5 = SIMD8<Float>(repeating: tile[80 + j])
-            l0 = l0.addingProduct(u0, w); l1 = l1.addingProduct(u1, w); l2 = l2.addingProduct(u2, w)
-            l3 = l3.addingProduct(u3, w); l4 = l4.addingProduct(u4, w); l5 = l5.addingProduct(u5, w)
-            // (u0 u0 u1 u1 u2 u2 u3 u3) and (u4 u4 u5 u5 …)
-            let m0123 = u0.replacing(with: u1, where: pairs).replacing(with: u2.replacing(with: u3, where: pairs), where: upper)
-            let m45 = u4.replacing(with: u5, where: pairs)
-            p0 = p0.addingProduct(m0123, wp); p1 = p1.addingProduct(m45, wp)
-        }
-        logits[0] = l0; logits[1] = l1; logits[2] = l2; logits[3] = l3; logits[4] = l4; logits[5] = l5
-        logits[6] = p0; logits[7] = p1
-    }
-}
-
-/// The first index of the largest of the first `count` outputs: 0–7 in `low`, 8 and 9 at `lane`, `lane + 1`
-/// of `pairs`.
-@inline(__always)
-private func argmaxNarrow(_ low: SIMD8<Float>, _ pairs: SIMD8<Float>, lane: Int, _ count: Int) -> Int {
-    var best = 0, value = low[0]
-    for c in 1..<count {
-        let v = c < 8 ? low[c] : pairs[lane + c - 8]
-        if v > value { best = c; value = v }
-    }
-    return best
 }
 
 /// The first index of the largest of the first `count` lanes of `low` then `high`.
