@@ -17,13 +17,13 @@ import Glibc
 /// One region runs at a time: a call made while the team is busy (another thread's region, or a call from
 /// inside a region), or to a team of one thread, runs through `parallelChunks` instead.
 public final class ParallelTeam: @unchecked Sendable {
-    /// The process's team: with `AMALGAM_PARALLEL_TEAM=1` in the environment, of
-    /// `ProcessInfo.activeProcessorCountCached` threads (the caller and the workers); otherwise of the caller
-    /// alone, every region then running through `parallelChunks`. Off by default: on a machine crowded by
-    /// other processes the spinning worker takes turns from the caller's serial work, and a from-scratch digits
-    /// run measured slower with it (README, M2N2 digits).
+    /// The process's team: of `ProcessInfo.activeProcessorCountCached` threads (the caller and the workers);
+    /// with `AMALGAM_PARALLEL_TEAM=0` in the environment, of the caller alone, every region then running through
+    /// `parallelChunks` (Dispatch). On by default since its workers yield the core while they spin: without the
+    /// yield, a from-scratch digits run under load was 30–50 % slower than through Dispatch; with it, as fast
+    /// or faster (README, M2N2 digits).
     public static let shared = ParallelTeam(
-        threads: ProcessInfo.processInfo.environment["AMALGAM_PARALLEL_TEAM"] == "1" ? ProcessInfo.activeProcessorCountCached : 1)
+        threads: ProcessInfo.processInfo.environment["AMALGAM_PARALLEL_TEAM"] == "0" ? 1 : ProcessInfo.activeProcessorCountCached)
     /// Threads taking part in a region, the caller included.
     public let threads: Int
     /// How long an idle worker keeps watching for the next region before it sleeps.
