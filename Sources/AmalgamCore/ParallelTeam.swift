@@ -10,19 +10,20 @@ import Glibc
 /// `parallelChunks` hands each region to Dispatch, which wakes a sleeping worker: on these virtual machines a
 /// wake-up costs tens of microseconds (an inter-processor interrupt through the hypervisor), a large share of
 /// a 0.25 ms region. The team's workers instead spin for a short while (`spinSeconds`) after each region,
-/// watching for the next one, and only then sleep on a condition variable. The work is split exactly as
+/// watching for the next one and yielding the core (`sched_yield`) between looks, and only then sleep on a
+/// condition variable. The work is split exactly as
 /// `parallelChunks` splits it (same chunk ranges, claimed in any order), so results are the same bytes.
 ///
 /// One region runs at a time: a call made while the team is busy (another thread's region, or a call from
 /// inside a region), or to a team of one thread, runs through `parallelChunks` instead.
 public final class ParallelTeam: @unchecked Sendable {
-    /// The process's team: with `AMALGAM_PARALLEL_TEAM=1` in the environment, of
-    /// `ProcessInfo.activeProcessorCountCached` threads (the caller and the workers); otherwise of the caller
-    /// alone, every region then running through `parallelChunks`. Off by default: on a machine crowded by
-    /// other processes the spinning worker takes turns from the caller's serial work, and a from-scratch digits
-    /// run measured slower with it (README, M2N2 digits).
+    /// The process's team: of `ProcessInfo.activeProcessorCountCached` threads (the caller and the workers);
+    /// with `AMALGAM_PARALLEL_TEAM=0` in the environment, of the caller alone, every region then running through
+    /// `parallelChunks` (Dispatch). On by default since its workers yield the core while they spin: without the
+    /// yield, a from-scratch digits run under load was 30–50 % slower than through Dispatch; with it, as fast
+    /// or faster (README, M2N2 digits).
     public static let shared = ParallelTeam(
-        threads: ProcessInfo.processInfo.environment["AMALGAM_PARALLEL_TEAM"] == "1" ? ProcessInfo.activeProcessorCountCached : 1)
+        threads: ProcessInfo.processInfo.environment["AMALGAM_PARALLEL_TEAM"] == "0" ? 1 : ProcessInfo.activeProcessorCountCached)
     /// Threads taking part in a region, the caller included.
     public let threads: Int
     /// How long an idle worker keeps watching for the next region before it sleeps.
@@ -113,6 +114,8 @@ public final class ParallelTeam: @unchecked Sendable {
             var deadline: UInt64 = 0
             while t >> 32 == seen {
                 spins += 1
+                // Between looks, hand the core to any other runnable thread (free when the core is idle).
+                if spins & 15 == 0 { sched_yield() }
                 if spins & 255 == 0 {
                     let now = DispatchTime.now().uptimeNanoseconds
                     if deadline == 0 {

@@ -62,11 +62,25 @@ import Testing
     /// these (so a reordering of the kernel's loops cannot change a run's result).
     @Test func fusedSparseScoringIsExactlyTheScalarChainsInItsDocumentedOrder() throws {
         let (train, _) = try DigitsDataset(csvPath: digitsCSV).split()
-        let mlp = MLPClassifier.digits
+        try expectScalarChains(MLPClassifier.digits, train, seeds: 0..<2)
+    }
+
+    /// The same for other output counts (the second layer is padded to 16 lanes: 1, 8, 9, 12 and 16 real ones),
+    /// on a smaller hidden layer and the first 150 training images.
+    @Test(arguments: [1, 8, 9, 12, 16])
+    func fusedSparseScoringIsExactlyTheScalarChainsForOutputs(_ outputs: Int) throws {
+        let (train, _) = try DigitsDataset(csvPath: digitsCSV).split()
+        let width = train.inputs + 1
+        let features = (0..<150).flatMap { r in train.augmented[r * width ..< r * width + train.inputs] }
+        let batch = MLPBatch(features: Array(features), inputs: train.inputs, labels: Array(train.labels.prefix(150)))
+        try expectScalarChains(MLPClassifier(inputs: train.inputs, hidden: 32, outputs: outputs), batch, seeds: 3..<5)
+    }
+
+    private func expectScalarChains(_ mlp: MLPClassifier, _ train: MLPBatch, seeds: Range<UInt64>) throws {
         let fused = MLPSparseScoring(classifier: mlp, batch: train)
         let (h, o, width) = (mlp.hidden, mlp.outputs, mlp.inputs + 1)
         let second = width * h  // [W2; b2] follows [W1; b1]
-        for seed in 0..<2 as Range<UInt64> {
+        for seed in seeds {
             var g = SeededGenerator(seed: seed)
             let p = (0..<mlp.parameterCount).map { _ in 0.05 * g.normal() }
             var expected = [Float](repeating: 0, count: train.count)
