@@ -31,7 +31,8 @@ func m2n2Benchmark(_ arguments: [String]) throws {
     let result = try experiment.run(setting: .scratch, variant: .m2n2, seed: seed, forwardPasses: passes)
     let cpu = processCPUSeconds() - cpuStart
     let threads = ProcessInfo.activeProcessorCountCached
-    let team = ParallelTeam.shared.threads > 1 ? "ParallelTeam (the default)" : "Dispatch regions (AMALGAM_PARALLEL_TEAM=0)"
+    let team = threads == 1 ? "one thread (no parallel regions)"
+        : ParallelTeam.shared.threads > 1 ? "ParallelTeam (the default)" : "Dispatch regions (AMALGAM_PARALLEL_TEAM=0)"
     print("m2n2 digits from scratch, \(passes) forward passes (1437 train examples, 19,210 parameters), seed \(seed), \(threads) threads, \(team), load at start \(uptime)")
     print(String(format: "  amalgam:    wall %8.2f s  %6.0f passes/s   CPU %8.2f s (%.3f ms/pass, all threads)   test accuracy %.3f   peak memory %.0f MB",
                  result.seconds, Double(passes) / result.seconds, cpu, cpu / Double(passes) * 1e3, result.testAccuracy, peakMemoryMB()))
