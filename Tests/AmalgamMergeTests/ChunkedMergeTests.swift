@@ -95,12 +95,17 @@ import Testing
         return Array(try Data(contentsOf: URL(fileURLWithPath: out + "/model.safetensors")))
     }
 
+    /// Merging in chunks of 2¹⁶ elements, at 2 threads and at 1, gives the whole-tensor path's bytes.
+    static func expectChunksGiveTheWholeTensorsBytes(_ config: MergeConfig, _ label: String) throws {
+        let whole = try merge(config, chunkElements: 0, threads: 2)
+        #expect(try merge(config, chunkElements: 1 << 16, threads: 2) == whole, "\(label), 2 threads")
+        #expect(try merge(config, chunkElements: 1 << 16, threads: 1) == whole, "\(label), 1 thread")
+    }
+
     @Test(arguments: methods.map(\.0), [DType.bf16, .f32])
     func chunksGiveTheWholeTensorsBytes(_ method: String, _ dtype: DType) throws {
         let config = try Self.config(method, models: try Self.models(dtype))
-        let whole = try Self.merge(config, chunkElements: 0, threads: 2)
-        #expect(try Self.merge(config, chunkElements: 1 << 16, threads: 2) == whole, "\(method) \(dtype), 2 threads")
-        #expect(try Self.merge(config, chunkElements: 1 << 16, threads: 1) == whole, "\(method) \(dtype), 1 thread")
+        try Self.expectChunksGiveTheWholeTensorsBytes(config, "\(method) \(dtype)")
     }
 
     /// Task vectors large exactly where the top-k cut's sample looks (512 runs of 32 at evenly spaced
@@ -142,9 +147,7 @@ import Testing
                 base_model: \(root)/base
                 merge_method: \(method)
                 """, path: root + "/\(method).yml")
-            let whole = try Self.merge(config, chunkElements: 0, threads: 2)
-            #expect(try Self.merge(config, chunkElements: 1 << 16, threads: 2) == whole, "\(method) \(dtype), 2 threads")
-            #expect(try Self.merge(config, chunkElements: 1 << 16, threads: 1) == whole, "\(method) \(dtype), 1 thread")
+            try Self.expectChunksGiveTheWholeTensorsBytes(config, "\(method) \(dtype)")
         }
     }
 
@@ -193,9 +196,7 @@ import Testing
                 """
         }
         let config = try MergeConfig(yaml: yaml, path: root + "/\(method).yml")
-        let whole = try Self.merge(config, chunkElements: 0, threads: 2)
-        #expect(try Self.merge(config, chunkElements: 1 << 16, threads: 2) == whole, "\(method) \(dtype), 2 threads")
-        #expect(try Self.merge(config, chunkElements: 1 << 16, threads: 1) == whole, "\(method) \(dtype), 1 thread")
+        try Self.expectChunksGiveTheWholeTensorsBytes(config, "\(method) \(dtype)")
     }
 
     @Test func slerpChunksGiveTheWholeTensorsBytes() throws {
@@ -211,8 +212,7 @@ import Testing
             base_model: \(root)/base
             parameters: {t: 0.3}
             """, path: root + "/slerp.yml")
-        let whole = try Self.merge(config, chunkElements: 0, threads: 2)
-        #expect(try Self.merge(config, chunkElements: 1 << 16, threads: 2) == whole)
+        try Self.expectChunksGiveTheWholeTensorsBytes(config, "slerp")
     }
 
     /// karcher and multislerp (coefficients from a Gram-matrix pass), sce (a non-zero count, the top-k
@@ -263,8 +263,6 @@ import Testing
                 """
         }
         let config = try MergeConfig(yaml: yaml, path: root + "/\(method).yml")
-        let whole = try Self.merge(config, chunkElements: 0, threads: 2)
-        #expect(try Self.merge(config, chunkElements: 1 << 16, threads: 2) == whole, "\(method) \(dtype), 2 threads")
-        #expect(try Self.merge(config, chunkElements: 1 << 16, threads: 1) == whole, "\(method) \(dtype), 1 thread")
+        try Self.expectChunksGiveTheWholeTensorsBytes(config, "\(method) \(dtype)")
     }
 }
