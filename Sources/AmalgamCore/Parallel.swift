@@ -16,14 +16,23 @@ public struct SendableConstPointer<T>: @unchecked Sendable {
 /// `count` and `chunks`, never on timing, so results are the same at any thread count as long as each
 /// chunk's work is independent.
 public func parallelChunks(_ count: Int, minimumChunk: Int = 1 << 16, _ body: @Sendable (Range<Int>) -> Void) {
-    let threads = ProcessInfo.activeProcessorCountCached
-    let chunks = max(1, min(threads * 4, count / max(minimumChunk, 1)))
+    let chunks = parallelChunkCount(count, minimumChunk: minimumChunk)
     if chunks == 1 { body(0..<count); return }
     DispatchQueue.concurrentPerform(iterations: chunks) { c in
-        let lo = count * c / chunks
-        let hi = count * (c + 1) / chunks
-        body(lo..<hi)
+        body(parallelChunkRange(c, of: chunks, count: count))
     }
+}
+
+/// How many chunks `parallelChunks` splits `0..<count` into: four per core, none smaller than `minimumChunk`.
+/// (`ParallelTeam` uses the same split, so both give the same bytes.)
+public func parallelChunkCount(_ count: Int, minimumChunk: Int) -> Int {
+    max(1, min(ProcessInfo.activeProcessorCountCached * 4, count / max(minimumChunk, 1)))
+}
+
+/// Chunk `index` of `chunks` contiguous chunks of `0..<count`.
+@inline(__always)
+public func parallelChunkRange(_ index: Int, of chunks: Int, count: Int) -> Range<Int> {
+    count * index / chunks ..< count * (index + 1) / chunks
 }
 
 import Foundation

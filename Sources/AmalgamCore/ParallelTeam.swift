@@ -59,7 +59,7 @@ public final class ParallelTeam: @unchecked Sendable {
     /// chunk ranges), on the team's threads.
     public func chunks(_ count: Int, minimumChunk: Int = 1 << 16, _ body: @Sendable (Range<Int>) -> Void) {
         // `parallelChunks`'s split (its thread count, not the team's), so that both give the same ranges.
-        let chunks = min(0xFFFF, max(1, min(ProcessInfo.activeProcessorCountCached * 4, count / max(minimumChunk, 1))))
+        let chunks = min(0xFFFF, parallelChunkCount(count, minimumChunk: minimumChunk))
         if chunks == 1 { body(0..<count); return }
         guard threads > 1, busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
             parallelChunks(count, minimumChunk: minimumChunk, body)
@@ -100,7 +100,7 @@ public final class ParallelTeam: @unchecked Sendable {
             let (exchanged, original) = ticket.compareExchange(expected: t, desired: t + 1, ordering: .acquiringAndReleasing)
             guard exchanged else { t = original; continue }
             let body = self.body!
-            body(count * index / chunks ..< count * (index + 1) / chunks)
+            body(parallelChunkRange(index, of: chunks, count: count))
             done += 1
             t = ticket.load(ordering: .acquiring)
         }
