@@ -41,9 +41,13 @@ struct Merge: ParsableCommand {
     @Option(help: "Tensor type of a GGUF output: f32, f16, bf16 or q8_0.")
     var outType = "q8_0"
 
+    @Option(help: "What the finished output survives: machine (default: also power loss; the weights are flushed to disk before the folder takes its name) or process (a kill or crash of the program; the merge does not wait for the disk). A GGUF output is always flushed.")
+    var sync = "machine"
+
     func validate() throws {
         guard ["safetensors", "gguf"].contains(outFormat) else { throw ValidationError("--out-format must be safetensors or gguf") }
         guard GGMLType(name: outType) != nil else { throw ValidationError("--out-type must be one of f32, f16, bf16, q8_0") }
+        guard Durability(rawValue: sync) != nil else { throw ValidationError("--sync must be machine or process, not `\(sync)`") }
     }
 
     func run() throws {
@@ -68,6 +72,8 @@ struct Merge: ParsableCommand {
             // A GGUF output is merged into a folder beside it first, then converted tensor by tensor.
             let folder = outFormat == "gguf" ? destination! + ".merging-\(getpid())" : destination!
             var options = MergeOptions(outputPath: folder, maxShardSize: shardSize, overwrite: overwrite || outFormat == "gguf")
+            // The folder a GGUF is made from is deleted after: only the GGUF needs to reach the disk.
+            options.durability = outFormat == "gguf" ? .process : Durability(rawValue: sync)!
             options.progress = { p in progress.update(p) }
             let start = Date()
             try MergeExecutor(plan: plan).run(options)

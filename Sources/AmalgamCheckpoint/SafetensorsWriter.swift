@@ -64,6 +64,9 @@ public struct SafetensorsLayout: Sendable {
 public final class SafetensorsWriter: @unchecked Sendable {
     public let path: String
     public let layout: SafetensorsLayout
+    /// `machine`: the file is flushed to disk by `finish` (and written back in the background as it
+    /// grows); `process`: nothing waits for the disk.
+    public let durability: Durability
     private let fd: Int32
     private var written: Set<String> = []
     private var partBytes: [String: Int] = [:]
@@ -76,9 +79,10 @@ public final class SafetensorsWriter: @unchecked Sendable {
     static let writebackInterval = 16 << 20
 
     /// Creates (or truncates) `path` and writes the header.
-    public init(path: String, layout: SafetensorsLayout) throws(CheckpointError) {
+    public init(path: String, layout: SafetensorsLayout, durability: Durability = .machine) throws(CheckpointError) {
         self.path = path
         self.layout = layout
+        self.durability = durability
         fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw .file(.cannotWrite(path: path, reason: String(cString: strerror(errno)))) }
         guard ftruncate(fd, off_t(layout.fileSize)) == 0 else {
@@ -110,7 +114,7 @@ public final class SafetensorsWriter: @unchecked Sendable {
     /// Every `writebackInterval` bytes, asks the kernel (on a background queue: the call may wait for
     /// the device's queue) to start writing this file's dirty pages, without waiting for them.
     private func startWritebackIfDue(_ count: Int) {
-        guard Writeback.syncFileRange != nil else { return }
+        guard durability == .machine, Writeback.syncFileRange != nil else { return }
         let due: Bool = lock.withLock {
             unflushed += count
             guard unflushed >= Self.writebackInterval, !writebackPending else { return false }
@@ -171,11 +175,11 @@ public final class SafetensorsWriter: @unchecked Sendable {
         try t.withUnsafeBytes { (b) throws(CheckpointError) in try write(name, bytes: b) }
     }
 
-    /// Checks every tensor was written and flushes the file to disk.
+    /// Checks every tensor was written and (for `machine` durability) flushes the file to disk.
     public func finish() throws(CheckpointError) {
         let missing = layout.entries.map(\.info.name).filter { !written.contains($0) }
         guard missing.isEmpty else { throw .incompleteWrite(path: path, missing: missing) }
-        guard fsync(fd) == 0 else { throw .file(.cannotWrite(path: path, reason: String(cString: strerror(errno)))) }
+        guard durability == .process || fsync(fd) == 0 else { throw .file(.cannotWrite(path: path, reason: String(cString: strerror(errno)))) }
     }
 
     /// Writes whole tensors into a new file at `path`, atomically.

@@ -64,8 +64,9 @@ public final class CheckpointWriter: @unchecked Sendable {
 
     /// Lays out `tensors` (in state-dict order) under `directory` with at most `maxShardSize` bytes a shard.
     /// Files are created (or truncated) in `directory` at once: pass an `AtomicOutput` working folder, never
-    /// a folder whose weights are still being read.
-    public init(directory: String, tensors: [TensorInfo], maxShardSize: Int = 5_000_000_000) throws(CheckpointError) {
+    /// a folder whose weights are still being read. `durability` is each shard's (see `SafetensorsWriter`).
+    public init(directory: String, tensors: [TensorInfo], maxShardSize: Int = 5_000_000_000,
+                durability: Durability = .machine) throws(CheckpointError) {
         self.directory = directory
         self.tensors = tensors
         var seen = Set<String>()
@@ -79,12 +80,12 @@ public final class CheckpointWriter: @unchecked Sendable {
             let name = n == 1 ? "model.safetensors" : String(format: "model-%05d-of-%05d.safetensors", i + 1, n)
             names.append(name)
             let layout = try SafetensorsLayout(tensors: shard)
-            writers.append(try SafetensorsWriter(path: directory + "/" + name, layout: layout))
+            writers.append(try SafetensorsWriter(path: directory + "/" + name, layout: layout, durability: durability))
             for t in shard { shardOf[t.name] = i }
         }
         if shards.isEmpty {
             names = ["model.safetensors"]
-            writers = [try SafetensorsWriter(path: directory + "/model.safetensors", layout: try SafetensorsLayout(tensors: []))]
+            writers = [try SafetensorsWriter(path: directory + "/model.safetensors", layout: try SafetensorsLayout(tensors: []), durability: durability)]
         }
         shardNames = names
         self.writers = writers

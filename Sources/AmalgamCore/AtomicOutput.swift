@@ -81,3 +81,12 @@ public func writeFileAtomically(_ data: [UInt8], to path: String) throws(FileErr
 public func writeFileAtomically(_ text: String, to path: String) throws(FileError) {
     try writeFileAtomically(Array(text.utf8), to: path)
 }
+
+/// How much a finished output survives.
+public enum Durability: String, Sendable, CaseIterable {
+    /// Survives the program being killed or crashing at any moment (the kernel keeps what was written):
+    /// nothing waits for the disk. A power loss or kernel crash soon after may leave the output incomplete.
+    case process
+    /// Also survives power loss: data is flushed to the disk (fsync) before the output takes its name.
+    case machine
+}

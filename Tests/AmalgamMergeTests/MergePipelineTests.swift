@@ -68,6 +68,18 @@ import Testing
         #expect(try Data(contentsOf: URL(fileURLWithPath: one + "/model.safetensors")) == Data(contentsOf: URL(fileURLWithPath: two + "/model.safetensors")))
     }
 
+    @Test func processDurabilityWritesTheSameFolder() throws {
+        let config = try fixtureConfig("merge-pipeline/configs/base_vocab_ties.yml")
+        let synced = try runMerge(config, shardSize: 4000)
+        let unsynced = try runMerge(config, shardSize: 4000, durability: .process)
+        let names = try FileManager.default.contentsOfDirectory(atPath: synced).sorted()
+        #expect(names.count > 3)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: unsynced).sorted() == names)
+        for name in names {
+            #expect(try Data(contentsOf: URL(fileURLWithPath: synced + "/" + name)) == Data(contentsOf: URL(fileURLWithPath: unsynced + "/" + name)), "\(name)")
+        }
+    }
+
     @Test func failedMergeLeavesNothingBehind() throws {
         let dir = temporaryDirectory("fail")
         let models = fixturesDirectory + "/merge-pipeline/models"

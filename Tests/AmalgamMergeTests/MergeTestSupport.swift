@@ -22,10 +22,11 @@ func fixtureConfig(_ relativePath: String) throws -> MergeConfig {
 /// Runs a merge into a new folder and returns the folder.
 @discardableResult
 func runMerge(_ config: MergeConfig, seed: UInt64 = 0, threads: Int = 2, shardSize: Int = 5_000_000_000,
-              truncateEmbeddings: Bool = false, into out: String? = nil) throws -> String {
+              truncateEmbeddings: Bool = false, durability: Durability = .machine, into out: String? = nil) throws -> String {
     let output = out ?? temporaryDirectory("merge") + "/out"
     let plan = try MergePlan(config: config, seed: seed, truncateEmbeddings: truncateEmbeddings)
-    try MergeExecutor(plan: plan).run(MergeOptions(outputPath: output, maxShardSize: shardSize, overwrite: true, concurrentTensors: threads))
+    try MergeExecutor(plan: plan).run(MergeOptions(outputPath: output, maxShardSize: shardSize, overwrite: true, concurrentTensors: threads,
+                                                   durability: durability))
     return output
 }
 

@@ -2,7 +2,8 @@
 # Benchmark: amalgam merge against mergekit 0.1.5 on the same machine, in the same run.
 # Models: random Llama-shaped bf16 checkpoints (~0.54 GB each) written by `amalgam-bench synth-models`.
 # Cases: linear merge of 2 models; TIES merge of 3 fine-tunes + base. Inputs are read once before each
-# tool runs, so both see a warm page cache. Prints wall times, the ratio and both peak RSS values.
+# tool runs, so both see a warm page cache. Prints wall times, the ratios and peak RSS values, our throughput
+# beside the page-cache I/O floor (cat) and memcpy, all measured in the same run.
 # Needs: mergekit 0.1.5 in a Python environment (MERGEKIT_ENV, default /opt/refenv; made with
 # `python3 -m venv /opt/refenv && /opt/refenv/bin/pip install mergekit==0.1.5`), and GNU time.
 set -euo pipefail
@@ -45,12 +46,23 @@ measure() { # label, command...
     cat "$WORK/time.txt"
 }
 memcpy=$(.build/release/amalgam-bench memcpy --quiet)
-printf "%-8s %12s %12s %10s %14s %14s %12s\n" case amalgam_s mergekit_s speedup amalgam_MB mergekit_MB amalgam_GB/s
+# Two amalgam runs per case: the default (`--sync machine`: the output is flushed to disk before the folder
+# takes its name) and `--sync process` (nothing waits for the disk; mergekit does not flush either).
+# The I/O floor: the same bytes read from the page cache and written to a new file, by cat (no merging).
+printf "%-8s %10s %10s %11s %9s %9s %11s %11s %12s %12s %10s\n" case amalgam_s amalgam_s mergekit_s speedup speedup \
+    amalgam_MB mergekit_MB amalgam_GB/s amalgam_GB/s floor_GB/s
+printf "%-8s %10s %10s %11s %9s %9s %11s %11s %12s %12s %10s\n" "" machine process "" machine process machine "" machine process ""
 for case in linear ties; do
-    rm -rf "$WORK/out-amalgam" "$WORK/out-mergekit"
+    rm -rf "$WORK/out-amalgam" "$WORK/out-amalgam-p" "$WORK/out-mergekit" "$WORK/floor.bin"
     read -r a_s a_kb < <(measure "$case-amalgam" .build/release/amalgam merge --quiet "$WORK/$case.yml" "$WORK/out-amalgam")
+    read -r p_s p_kb < <(measure "$case-amalgam-process" .build/release/amalgam merge --quiet --sync process "$WORK/$case.yml" "$WORK/out-amalgam-p")
     read -r m_s m_kb < <(measure "$case-mergekit" "$ENV/bin/mergekit-yaml" "$WORK/$case.yml" "$WORK/out-mergekit" --no-copy-tokenizer --quiet)
+    inputs=$([ $case = linear ] && echo "$M/base $M/ft1" || echo "$M/base $M/ft1 $M/ft2 $M/ft3")
+    read -r f_s f_kb < <(measure "$case-floor" sh -c "cat $(for d in $inputs; do printf '%s/*.safetensors ' "$d"; done) > /dev/null && cat $WORK/out-amalgam/*.safetensors > $WORK/floor.bin")
+    rm -f "$WORK/floor.bin"
     bytes=$(( $(du -cb "$M"/base/*.safetensors | tail -1 | cut -f1) * ( $([ $case = linear ] && echo 2 || echo 4) + 1 ) ))
-    awk -v c=$case -v a=$a_s -v m=$m_s -v ak=$a_kb -v mk=$m_kb -v b=$bytes 'BEGIN { printf "%-8s %12.2f %12.2f %9.1fx %14.0f %14.0f %12.2f\n", c, a, m, m/a, ak/1024, mk/1024, b/a/1e9 }'
+    awk -v c=$case -v a=$a_s -v p=$p_s -v m=$m_s -v f=$f_s -v ak=$a_kb -v mk=$m_kb -v b=$bytes 'BEGIN {
+        printf "%-8s %10.2f %10.2f %11.2f %8.1fx %8.1fx %11.0f %11.0f %12.2f %12.2f %10.2f\n", c, a, p, m, m/a, m/p, ak/1024, mk/1024, b/a/1e9, b/p/1e9, b/f/1e9 }'
 done
 echo "memcpy bandwidth measured in this run: $memcpy GB/s (bytes read + written per second)"
+echo "floor: cat of the inputs to /dev/null, then cat of amalgam's output into a new file (page cache only, no merging)"

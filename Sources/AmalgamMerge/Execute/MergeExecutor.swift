@@ -25,11 +25,16 @@ public struct MergeOptions: Sendable {
     /// `Sparsification.randomChunk`, so random draws keep their streams); 0 merges every tensor whole.
     /// The result does not depend on it beyond the rounding of f64 sums.
     public var chunkElements: Int
+    /// `machine` (default): the weights are on disk before the folder takes its name; `process`: the
+    /// merge does not wait for the disk (for outputs that are cheap to remake, or when the kernel's
+    /// write-back is enough).
+    public var durability: Durability
 
     public init(outputPath: String, maxShardSize: Int = 5_000_000_000, overwrite: Bool = false,
                 concurrentTensors: Int = ProcessInfo.activeProcessorCountCached, chunkElements: Int = 1 << 18,
-                progress: (@Sendable (MergeProgress) -> Void)? = nil) {
+                durability: Durability = .machine, progress: (@Sendable (MergeProgress) -> Void)? = nil) {
         self.outputPath = outputPath
+        self.durability = durability
         self.maxShardSize = maxShardSize
         self.overwrite = overwrite
         self.concurrentTensors = concurrentTensors
@@ -65,7 +70,8 @@ public struct MergeExecutor: Sendable {
     private func writeTensors(into directory: String, _ options: MergeOptions) throws(MergeError) {
         let infos = plan.steps.map { TensorInfo(name: $0.outputName, dtype: $0.outputDType, shape: $0.outputShape) }
         let writer: CheckpointWriter
-        do { writer = try CheckpointWriter(directory: directory, tensors: infos, maxShardSize: options.maxShardSize) } catch {
+        do { writer = try CheckpointWriter(directory: directory, tensors: infos, maxShardSize: options.maxShardSize,
+                                            durability: options.durability) } catch {
             throw .checkpoint(error)
         }
         let state = RunState(total: plan.steps.count, bytesTotal: plan.inputBytes + plan.outputBytes)

@@ -57,11 +57,27 @@ final class WeightedSumChunks: ChunkedKernel, @unchecked Sendable {
 
     func apply(_ tile: ChunkTile, into out: UnsafeMutablePointer<Float>) {
         let m = tile.count
-        out.update(repeating: 0, count: m)
-        for (i, w) in weights.enumerated() {
-            let x = tile.input(i)
+        guard let w0 = weights.first else { out.update(repeating: 0, count: m); return }
+        // One pass per input: the first starts from 0 (`0 + w·x`, which turns −0 into +0 as a sum from 0
+        // does), the last also divides; a divisor of 1 changes nothing and is skipped.
+        let divisor = self.divisor.flatMap { $0 == 1 ? nil : $0 }
+        let last = weights.count - 1
+        let x0 = tile.input(0)
+        if last == 0, let divisor {
+            for j in 0..<m { out[j] = (0 + x0[j] * w0) / divisor }
+            return
+        }
+        for j in 0..<m { out[j] = 0 + x0[j] * w0 }
+        guard last > 0 else { return }
+        for i in 1..<last {
+            let x = tile.input(i), w = weights[i]
             for j in 0..<m { out[j] += x[j] * w }
         }
-        if let divisor { for j in 0..<m { out[j] /= divisor } }
+        let x = tile.input(last), w = weights[last]
+        if let divisor {
+            for j in 0..<m { out[j] = (out[j] + x[j] * w) / divisor }
+        } else {
+            for j in 0..<m { out[j] += x[j] * w }
+        }
     }
 }

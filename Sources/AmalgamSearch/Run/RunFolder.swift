@@ -20,15 +20,11 @@ import Foundation
 ///    `removeUnreferencedGenomes(keeping:)`: files of a step killed before its commit, temporary files, and
 ///    files whose removal was cut short are deleted; a referenced file that is missing is an error.
 public final class RunFolder {
-    /// How much a step's commit survives.
-    public enum Durability: String, Sendable, CaseIterable {
-        /// Survives the program being killed or crashing at any moment (the kernel keeps what was written):
-        /// no fsync per step. A power loss or kernel crash may leave the folder unusable (detected on open).
-        case process
-        /// Also survives power loss: each genome file and the folder are fsynced before the commit, and the
-        /// commit itself is synced (about 10 ms per new genome on this project's disks).
-        case machine
-    }
+    /// How much a step's commit survives: `process` (the default for runs) needs no fsync per step; a
+    /// power loss or kernel crash may then leave the folder unusable (detected on open). `machine` fsyncs
+    /// each genome file and the folder before the commit, and syncs the commit itself (about 10 ms per new
+    /// genome on this project's disks).
+    public typealias Durability = AmalgamCore.Durability
 
     /// The folder.
     public let path: String
