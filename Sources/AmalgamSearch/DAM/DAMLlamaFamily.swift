@@ -51,7 +51,7 @@ public final class DAMLlamaFamily: DAMFamily {
     let layout: DAMLayout
     /// ∂term/∂scales of the current `distill` call, in `layout`.
     private var gradient: [Float]
-    /// Scratch for one layer's dW [out × in] (the largest layer's size).
+    /// Scratch for one linear layer's dW [out × in] (the largest linear layer's size).
     private let dW: UnsafeMutablePointer<Float>
 
     /// The family of `sources` (at least two), which must share one architecture and every tensor's shape.
@@ -170,7 +170,7 @@ public final class DAMLlamaFamily: DAMFamily {
             throw .source(path: first.path, reason: "the trainer holds no `\(layers[l].name).weight` to train")
         }
         gradient = [Float](repeating: 0, count: layout.count)
-        dW = .allocate(capacity: mergedList.map { $0.elementCount }.max() ?? 1)
+        dW = .allocate(capacity: mergedList.indices.filter { kinds[$0] == .linear }.map { mergedList[$0].elementCount }.max() ?? 1)
         trainer.linearObserver = { [unowned self] in self.observe($0) }
     }
 
