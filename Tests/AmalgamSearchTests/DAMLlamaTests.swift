@@ -184,6 +184,32 @@ struct DAMLlamaFixture {
         #expect(second.coefficients != first.coefficients)
     }
 
+    /// A run folder written before `train_embeddings` / `train_norms` existed (its configuration.json lacks
+    /// them) resumes as a run with both off, and not as one with them on.
+    @Test func aRunFolderFromBeforeTheEmbeddingAndNormOptionsResumes() throws {
+        var c = DAMConfiguration()
+        c.steps = 2
+        c.batchSize = 2
+        let datasets = [Self.dataset(seed: 1), Self.dataset(seed: 2)]
+        let folder = NSTemporaryDirectory() + "dam-llama-old-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let first = try DAMTrainer(configuration: c, family: DAMLlamaFixture.family(), datasets: datasets)
+        try first.run(runFolder: DAMRunFolder(path: folder, trainer: first, resume: false), until: 1)
+        let path = folder + "/configuration.json"
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let old = text.split(separator: "\n").filter { !$0.contains("trainEmbeddings") && !$0.contains("trainNorms") }.joined(separator: "\n")
+        #expect(old != text)
+        try old.write(toFile: path, atomically: true, encoding: .utf8)
+        let second = try DAMTrainer(configuration: c, family: DAMLlamaFixture.family(), datasets: datasets)
+        _ = try DAMRunFolder(path: folder, trainer: second, resume: true)
+        #expect(second.step == 1)
+        try old.write(toFile: path, atomically: true, encoding: .utf8)
+        var on = c
+        on.trainNorms = true
+        let third = try DAMTrainer(configuration: on, family: DAMLlamaFixture.family(trainNorms: true), datasets: datasets)
+        #expect(throws: DAMError.self) { try DAMRunFolder(path: folder, trainer: third, resume: true) }
+    }
+
     @Test func sourcesOfAnotherShapeAreRefused() throws {
         let a = try ModelFolder(path: fixturesDirectory + "/models/llama")
         let b = try ModelFolder(path: fixturesDirectory + "/models/llama-tied")
