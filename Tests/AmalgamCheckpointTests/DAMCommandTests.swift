@@ -32,8 +32,10 @@ struct DAMCommandTests {
         return (dir, dir + "/dam.yml")
     }
 
-    @Test func stopAndResumeWritesTheSameModelAsAStraightRun() throws {
-        let (dir, config) = try setUp()
+    /// Plain, and with embedding and norm coefficients (`train_embeddings`, `train_norms`).
+    @Test(arguments: [false, true])
+    func stopAndResumeWritesTheSameModelAsAStraightRun(_ embeddingsAndNorms: Bool) throws {
+        let (dir, config) = try setUp(extra: embeddingsAndNorms ? "train_embeddings: true\ntrain_norms: yes" : "")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let straight = try runAmalgam(["dam", config, dir + "/straight"])
         #expect(straight.status == 0, "\(straight.err)")
@@ -44,6 +46,9 @@ struct DAMCommandTests {
         let coefficients = try SafetensorsFile(path: dir + "/straight/coefficients.safetensors")
         #expect(coefficients.info("model.layers.0.self_attn.q_proj.weight_coefficients")?.shape == [2, 64])
         #expect(coefficients.info("lm_head.weight_coefficients")?.shape == [2, 64])
+        for name in ["model.embed_tokens", "model.layers.0.input_layernorm", "model.layers.0.post_attention_layernorm", "model.norm"] {
+            #expect((coefficients.info(name + ".weight_coefficients")?.shape == [2, 64]) == embeddingsAndNorms, "\(name)")
+        }
         let model = try ModelFolder(path: dir + "/straight")
         #expect(model.weights.tensorNames == (try ModelFolder(path: fixturesDirectory + "/gguf/tiny-llama-hf")).weights.tensorNames)
 
@@ -65,7 +70,15 @@ struct DAMCommandTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let run = try runAmalgam(["dam", config, dir + "/out"])
         #expect(run.status != 0)
-        #expect(run.err.contains("temprature") && run.err.contains("temperature"), "\(run.err)")
+        #expect(run.err.contains("temprature") && run.err.contains("temperature") && run.err.contains("train_norms"), "\(run.err)")
         #expect(!FileManager.default.fileExists(atPath: dir + "/out"))
+    }
+
+    @Test func aFlagThatIsNotABooleanIsRefused() throws {
+        let (dir, config) = try setUp(extra: "train_norms: sometimes")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let run = try runAmalgam(["dam", config, dir + "/out"])
+        #expect(run.status != 0)
+        #expect(run.err.contains("train_norms") && run.err.contains("true or false"), "\(run.err)")
     }
 }

@@ -62,6 +62,13 @@ public struct DAMConfiguration: Sendable, Equatable, Codable {
     public var seed: UInt64 = 0
     /// Write the run folder's state every this many steps (0: only at the end).
     public var checkpointEvery = 0
+    /// Whether the token embedding gets trainable coefficients (one per source and hidden dimension,
+    /// `E = Σᵢ f(eᵢ) ⊙ Eᵢ`), like a linear layer's input columns; off: the sources' mean (dam.md: a fixed
+    /// mixture unless asked). For families with an embedding (Llama); the MLP family has none.
+    public var trainEmbeddings = false
+    /// Whether every RMSNorm weight gets trainable coefficients (one per source and element,
+    /// `w = Σᵢ f(nᵢ) ⊙ wᵢ`); off: the sources' mean. For families with norms (Llama); the MLP has none.
+    public var trainNorms = false
 
     /// The released defaults (plain AdamW unless `optimiser` is set).
     public init() {}

@@ -17,6 +17,8 @@ import Foundation
 /// steps: 100
 /// batch_size: 2
 /// seq_len: 256
+/// train_embeddings: false                     # coefficients for the embedding too (default: the mean)
+/// train_norms: false                          # and for every RMSNorm weight
 /// ```
 public struct DAMLlamaSettings: Sendable, Equatable {
     /// One source model and its dataset.
@@ -42,7 +44,7 @@ public struct DAMLlamaSettings: Sendable, Equatable {
     public static let keys = [
         "models", "base_model", "seq_len", "run_dir", "steps", "batch_size", "temperature", "f", "top_k", "lr", "lambda_sim",
         "l1", "l2", "optimiser", "mofo_fraction", "clip", "weight_decay", "beta1", "beta2", "epsilon", "init", "seed",
-        "checkpoint_every",
+        "checkpoint_every", "train_embeddings", "train_norms",
     ]
     /// Every key a `models` entry accepts.
     public static let modelKeys = ["model", "data"]
@@ -114,6 +116,13 @@ public struct DAMLlamaSettings: Sendable, Equatable {
                 c.seed = UInt64(v)
             }
             if let v = try root.int("checkpoint_every") { c.checkpointEvery = v }
+            for (key, flag) in [("train_embeddings", \DAMConfiguration.trainEmbeddings), ("train_norms", \DAMConfiguration.trainNorms)] {
+                guard let node = root[key] else { continue }
+                guard let on = node.bool else {
+                    throw DAMError.invalidConfiguration(key: key, reason: "expected true or false (in \(path))")
+                }
+                c[keyPath: flag] = on
+            }
             dam = c
         } catch let e as DAMError {
             throw e
@@ -174,7 +183,8 @@ public final class DAMLlamaRun {
         for (i, s) in settings.sources.enumerated() { folders.append(try open(s.model, i)) }
         self.folders = folders
         base = try settings.baseModel.map { (b) throws(DAMError) in try open(b, -1) } ?? folders[0]
-        family = try DAMLlamaFamily(sources: folders.map { (config: $0.config, weights: $0.weights as TensorSource) })
+        family = try DAMLlamaFamily(sources: folders.map { (config: $0.config, weights: $0.weights as TensorSource) },
+                                    trainEmbeddings: settings.dam.trainEmbeddings, trainNorms: settings.dam.trainNorms)
 
         let tokenizer: Tokenizer
         do { tokenizer = try Tokenizer(contentsOf: base.path) } catch { throw .source(path: base.path, reason: "no usable tokenizer: \(error)") }

@@ -43,9 +43,9 @@ public struct DAMRunFolder: Sendable {
             guard resume else {
                 throw .runFolder(path: path, reason: "holds a DAM run already: pass --resume to continue it or choose another folder")
             }
-            guard let data = fm.contents(atPath: configPath),
-                  var saved = try? JSONDecoder().decode(DAMConfiguration.self, from: data)
-            else { throw .runFolder(path: configPath, reason: "missing or unreadable; the run cannot be resumed") }
+            guard let data = fm.contents(atPath: configPath), var saved = Self.savedConfiguration(data) else {
+                throw .runFolder(path: configPath, reason: "missing or unreadable; the run cannot be resumed")
+            }
             saved.steps = trainer.configuration.steps
             guard saved == trainer.configuration else {
                 throw .runFolder(path: configPath, reason: "the run was started with other settings (only --steps may change on resume)")
@@ -57,6 +57,16 @@ public struct DAMRunFolder: Sendable {
             }
         }
         try write(Self.json(trainer.configuration), to: configPath)
+    }
+
+    /// A saved configuration.json. Folders written before `trainEmbeddings` / `trainNorms` existed lack
+    /// them: those runs trained neither.
+    static func savedConfiguration(_ data: Data) -> DAMConfiguration? {
+        if let c = try? JSONDecoder().decode(DAMConfiguration.self, from: data) { return c }
+        guard var object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return nil }
+        for key in ["trainEmbeddings", "trainNorms"] where object[key] == nil { object[key] = false }
+        guard let patched = try? JSONSerialization.data(withJSONObject: object) else { return nil }
+        return try? JSONDecoder().decode(DAMConfiguration.self, from: patched)
     }
 
     private var statePath: String { path + "/state.safetensors" }
