@@ -45,7 +45,12 @@ struct DAMCommand: ParsableCommand {
         let run = try DAMLlamaRun(settings: settings, output: output, resume: resume) { printError($0) }
         let trainer = run.trainer
         let coefficientCount = trainer.layout.count
-        printError("DAM: \(settings.sources.count) models, \(trainer.layout.layers.count) layers, \(formatCount(coefficientCount)) coefficients; "
+        let kinds = run.family.kinds
+        let linear = kinds.filter { $0 == .linear }.count, norms = kinds.filter { $0 == .norm }.count
+        var tensors = "\(linear) linear layers"
+        if kinds.contains(.embedding) { tensors += ", the embedding" }
+        if norms > 0 { tensors += ", \(norms) norm weights" }
+        printError("DAM: \(settings.sources.count) models, \(tensors), \(formatCount(coefficientCount)) coefficients; "
                    + "\(settings.dam.steps) steps of \(settings.dam.batchSize) × \(settings.sequenceLength) tokens per model; run folder \(run.runFolder.path)")
         if trainer.step > 0 { printError("resumed at step \(trainer.step)") }
         let progress = standardErrorIsTerminal
