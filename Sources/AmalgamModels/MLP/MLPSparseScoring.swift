@@ -115,24 +115,22 @@ public struct MLPSparseScoring: Sendable {
     public var count: Int { labels.count }
 
     /// Multiply-adds of one scoring, as the kernel runs it (first layer over visited features, second
-    /// layer over 8 vectors per block for 10 outputs, else over each row's outputs padded to 16).
+    /// layer padded to 16 outputs).
     public var multiplyAdds: Int {
-        features.count * Self.rows * classifier.hidden
-            + (blockStart.count - 1) * SecondLayerLayout(outputs: classifier.outputs).vectors * 8 * (classifier.hidden + 1)
+        features.count * Self.rows * classifier.hidden + (blockStart.count - 1) * Self.rows * (classifier.hidden + 1) * 16
     }
 
     /// Writes 1 where the first arg-max of the logits equals the label, else 0.
     ///
     /// `[W1; b1]` is first repacked unit-chunk-major (16 hidden units × every input, 4 KB per chunk, contiguous)
-    /// and `[W2; b2]` laid out as the block's logits are (`SecondLayerLayout`). Each thread then takes its blocks
-    /// one chunk of 16 hidden units at a time: the chunk's slab of `[W1; b1]` stays in L1 while every block of
-    /// the thread's range computes its 6 × 16 hidden values and adds them into its logits, kept in memory
-    /// between chunks. Each logit thus accumulates over hidden units in order 0, 1, …, 255 exactly as a row at
-    /// a time would: the same bytes, whatever the layout, the loop order or the thread count.
+    /// and `[W2; b2]` padded to 16 outputs. Each thread then takes its blocks one chunk of 16 hidden units at a
+    /// time: the chunk's slab of `[W1; b1]` stays in L1 while every block of the thread's range computes its
+    /// 6 × 16 hidden values and adds them into its 6 × 16 logits, kept in memory between chunks. The logits
+    /// thus accumulate over hidden units in order 0, 1, …, 255 exactly as a row at a time would: the
+    /// same bytes, whatever the loop order or the thread count.
     public func scoreCorrect(parameters: UnsafePointer<Float>, into scores: UnsafeMutableBufferPointer<Float>) {
         let h = classifier.hidden, o = classifier.outputs, width = classifier.inputs + 1
-        let layout = SecondLayerLayout(outputs: o), stride2 = layout.floatsPerUnit
-        let packed = UnsafeMutablePointer<Float>.allocate(capacity: width * h + (h + 1) * stride2)
+        let packed = UnsafeMutablePointer<Float>.allocate(capacity: width * h + (h + 1) * 16)
         defer { packed.deallocate() }
         // [W1; b1] as h/16 slabs of `width` rows of 16 units.
         for f in 0..<width {
@@ -141,13 +139,12 @@ public struct MLPSparseScoring: Sendable {
                 (packed + chunk * width + f * 16).update(from: row + chunk, count: 16)
             }
         }
-        // [W2; b2], each hidden unit's row placed as the logits are (unused lanes 0; the arg-max never reads them).
+        // [W2; b2] padded to 16 lanes per hidden unit; unused lanes of the bias are −∞ so they never win.
         let second = packed + width * h
-        second.initialize(repeating: 0, count: (h + 1) * stride2)
+        second.initialize(repeating: 0, count: (h + 1) * 16)
         let w2 = parameters + classifier.secondLayerOffset
-        for j in 0...h {
-            for r in 0..<layout.rowsPerUnitRow { for c in 0..<o { second[j * stride2 + layout.rowOffset(r) + c] = w2[j * o + c] } }
-        }
+        for j in 0...h { for c in 0..<o { second[j * 16 + c] = w2[j * o + c] } }
+        for c in o..<16 { second[h * 16 + c] = -.infinity }
         let blocks = blockStart.count - 1
         let w1p = SendableConstPointer(UnsafePointer(packed)), w2p = SendableConstPointer(UnsafePointer(second))
         let out = SendablePointer(scores.baseAddress!)
@@ -161,36 +158,24 @@ public struct MLPSparseScoring: Sendable {
                                                              SendableConstPointer(ls.baseAddress!))
                             let n = count
                             ParallelTeam.shared.chunks(blocks, minimumChunk: 8) { range in
-                                // Block i's logits: vectors i · V ..< (i + 1) · V, then one more that the last row's
-                                // arg-max may read past the end.
-                                let v = layout.vectors
-                                withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: range.count * v + 1) { logits in
-                                    let bias = UnsafeRawPointer(w2p.base + h * stride2)
-                                    for i in 0..<(range.count * v) {
-                                        logits[i] = bias.loadUnaligned(fromByteOffset: i % (stride2 / 8) * 32, as: SIMD8<Float>.self)
-                                    }
-                                    logits[range.count * v] = SIMD8()
+                                withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: range.count * 12) { logits in
+                                    let bias = UnsafeRawPointer(w2p.base + h * 16)
+                                    let b0 = bias.loadUnaligned(as: SIMD8<Float>.self), b1 = bias.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
+                                    for i in 0..<range.count * 6 { logits[2 * i] = b0; logits[2 * i + 1] = b1 }
                                     withUnsafeTemporaryAllocation(of: Float.self, capacity: Self.rows * 16) { tile in
                                         for chunk in stride(from: 0, to: h, by: 16) {
                                             let slab = w1p.base + chunk * width
                                             for (i, b) in range.enumerated() {
                                                 let lo = Int(bsp.base[b]), hi = Int(bsp.base[b + 1])
                                                 firstLayer(entries: lo..<hi, slab: slab, features: fsp.base, values: vsp.base, tile: tile.baseAddress!)
-                                                if layout.rowPacked {
-                                                    secondLayerRowPacked(tile: tile.baseAddress!, w2: w2p.base + chunk * 32, logits: logits.baseAddress! + i * 8)
-                                                } else {
-                                                    secondLayer(tile: tile.baseAddress!, w2: w2p.base + chunk * 16, logits: logits.baseAddress! + i * 12)
-                                                }
+                                                secondLayer(tile: tile.baseAddress!, w2: w2p.base + chunk * 16, logits: logits.baseAddress! + i * 12)
                                             }
                                         }
                                     }
-                                    let floats = UnsafeRawPointer(logits.baseAddress!)
                                     for (i, b) in range.enumerated() {
                                         for r in 0..<Self.rows where b * Self.rows + r < n {
                                             let position = b * Self.rows + r
-                                            let row = floats + (i * v * 8 + layout.rowOffset(r)) * 4
-                                            let guess = argmax(row.loadUnaligned(as: SIMD8<Float>.self),
-                                                               row.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self), o)
+                                            let guess = argmax(logits[i * 12 + 2 * r], logits[i * 12 + 2 * r + 1], o)
                                             out.base[Int(osp.base[position])] = guess == Int(lsp.base[position]) ? 1 : 0
                                         }
                                     }
@@ -258,48 +243,6 @@ public struct MLPSparseScoring: Sendable {
         logits[0] = l00; logits[1] = l01; logits[2] = l10; logits[3] = l11; logits[4] = l20; logits[5] = l21
         logits[6] = l30; logits[7] = l31; logits[8] = l40; logits[9] = l41; logits[10] = l50; logits[11] = l51
     }
-
-    /// The second layer for 10 outputs in the row-packed layout: rows 0–2's 30 logits in vectors 0–3 (lanes
-    /// 0–9 row 0, 10–19 row 1, 20–29 row 2), rows 3–5's in 4–7. A vector that straddles two rows takes its
-    /// factor as a blend (`blend2`, `blend4`) of the two rows' broadcast hidden values. `w2` is the chunk's 16 rows
-    /// of the laid-out `[W2]` (32 floats each: outputs 0–9 three times, then two zeros).
-    @inline(__always)
-    private func secondLayerRowPacked(tile: UnsafePointer<Float>, w2: UnsafePointer<Float>, logits: UnsafeMutablePointer<SIMD8<Float>>) {
-        var l0 = logits[0], l1 = logits[1], l2 = logits[2], l3 = logits[3]
-        var l4 = logits[4], l5 = logits[5], l6 = logits[6], l7 = logits[7]
-        for j in 0..<16 {
-            let row = UnsafeRawPointer(w2 + j * 32)
-            let w0 = row.loadUnaligned(as: SIMD8<Float>.self), w1 = row.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
-            let w2v = row.loadUnaligned(fromByteOffset: 64, as: SIMD8<Float>.self), w3 = row.loadUnaligned(fromByteOffset: 96, as: SIMD8<Float>.self)
-            let a = SIMD8<Float>(repeating: tile[j]), b = SIMD8<Float>(repeating: tile[16 + j]), c = SIMD8<Float>(repeating: tile[32 + j])
-            l0 = l0.addingProduct(a, w0); l1 = l1.addingProduct(blend2(a, b), w1)
-            l2 = l2.addingProduct(blend4(b, c), w2v); l3 = l3.addingProduct(c, w3)
-            let d = SIMD8<Float>(repeating: tile[48 + j]), e = SIMD8<Float>(repeating: tile[64 + j]), f = SIMD8<Float>(repeating: tile[80 + j])
-            l4 = l4.addingProduct(d, w0); l5 = l5.addingProduct(blend2(d, e), w1)
-            l6 = l6.addingProduct(blend4(e, f), w2v); l7 = l7.addingProduct(f, w3)
-        }
-        logits[0] = l0; logits[1] = l1; logits[2] = l2; logits[3] = l3
-        logits[4] = l4; logits[5] = l5; logits[6] = l6; logits[7] = l7
-    }
-}
-
-/// Where a block's logits sit: each row's outputs padded to 16 lanes (12 vectors for six rows), or, for
-/// exactly 10 outputs (the digits), three rows' 30 back to back in four vectors (8 for six rows: a third fewer
-/// multiply-adds, at the price of a blend of two rows' hidden values in two vectors of four).
-struct SecondLayerLayout {
-    /// Three rows' outputs back to back in 32 lanes.
-    let rowPacked: Bool
-
-    init(outputs: Int) { rowPacked = outputs == 10 }
-
-    /// Vectors of logits per block of six rows.
-    var vectors: Int { rowPacked ? 8 : 12 }
-    /// Floats of one hidden unit's row of the laid-out `[W2]` (the lanes of `rowsPerUnitRow` rows).
-    var floatsPerUnit: Int { rowPacked ? 32 : 16 }
-    /// Rows whose outputs one `floatsPerUnit` row covers.
-    var rowsPerUnitRow: Int { rowPacked ? 3 : 1 }
-    /// Lane of row r's output 0 in the block's logits.
-    func rowOffset(_ r: Int) -> Int { rowPacked ? r / 3 * 32 + r % 3 * 10 : r * 16 }
 }
 
 /// The first index of the largest of the first `count` lanes of `low` then `high`: what a scan keeping the
@@ -324,14 +267,6 @@ private func argmax(_ low: SIMD8<Float>, _ high: SIMD8<Float>, _ count: Int) -> 
                              (lanes &+ 8).replacing(with: 16, where: hi .!= largest))
     return Int(first.min())
 }
-
-/// Lanes 0–1 of `a`, 2–7 of `b` (written lane by lane so that it compiles to one blend with a constant mask).
-@inline(__always)
-private func blend2(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { SIMD8(a[0], a[1], b[2], b[3], b[4], b[5], b[6], b[7]) }
-
-/// Lanes 0–3 of `a`, 4–7 of `b`.
-@inline(__always)
-private func blend4(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { SIMD8(a[0], a[1], a[2], a[3], b[4], b[5], b[6], b[7]) }
 
 /// max(v, 0) per lane, as one compare and blend.
 @inline(__always)
