@@ -245,27 +245,15 @@ public struct MLPSparseScoring: Sendable {
     }
 }
 
-/// The first index of the largest of the first `count` lanes of `low` then `high`: what a scan keeping the
-/// first strictly larger value returns, found with vector compares (the largest value, then the first lane
-/// equal to it; +0 and −0 compare equal in both). A NaN among the lanes, which the scan steps over, takes
-/// the scan itself.
+/// The first index of the largest of the first `count` lanes of `low` then `high`.
 @inline(__always)
 private func argmax(_ low: SIMD8<Float>, _ high: SIMD8<Float>, _ count: Int) -> Int {
-    let lanes = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7), limit = SIMD8<Int32>(repeating: Int32(count))
-    let lo = low.replacing(with: -.infinity, where: lanes .>= limit)
-    let hi = high.replacing(with: -.infinity, where: lanes &+ 8 .>= limit)
-    if any((lo .!= lo) .| (hi .!= hi)) {
-        var best = 0, value = low[0]
-        for c in 1..<count {
-            let v = c < 8 ? low[c] : high[c - 8]
-            if v > value { best = c; value = v }
-        }
-        return best
+    var best = 0, value = low[0]
+    for c in 1..<count {
+        let v = c < 8 ? low[c] : high[c - 8]
+        if v > value { best = c; value = v }
     }
-    let largest = SIMD8(repeating: pointwiseMax(lo, hi).max())
-    let first = pointwiseMin(lanes.replacing(with: 16, where: lo .!= largest),
-                             (lanes &+ 8).replacing(with: 16, where: hi .!= largest))
-    return Int(first.min())
+    return best
 }
 
 /// max(v, 0) per lane, as one compare and blend.
