@@ -3,11 +3,9 @@ import AmalgamCore
 /// The hot loop of evolving a classifier: scoring one parameter vector on a fixed batch, fused per block
 /// of rows (first layer, ReLU, second layer and arg-max never leave L1).
 ///
-/// Rows are taken eight at a time, one per SIMD8 lane: a register-blocked kernel (8 hidden units, 8 AVX2
-/// accumulators) runs the first layer over the features that are non-zero in at least one of the eight rows
-/// (digits are half zeros, and neighbouring images share their empty borders), the bias as the
-/// always-present last feature, and the second layer adds each unit into 10 outputs' vectors, so that no
-/// lane is padding for the digits' 10 classes (a layout with outputs in the lanes pads 10 to 16).
+/// Rows are taken six at a time, and a register-blocked 6 × 16 kernel (12 AVX2 accumulators) runs the
+/// first layer over the features that are non-zero in at least one of the six rows (digits are half
+/// zeros, and neighbouring images share their empty borders), the bias as the always-present last feature.
 /// Rows are grouped into blocks once, at set-up: in batch order, sorted by zero pattern, or grouped greedily
 /// by shared non-zero features (`greedyGrouping`), whichever leaves the fewest features to visit. Each row's
 /// sums run in a fixed order that depends only on the batch, so the scores are the same bytes for any number
@@ -15,8 +13,8 @@ import AmalgamCore
 public struct MLPSparseScoring: Sendable {
     /// The classifier's shape (hidden a multiple of 16, at most 16 outputs).
     public let classifier: MLPClassifier
-    /// Rows per block (the SIMD8 lanes).
-    static let rows = 8
+    /// Rows per block (the kernel's register tile).
+    static let rows = 6
     /// Original row of each position, in block order.
     let order: [Int32]
     /// Label of each position.
@@ -25,7 +23,7 @@ public struct MLPSparseScoring: Sendable {
     let blockStart: [Int32]
     /// Feature (row of `[W1; b1]`) of each entry.
     let features: [Int32]
-    /// The eight rows' values of each entry (zero for a row without that feature, or past the batch).
+    /// The six rows' values of each entry (zero for a row without that feature, or past the batch).
     let values: [Float]
 
     /// Whether the fused path supports `classifier`'s shape.
@@ -75,7 +73,7 @@ public struct MLPSparseScoring: Sendable {
     }
 
     /// Rows grouped greedily into blocks that share their non-zero features: each block starts from the
-    /// remaining row with the fewest non-zero features, then takes, seven times, the remaining row adding the
+    /// remaining row with the fewest non-zero features, then takes, five times, the remaining row adding the
     /// fewest features the block does not have yet (ties: the row with more non-zero features, then the
     /// first). On the digits training set this visits 38.6 features per row against 42.5 for the sort by
     /// zero pattern (33.8 are non-zero). Only which rows share a block changes, not any row's sums.
@@ -117,43 +115,36 @@ public struct MLPSparseScoring: Sendable {
     public var count: Int { labels.count }
 
     /// Multiply-adds of one scoring, as the kernel runs it (first layer over visited features, second
-    /// layer in groups of 10 outputs: none padded for the digits' 10).
+    /// layer padded to 16 outputs).
     public var multiplyAdds: Int {
-        let groups = (classifier.outputs + Self.outputGroup - 1) / Self.outputGroup
-        return features.count * Self.rows * classifier.hidden
-            + (blockStart.count - 1) * Self.rows * (classifier.hidden + 1) * groups * Self.outputGroup
+        features.count * Self.rows * classifier.hidden + (blockStart.count - 1) * Self.rows * (classifier.hidden + 1) * 16
     }
-
-    /// Outputs per pass of the second layer (its register tile: 10 accumulators of 8 rows).
-    static let outputGroup = 10
 
     /// Writes 1 where the first arg-max of the logits equals the label, else 0.
     ///
-    /// The kernel works on the transposed problem: each SIMD8 lane is one of the block's eight rows. `[W1; b1]`
-    /// is first repacked unit-chunk-major (8 hidden units × every input, 2 KB per chunk, contiguous) and
-    /// `[W2; b2]` cut into groups of 10 outputs (the last padded with zeros). Each thread then takes its
-    /// blocks one chunk of 8 hidden units at a time: the chunk's slab of `[W1; b1]` stays in L1 while every
-    /// block of the thread's range computes its 8 units' values for its 8 rows (one vector per unit) and adds
-    /// them into its rows' logits (one vector per output), kept in memory between chunks. The logits thus
-    /// accumulate over hidden units in order 0, 1, …, 255 exactly as a row at a time would: the same bytes,
-    /// whatever the loop order or the thread count.
+    /// `[W1; b1]` is first repacked unit-chunk-major (16 hidden units × every input, 4 KB per chunk, contiguous)
+    /// and `[W2; b2]` padded to 16 outputs. Each thread then takes its blocks one chunk of 16 hidden units at a
+    /// time: the chunk's slab of `[W1; b1]` stays in L1 while every block of the thread's range computes its
+    /// 6 × 16 hidden values and adds them into its 6 × 16 logits, kept in memory between chunks. The logits
+    /// thus accumulate over hidden units in order 0, 1, …, 255 exactly as a row at a time would: the
+    /// same bytes, whatever the loop order or the thread count.
     public func scoreCorrect(parameters: UnsafePointer<Float>, into scores: UnsafeMutableBufferPointer<Float>) {
         let h = classifier.hidden, o = classifier.outputs, width = classifier.inputs + 1
-        let g = Self.outputGroup, groups = (o + g - 1) / g
-        let packed = UnsafeMutablePointer<Float>.allocate(capacity: width * h + groups * (h + 1) * g)
+        let packed = UnsafeMutablePointer<Float>.allocate(capacity: width * h + (h + 1) * 16)
         defer { packed.deallocate() }
-        // [W1; b1] as h/8 slabs of `width` rows of 8 units.
+        // [W1; b1] as h/16 slabs of `width` rows of 16 units.
         for f in 0..<width {
             let row = parameters + f * h
-            for chunk in stride(from: 0, to: h, by: 8) {
-                (packed + chunk * width + f * 8).update(from: row + chunk, count: 8)
+            for chunk in stride(from: 0, to: h, by: 16) {
+                (packed + chunk * width + f * 16).update(from: row + chunk, count: 16)
             }
         }
-        // [W2; b2] as `groups` blocks of h + 1 rows of 10 outputs, unused lanes zero (never read by the arg-max).
+        // [W2; b2] padded to 16 lanes per hidden unit; unused lanes of the bias are −∞ so they never win.
         let second = packed + width * h
-        second.initialize(repeating: 0, count: groups * (h + 1) * g)
+        second.initialize(repeating: 0, count: (h + 1) * 16)
         let w2 = parameters + classifier.secondLayerOffset
-        for j in 0...h { for c in 0..<o { second[(c / g * (h + 1) + j) * g + c % g] = w2[j * o + c] } }
+        for j in 0...h { for c in 0..<o { second[j * 16 + c] = w2[j * o + c] } }
+        for c in o..<16 { second[h * 16 + c] = -.infinity }
         let blocks = blockStart.count - 1
         let w1p = SendableConstPointer(UnsafePointer(packed)), w2p = SendableConstPointer(UnsafePointer(second))
         let out = SendablePointer(scores.baseAddress!)
@@ -166,32 +157,26 @@ public struct MLPSparseScoring: Sendable {
                                                              SendableConstPointer(vs.baseAddress!), SendableConstPointer(os.baseAddress!),
                                                              SendableConstPointer(ls.baseAddress!))
                             let n = count
-                            ParallelTeam.shared.chunks(blocks, minimumChunk: 6) { range in
-                                // Logits of block i of the range, group k: vectors (i · groups + k) · 10 ..< +10.
-                                withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: range.count * groups * g) { logits in
-                                    for i in 0..<range.count {
-                                        for k in 0..<groups {
-                                            for c in 0..<g { logits[(i * groups + k) * g + c] = SIMD8(repeating: w2p.base[(k * (h + 1) + h) * g + c]) }
-                                        }
-                                    }
-                                    withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 8) { tile in
-                                        for chunk in stride(from: 0, to: h, by: 8) {
+                            ParallelTeam.shared.chunks(blocks, minimumChunk: 8) { range in
+                                withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: range.count * 12) { logits in
+                                    let bias = UnsafeRawPointer(w2p.base + h * 16)
+                                    let b0 = bias.loadUnaligned(as: SIMD8<Float>.self), b1 = bias.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
+                                    for i in 0..<range.count * 6 { logits[2 * i] = b0; logits[2 * i + 1] = b1 }
+                                    withUnsafeTemporaryAllocation(of: Float.self, capacity: Self.rows * 16) { tile in
+                                        for chunk in stride(from: 0, to: h, by: 16) {
                                             let slab = w1p.base + chunk * width
                                             for (i, b) in range.enumerated() {
                                                 let lo = Int(bsp.base[b]), hi = Int(bsp.base[b + 1])
                                                 firstLayer(entries: lo..<hi, slab: slab, features: fsp.base, values: vsp.base, tile: tile.baseAddress!)
-                                                for k in 0..<groups {
-                                                    secondLayer(tile: tile.baseAddress!, w2: w2p.base + (k * (h + 1) + chunk) * g,
-                                                                logits: logits.baseAddress! + (i * groups + k) * g)
-                                                }
+                                                secondLayer(tile: tile.baseAddress!, w2: w2p.base + chunk * 16, logits: logits.baseAddress! + i * 12)
                                             }
                                         }
                                     }
                                     for (i, b) in range.enumerated() {
-                                        let guess = argmax(logits.baseAddress! + i * groups * g, o)
                                         for r in 0..<Self.rows where b * Self.rows + r < n {
                                             let position = b * Self.rows + r
-                                            out.base[Int(osp.base[position])] = guess[r] == lsp.base[position] ? 1 : 0
+                                            let guess = argmax(logits[i * 12 + 2 * r], logits[i * 12 + 2 * r + 1], o)
+                                            out.base[Int(osp.base[position])] = guess == Int(lsp.base[position]) ? 1 : 0
                                         }
                                     }
                                 }
@@ -203,56 +188,72 @@ public struct MLPSparseScoring: Sendable {
         }
     }
 
-    /// ReLU(x̃ · [W1; b1]) of the block's eight rows for one chunk of 8 hidden units into `tile` (8 vectors:
-    /// unit u's values of the eight rows), from the chunk's slab (`width` rows of 8 units, contiguous).
+    /// ReLU(x̃ · [W1; b1]) of the block's six rows for one chunk of 16 hidden units into `tile` (6 × 16),
+    /// from the chunk's slab (`width` rows of 16 units, contiguous).
     @inline(__always)
     private func firstLayer(entries: Range<Int>, slab: UnsafePointer<Float>, features: UnsafePointer<Int32>,
-                            values: UnsafePointer<Float>, tile: UnsafeMutablePointer<SIMD8<Float>>) {
+                            values: UnsafePointer<Float>, tile: UnsafeMutablePointer<Float>) {
         let zero = SIMD8<Float>()
-        var a0 = zero, a1 = zero, a2 = zero, a3 = zero, a4 = zero, a5 = zero, a6 = zero, a7 = zero
+        var a00 = zero, a01 = zero, a10 = zero, a11 = zero, a20 = zero, a21 = zero
+        var a30 = zero, a31 = zero, a40 = zero, a41 = zero, a50 = zero, a51 = zero
         for e in entries {
-            let w = slab + Int(features[e]) * 8
-            let x = UnsafeRawPointer(values + e * 8).loadUnaligned(as: SIMD8<Float>.self)
-            a0 = a0.addingProduct(x, SIMD8(repeating: w[0])); a1 = a1.addingProduct(x, SIMD8(repeating: w[1]))
-            a2 = a2.addingProduct(x, SIMD8(repeating: w[2])); a3 = a3.addingProduct(x, SIMD8(repeating: w[3]))
-            a4 = a4.addingProduct(x, SIMD8(repeating: w[4])); a5 = a5.addingProduct(x, SIMD8(repeating: w[5]))
-            a6 = a6.addingProduct(x, SIMD8(repeating: w[6])); a7 = a7.addingProduct(x, SIMD8(repeating: w[7]))
+            let row = UnsafeRawPointer(slab + Int(features[e]) * 16)
+            let w0 = row.loadUnaligned(as: SIMD8<Float>.self)
+            let w1v = row.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
+            let x = values + e * 6
+            let x0 = SIMD8<Float>(repeating: x[0]), x1 = SIMD8<Float>(repeating: x[1]), x2 = SIMD8<Float>(repeating: x[2])
+            a00 = a00.addingProduct(x0, w0); a01 = a01.addingProduct(x0, w1v)
+            a10 = a10.addingProduct(x1, w0); a11 = a11.addingProduct(x1, w1v)
+            a20 = a20.addingProduct(x2, w0); a21 = a21.addingProduct(x2, w1v)
+            let x3 = SIMD8<Float>(repeating: x[3]), x4 = SIMD8<Float>(repeating: x[4]), x5 = SIMD8<Float>(repeating: x[5])
+            a30 = a30.addingProduct(x3, w0); a31 = a31.addingProduct(x3, w1v)
+            a40 = a40.addingProduct(x4, w0); a41 = a41.addingProduct(x4, w1v)
+            a50 = a50.addingProduct(x5, w0); a51 = a51.addingProduct(x5, w1v)
         }
-        tile[0] = relu(a0); tile[1] = relu(a1); tile[2] = relu(a2); tile[3] = relu(a3)
-        tile[4] = relu(a4); tile[5] = relu(a5); tile[6] = relu(a6); tile[7] = relu(a7)
+        let out = UnsafeMutableRawPointer(tile)
+        out.storeBytes(of: relu(a00), as: SIMD8<Float>.self); out.storeBytes(of: relu(a01), toByteOffset: 32, as: SIMD8<Float>.self)
+        out.storeBytes(of: relu(a10), toByteOffset: 64, as: SIMD8<Float>.self); out.storeBytes(of: relu(a11), toByteOffset: 96, as: SIMD8<Float>.self)
+        out.storeBytes(of: relu(a20), toByteOffset: 128, as: SIMD8<Float>.self); out.storeBytes(of: relu(a21), toByteOffset: 160, as: SIMD8<Float>.self)
+        out.storeBytes(of: relu(a30), toByteOffset: 192, as: SIMD8<Float>.self); out.storeBytes(of: relu(a31), toByteOffset: 224, as: SIMD8<Float>.self)
+        out.storeBytes(of: relu(a40), toByteOffset: 256, as: SIMD8<Float>.self); out.storeBytes(of: relu(a41), toByteOffset: 288, as: SIMD8<Float>.self)
+        out.storeBytes(of: relu(a50), toByteOffset: 320, as: SIMD8<Float>.self); out.storeBytes(of: relu(a51), toByteOffset: 352, as: SIMD8<Float>.self)
     }
 
-    /// Adds the chunk's 8 hidden units of the block's eight rows (`tile`) into the rows' logits of one group
-    /// of 10 outputs (10 vectors, output c's eight rows at c), unit after unit (dense: a branch per ReLU zero
-    /// costs more than the multiply-add). `w2` is the chunk's 8 rows of the group's `[W2]` (10 floats each).
+    /// Adds the chunk's 16 hidden units of the block's six rows (`tile`, 6 × 16) into the rows' logits (12
+    /// vectors: row r's 16 padded outputs at 2r, 2r + 1), unit after unit (dense: a branch per ReLU zero costs
+    /// more than the multiply-add). `w2` is the chunk's 16 rows of the padded `[W2]`.
     @inline(__always)
-    private func secondLayer(tile: UnsafePointer<SIMD8<Float>>, w2: UnsafePointer<Float>, logits: UnsafeMutablePointer<SIMD8<Float>>) {
-        var l0 = logits[0], l1 = logits[1], l2 = logits[2], l3 = logits[3], l4 = logits[4]
-        var l5 = logits[5], l6 = logits[6], l7 = logits[7], l8 = logits[8], l9 = logits[9]
-        for j in 0..<8 {
-            let u = tile[j], w = w2 + j * 10
-            l0 = l0.addingProduct(u, SIMD8(repeating: w[0])); l1 = l1.addingProduct(u, SIMD8(repeating: w[1]))
-            l2 = l2.addingProduct(u, SIMD8(repeating: w[2])); l3 = l3.addingProduct(u, SIMD8(repeating: w[3]))
-            l4 = l4.addingProduct(u, SIMD8(repeating: w[4])); l5 = l5.addingProduct(u, SIMD8(repeating: w[5]))
-            l6 = l6.addingProduct(u, SIMD8(repeating: w[6])); l7 = l7.addingProduct(u, SIMD8(repeating: w[7]))
-            l8 = l8.addingProduct(u, SIMD8(repeating: w[8])); l9 = l9.addingProduct(u, SIMD8(repeating: w[9]))
+    private func secondLayer(tile: UnsafePointer<Float>, w2: UnsafePointer<Float>, logits: UnsafeMutablePointer<SIMD8<Float>>) {
+        var l00 = logits[0], l01 = logits[1], l10 = logits[2], l11 = logits[3], l20 = logits[4], l21 = logits[5]
+        var l30 = logits[6], l31 = logits[7], l40 = logits[8], l41 = logits[9], l50 = logits[10], l51 = logits[11]
+        for j in 0..<16 {
+            let row = UnsafeRawPointer(w2 + j * 16)
+            let w0 = row.loadUnaligned(as: SIMD8<Float>.self), w1 = row.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
+            let u0 = SIMD8<Float>(repeating: tile[j]), u1 = SIMD8<Float>(repeating: tile[16 + j])
+            let u2 = SIMD8<Float>(repeating: tile[32 + j])
+            l00 = l00.addingProduct(u0, w0); l01 = l01.addingProduct(u0, w1)
+            l10 = l10.addingProduct(u1, w0); l11 = l11.addingProduct(u1, w1)
+            l20 = l20.addingProduct(u2, w0); l21 = l21.addingProduct(u2, w1)
+            let u3 = SIMD8<Float>(repeating: tile[48 + j]), u4 = SIMD8<Float>(repeating: tile[64 + j])
+            let u5 = SIMD8<Float>(repeating: tile[80 + j])
+            l30 = l30.addingProduct(u3, w0); l31 = l31.addingProduct(u3, w1)
+            l40 = l40.addingProduct(u4, w0); l41 = l41.addingProduct(u4, w1)
+            l50 = l50.addingProduct(u5, w0); l51 = l51.addingProduct(u5, w1)
         }
-        logits[0] = l0; logits[1] = l1; logits[2] = l2; logits[3] = l3; logits[4] = l4
-        logits[5] = l5; logits[6] = l6; logits[7] = l7; logits[8] = l8; logits[9] = l9
+        logits[0] = l00; logits[1] = l01; logits[2] = l10; logits[3] = l11; logits[4] = l20; logits[5] = l21
+        logits[6] = l30; logits[7] = l31; logits[8] = l40; logits[9] = l41; logits[10] = l50; logits[11] = l51
     }
 }
 
-/// Per lane (row), the first index of the largest of the first `count` outputs, whose vectors are
-/// `logits[c / 10 · 10 + c % 10]` (groups of 10): a strict `>` keeps the first of equal values.
+/// The first index of the largest of the first `count` lanes of `low` then `high`.
 @inline(__always)
-private func argmax(_ logits: UnsafePointer<SIMD8<Float>>, _ count: Int) -> SIMD8<Int32> {
-    var best = logits[0], index = SIMD8<Int32>()
-    for c in 1..<max(count, 1) {
-        let v = logits[c], larger = v .> best
-        best.replace(with: v, where: larger)
-        index.replace(with: Int32(c), where: larger)
+private func argmax(_ low: SIMD8<Float>, _ high: SIMD8<Float>, _ count: Int) -> Int {
+    var best = 0, value = low[0]
+    for c in 1..<count {
+        let v = c < 8 ? low[c] : high[c - 8]
+        if v > value { best = c; value = v }
     }
-    return index
+    return best
 }
 
 /// max(v, 0) per lane, as one compare and blend.
