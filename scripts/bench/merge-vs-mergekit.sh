@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark: amalgam merge against mergekit 0.1.5 on the same machine, in the same run.
-# Models: random Llama-shaped bf16 checkpoints (~0.54 GB each) written by `amalgam-bench synth-models`.
+# Models: random Llama-shaped bf16 checkpoints (0.49 GB each) written by `amalgam-bench synth-models`.
 # Cases: linear merge of 2 models; TIES merge of 3 fine-tunes + base. Inputs are read once before each
 # tool runs, so both see a warm page cache. Prints wall times, the ratios and peak RSS values, our throughput
 # beside the page-cache I/O floor (cat) and memcpy, all measured in the same run.
