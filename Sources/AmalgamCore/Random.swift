@@ -63,20 +63,25 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable {
 
     /// The next 64 random bits.
     @inline(__always)
-    public mutating func next() -> UInt64 {
-        let result = rotl(state.1 &* 5, 7) &* 9
-        let t = state.1 << 17
-        state.2 ^= state.0
-        state.3 ^= state.1
-        state.1 ^= state.2
-        state.0 ^= state.3
-        state.2 ^= t
-        state.3 = rotl(state.3, 45)
+    public mutating func next() -> UInt64 { Self.step(&state) }
+
+    /// One xoshiro256** step of `s`: its output, and `s` advanced. On a local copy of the state it stays in
+    /// registers (see `addNormals`).
+    @inline(__always)
+    static func step(_ s: inout (UInt64, UInt64, UInt64, UInt64)) -> UInt64 {
+        let result = rotl(s.1 &* 5, 7) &* 9
+        let t = s.1 << 17
+        s.2 ^= s.0
+        s.3 ^= s.1
+        s.1 ^= s.2
+        s.0 ^= s.3
+        s.2 ^= t
+        s.3 = rotl(s.3, 45)
         return result
     }
 
     @inline(__always)
-    private func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 &- k)) }
+    private static func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 &- k)) }
 
     /// A uniform double in [0, 1) with 53 random bits.
     @inline(__always)
@@ -120,30 +125,26 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable {
     /// compiler store and reload the four words on every draw (half the loop's time).
     public mutating func addNormals(scale: Float, to values: UnsafeMutableBufferPointer<Float>) {
         let z = NormalZiggurat.shared
-        var (s0, s1, s2, s3) = state
+        var s = state
         z.k.withUnsafeBufferPointer { k in
             z.w.withUnsafeBufferPointer { w in
                 for i in values.indices {
-                    // `next()`, on the locals.
-                    let m = s1 &* 5, bits = (m << 7 | m >> 57) &* 9
-                    let t = s1 << 17
-                    s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3; s2 ^= t
-                    s3 = s3 << 45 | s3 >> 19
+                    let bits = Self.step(&s)
                     let layer = Int(bits & 0xFF)
                     let u = Int32(truncatingIfNeeded: bits >> 32)
                     let draw: Float
                     if UInt32(u.magnitude) < k[layer] {
                         draw = Float(Double(u) * w[layer])
                     } else {
-                        var slow = SeededGenerator(state: (s0, s1, s2, s3))
+                        var slow = SeededGenerator(state: s)
                         draw = slow.normalTail(u: u, layer: layer)
-                        (s0, s1, s2, s3) = slow.state
+                        s = slow.state
                     }
                     values[i] += scale * draw
                 }
             }
         }
-        state = (s0, s1, s2, s3)
+        state = s
     }
 
     /// The slow path of the ziggurat: the wedge or the tail.
