@@ -58,26 +58,14 @@ final class WeightedSumChunks: ChunkedKernel, @unchecked Sendable {
     func apply(_ tile: ChunkTile, into out: UnsafeMutablePointer<Float>) {
         let m = tile.count
         guard let w0 = weights.first else { out.update(repeating: 0, count: m); return }
-        // One pass per input: the first starts from 0 (`0 + w·x`, which turns −0 into +0 as a sum from 0
-        // does), the last also divides; a divisor of 1 changes nothing and is skipped.
-        let divisor = self.divisor.flatMap { $0 == 1 ? nil : $0 }
-        let last = weights.count - 1
+        // The first input writes `0 + w·x` (a sum from 0: −0 becomes +0), so no pass clears `out` first; a
+        // divisor of 1 changes nothing and is skipped.
         let x0 = tile.input(0)
-        if last == 0, let divisor {
-            for j in 0..<m { out[j] = (0 + x0[j] * w0) / divisor }
-            return
-        }
         for j in 0..<m { out[j] = 0 + x0[j] * w0 }
-        guard last > 0 else { return }
-        for i in 1..<last {
+        for i in weights.indices.dropFirst() {
             let x = tile.input(i), w = weights[i]
             for j in 0..<m { out[j] += x[j] * w }
         }
-        let x = tile.input(last), w = weights[last]
-        if let divisor {
-            for j in 0..<m { out[j] = (out[j] + x[j] * w) / divisor }
-        } else {
-            for j in 0..<m { out[j] += x[j] * w }
-        }
+        if let divisor, divisor != 1 { for j in 0..<m { out[j] /= divisor } }
     }
 }
