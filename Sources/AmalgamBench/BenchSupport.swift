@@ -112,15 +112,22 @@ let repositoryRoot: String = {
     return url.path
 }()
 
-/// The reference environment's Python (README: /opt/refenv).
-let referencePython = "/opt/refenv/bin/python"
+/// The reference environment's Python: `$AMALGAM_REFENV/bin/python`, by default under the user's cache folder
+/// (`${XDG_CACHE_HOME:-$HOME/.cache}/amalgam/refenv`), the place `scripts/refenv.sh` builds it.
+let referencePython: String = {
+    let environment = ProcessInfo.processInfo.environment
+    if let folder = environment["AMALGAM_REFENV"], !folder.isEmpty { return folder + "/bin/python" }
+    let cache = environment["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+        ?? (environment["HOME"] ?? NSHomeDirectory()) + "/.cache"
+    return cache + "/amalgam/refenv/bin/python"
+}()
 
 /// Runs a reference script (`script` relative to the repository root) with the reference Python and
 /// returns the JSON it prints as the last line of its standard output; throws why not (Python or the
 /// script missing, the exit status and the end of its output), to print in place of the figure.
 func runReference(_ script: String, _ arguments: [String], python: String = referencePython) throws(BenchError) -> JSONValue {
     let path = repositoryRoot + "/" + script
-    guard FileManager.default.isExecutableFile(atPath: python) else { throw BenchError("skipped: \(python) not found") }
+    guard FileManager.default.isExecutableFile(atPath: python) else { throw BenchError("skipped: \(python) not found (build it with scripts/refenv.sh)") }
     guard FileManager.default.fileExists(atPath: path) else { throw BenchError("skipped: \(path) not found") }
     // posix_spawn, not Foundation's Process (whose run() can crash the caller on this toolchain; see Subprocess).
     let result: (termination: Subprocess.Termination, out: String, err: String)

@@ -43,7 +43,7 @@ enum EvalBenchmark {
                          json["torch"]?.stringValue ?? "?"))
             print(String(format: "  ratio:    %.2f× lm-eval's examples/s", ours / rate))
         } catch {
-            print("  lm-eval:  \(error) (needs /opt/refenv with lm_eval)")
+            print("  lm-eval:  \(error) (needs the reference environment with lm_eval: scripts/refenv.sh)")
         }
     }
 }

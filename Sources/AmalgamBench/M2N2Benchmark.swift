@@ -47,7 +47,7 @@ func m2n2Benchmark(_ arguments: [String]) throws {
         print(String(format: "  JAX reference (scripts/bench/m2n2_reference.py, measured now on %d passes: %.2f s, scaled to %d): wall %.2f s → amalgam is %.2f× as fast",
                      referencePasses, measured, passes, reference, reference / result.seconds))
     } else {
-        print("  JAX reference: not measured (needs jax in /opt/refenv: /opt/refenv/bin/pip install jax)")
+        print("  JAX reference: not measured (needs jax in the reference environment \(referencePython): scripts/refenv.sh)")
     }
     print("  load average at the end: \(loadAverage())" +
           " on \(ProcessInfo.processInfo.activeProcessorCount) cores (other work on the machine inflates the wall time)")

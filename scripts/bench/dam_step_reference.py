@@ -1,4 +1,4 @@
-#!/opt/refenv/bin/python
+#!/usr/bin/env python3
 """PyTorch side of `amalgam-bench dam-step`: one DAM step on a digits-shaped MLP pair, best time (JSON).
 
 With --llama A B: the same step on two Llama-family Hugging Face folders (transformers, f32, eager

@@ -1,7 +1,8 @@
+#!/usr/bin/env python3
 """Times lm-evaluation-harness (HFLM, transformers f32, CPU) on a multiple-choice task file of Amalgam's
 format: the same examples and requests `amalgam-bench eval` times in Amalgam. Prints one JSON line.
 
-/opt/refenv/bin/python scripts/bench/eval_lmeval.py --model DIR --task tasks/x.jsonl --limit N --threads T --batch-size B
+"$(scripts/refenv.sh)" scripts/bench/eval_lmeval.py --model DIR --task tasks/x.jsonl --limit N --threads T --batch-size B
 """
 import argparse
 import json

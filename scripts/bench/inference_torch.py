@@ -1,4 +1,4 @@
-#!/opt/refenv/bin/python
+#!/usr/bin/env python3
 """PyTorch (transformers) side of `amalgam-bench inference`: the same measurements on the same ids.
 
 Prints one JSON object: tokens per second (wall clock) and per CPU-second for scoring and generation,

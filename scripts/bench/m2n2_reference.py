@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Timing reference for `amalgam-bench m2n2`: the released M2N2 digits loop re-implemented in JAX.
 
 For timing only (our numbers are checked by the experiment table, not against this script). It does the
@@ -7,7 +8,7 @@ fitness, then attraction); jitted split-point slerp crossover, Gaussian mutation
 on the 1437 training digits, arg-max scoring and steady-state replacement; then, as the released loop
 logs every pass, the test accuracy of the best-on-train member.
 
-    /opt/refenv/bin/python scripts/bench/m2n2_reference.py --passes 2000 [--data fixtures/digits/digits.csv]
+    "$(scripts/refenv.sh)" scripts/bench/m2n2_reference.py --passes 2000 [--data fixtures/digits/digits.csv]
 
 Prints one JSON line: {"passes", "seconds" (the loop, after compilation), "test_accuracy", "jax"}.
 """

@@ -4,11 +4,11 @@
 # Cases: linear merge of 2 models; TIES merge of 3 fine-tunes + base. Inputs are read once before each
 # tool runs, so both see a warm page cache. Prints wall times, the ratios and peak RSS values, our throughput
 # beside the page-cache I/O floor (cat) and memcpy, all measured in the same run.
-# Needs: mergekit 0.1.5 in a Python environment (MERGEKIT_ENV, default /opt/refenv; made with
-# `python3 -m venv /opt/refenv && /opt/refenv/bin/pip install mergekit==0.1.5`), and GNU time.
+# Needs: mergekit 0.1.5 in the reference environment (scripts/refenv.sh builds it at $AMALGAM_REFENV,
+# by default under ~/.cache/amalgam/refenv), and GNU time.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-ENV=${MERGEKIT_ENV:-/opt/refenv}
+ENV=$(dirname "$(dirname "$(scripts/refenv.sh)")")
 WORK=${BENCH_DIR:-bench-data}
 scripts/setup-system.sh
 dpkg -s time >/dev/null 2>&1 || apt-get install -y -qq time >/dev/null

@@ -1,4 +1,4 @@
-#!/opt/refenv/bin/python
+#!/usr/bin/env python3
 """PyTorch side of `amalgam-bench mlp`: relu(x·W1 + b1)·W2 + b2 for a batch, best time in seconds (JSON)."""
 import argparse, json, time
 import torch

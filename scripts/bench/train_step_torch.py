@@ -1,4 +1,4 @@
-#!/opt/refenv/bin/python
+#!/usr/bin/env python3
 """PyTorch (transformers) side of `amalgam-bench train-step`: one forward + backward + AdamW step of the
 whole model in f32 on the same token ids, same thread count, best of `repeats` after one warm-up step.
 

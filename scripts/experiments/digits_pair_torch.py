@@ -6,7 +6,7 @@ Trains the same 64-256-10 ReLU MLP with PyTorch: every parameter from N(0, 0.01^
 digits file, each specialist SPECIALIST_STEPS steps at SPECIALIST_LR from the base on digits 0-4 / 5-9 only;
 then scores base, specialists and their average (0.5/0.5) on the last 20 %. Torch's generator differs from
 ours, so runs match ours in distribution, not bit for bit: compare means and spreads over seeds.
-Usage: /opt/refenv/bin/python scripts/experiments/digits_pair_torch.py [--runs 5] [--json OUT]
+Usage: "$(scripts/refenv.sh)" scripts/experiments/digits_pair_torch.py [--runs 5] [--json OUT]
 """
 import argparse
 import json
