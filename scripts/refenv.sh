@@ -25,7 +25,7 @@ pins=(
     "gguf==0.19.0"
     "numpy"
     "lm_eval==0.4.13"
-    "cma"
+    "cma==4.5.0"     # fixtures/cmaes/reference.json records cma 4.5.0
     "jax[cpu]==0.4.31"
     "llama-cpp-python==0.3.36"
 )
