@@ -2,13 +2,13 @@
 # Builds the reference environment: the Python libraries Amalgam is checked against (fixture scripts in
 # scripts/fixtures/, check scripts, benchmarks' reference sides), pinned, in one venv.
 #
-#   scripts/refenv.sh            # create or complete it; prints its python's path on the last line
-#   scripts/refenv.sh --python   # only print the path of its python (creating it first if needed)
+#   py=$(scripts/refenv.sh)      # create or complete it; prints its python's path (progress on stderr)
 #
 # Where: $AMALGAM_REFENV, by default ${XDG_CACHE_HOME:-$HOME/.cache}/amalgam/refenv. Every script that
 # needs the references runs "$(scripts/refenv.sh)" as its python, so that one variable places it.
 # Idempotent: a complete environment (its stamp file names the pins below) is left alone. llama-cpp-python
-# compiles llama.cpp from its sdist (several minutes on 2 cores); it is used only as a reference and a
+# compiles llama.cpp from its sdist (the first build took 78 min on this 2-core machine
+# under heavy load, 2026-12-07; torch and its CUDA wheels need ≈ 7 GB); it is used only as a reference and a
 # client in scripts, never by the product.
 set -euo pipefail
 cd "$(dirname "$0")/.."
