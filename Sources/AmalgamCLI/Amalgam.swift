@@ -21,6 +21,7 @@ struct Amalgam: ParsableCommand {
             FineTune.self,
             Evolve.self,
             DAMCommand.self,
+            Download.self,
         ]
     )
 }

@@ -36,6 +36,7 @@ struct DAMCommand: ParsableCommand {
     }
 
     func run() throws {
+        reportHubDownloads()  // models named org/name[@revision] in the config
         relaunchWithOpenBLASCoreTypeIfNeeded()
         if !overwrite && FileManager.default.fileExists(atPath: output) {
             throw CLIInputError("\(output) exists; pass --overwrite to replace it")

@@ -104,6 +104,7 @@ struct Eval: ParsableCommand {
 /// Opens what `amalgam eval` takes as a model: a folder, a GGUF file, or a merge config merged in memory.
 enum EvalModelLoader {
     static func load(_ path: String, mergeSeed: UInt64, showProgress: Bool) throws -> (LlamaModel, Tokenizer, ChatTemplateSet) {
+        let path = try resolveModelArgument(path)  // org/name[@revision] from the Hugging Face cache
         let lower = path.lowercased()
         if lower.hasSuffix(".yml") || lower.hasSuffix(".yaml") {
             let stages = try MergeConfig.stages(contentsOf: path)

@@ -30,6 +30,7 @@ struct Evolve: ParsableCommand {
     var quiet = false
 
     func run() throws {
+        reportHubDownloads()  // models named org/name[@revision] in the config
         relaunchWithOpenBLASCoreTypeIfNeeded()
         var configuration = try EvolveConfiguration(contentsOf: config)
         if let seed { configuration.seed = seed }

@@ -167,6 +167,7 @@ struct FineTune: ParsableCommand {
     /// The model folder: MODEL itself, or its GGUF converted (bf16) into the run folder (kept for --resume)
     /// or, without --run-dir, into a temporary folder that is returned as well so the caller removes it.
     func modelFolder() throws -> (path: String, temporary: String?) {
+        let model = try resolveModelArgument(model)  // org/name[@revision] from the Hugging Face cache
         guard model.lowercased().hasSuffix(".gguf") else { return (model, nil) }
         let temporary = runDir == nil ? NSTemporaryDirectory() + "amalgam-finetune-\(getpid())" : nil
         let base = (runDir ?? temporary!) + "/base-model"

@@ -66,6 +66,7 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         relaunchWithOpenBLASCoreTypeIfNeeded()
+        let model = try resolveModelArgument(model)  // org/name[@revision] from the Hugging Face cache
         let options = SamplingOptions(
             maxTokens: maxTokens, temperature: temperature, topP: topP, seed: seed,
             stopTokenIds: try stopIds.map { try parseTokenIds($0, what: "--stop-ids") } ?? [],

@@ -19,7 +19,7 @@ struct Inspect: ParsableCommand {
     var summary = false
 
     func run() throws {
-        let report = try CheckpointReport(path: path)
+        let report = try CheckpointReport(path: try resolveModelArgument(path))
         if json {
             print(report.json(includeTensors: !summary).pythonText(sortKeys: false))
         } else {

@@ -34,7 +34,7 @@ struct Score: ParsableCommand {
             sequences.append(try parseTokenIds(String(line), what: "\(idsFile):\(n + 1)"))
         }
         guard !sequences.isEmpty else { throw CLIInputError("\(idsFile): no sequences (one JSON array of ids per line)") }
-        let lm = try LlamaModel(folder: model)
+        let lm = try LlamaModel(folder: try resolveModelArgument(model))
         let batch = try TokenBatch(sequences)
         let scores = try lm.score(sequences, tokensPerPass: tokensPerPass)
         var totalLogLikelihood = 0.0, totalTokens = 0

@@ -19,7 +19,7 @@ struct Tokenize: ParsableCommand {
     var noSpecial = false
 
     func run() throws {
-        let tokenizer = try Tokenizer(contentsOf: modelOrTokenizer)
+        let tokenizer = try Tokenizer(contentsOf: try resolveModelArgument(modelOrTokenizer))
         let input: Data
         if let textFile {
             guard let data = FileManager.default.contents(atPath: textFile) else {

@@ -26,6 +26,8 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     case unexpectedTensor(path: String, tensor: String, reason: String)
     case invalidShardSize(String)
     case gguf(GGUFError)
+    /// A Hugging Face reference (`org/name[@revision]`) that could not be found or fetched.
+    case hub(HubError)
 
     public var description: String {
         switch self {
@@ -73,6 +75,7 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
         case let .invalidShardSize(text):
             return "invalid shard size '\(text)': use bytes or a size like 5GB, 500MB, 2GiB"
         case let .gguf(error): return error.description
+        case let .hub(error): return error.description
         }
     }
 }

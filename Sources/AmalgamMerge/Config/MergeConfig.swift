@@ -216,7 +216,7 @@ public struct MergeConfig: Sendable, Equatable {
             return try modelReference(m, path: path, keyPath: keyPath + ".model")
         }
         if case let .mapping(entries) = node, let p = entries.first(where: { $0.key == "path" })?.value, let s = p.scalarText {
-            return s
+            return entries.first(where: { $0.key == "revision" })?.value.scalarText.map { s + "@" + $0 } ?? s
         }
         guard let s = node.scalarText, !s.isEmpty else { throw .config(path: path, key: keyPath, reason: "expected a model path") }
         if s.contains("+") && !FileManager.default.fileExists(atPath: s) {

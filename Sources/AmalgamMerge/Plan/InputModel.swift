@@ -29,6 +29,7 @@ public struct OpenedModel: Sendable {
             let candidate = (base as NSString).appendingPathComponent(reference)
             if fm.fileExists(atPath: candidate) { path = candidate }
         }
+        do { path = try HubCache.resolve(path) } catch { throw .checkpoint(.hub(error)) }  // org/name[@revision]
         guard fm.fileExists(atPath: path) else {
             throw .config(path: reference, key: "model", reason: "no such folder or file; Amalgam reads local model folders (safetensors) and .gguf files — download the model first (e.g. `huggingface-cli download \(reference) --local-dir DIR`)")
         }

@@ -168,6 +168,7 @@ public final class DAMLlamaRun {
         }
         func open(_ path: String, _ index: Int) throws(DAMError) -> ModelFolder {
             var folder = path
+            do { folder = try HubCache.resolve(path) } catch { throw .source(path: path, reason: error.description) }  // org/name[@revision]
             if path.lowercased().hasSuffix(".gguf") {
                 folder = runPath + "/source-\(index)"
                 if !FileManager.default.fileExists(atPath: folder + "/config.json") {
