@@ -26,6 +26,7 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     case unexpectedTensor(path: String, tensor: String, reason: String)
     case invalidShardSize(String)
     case gguf(GGUFError)
+    case modelNotFound(reference: String)
 
     public var description: String {
         switch self {
@@ -73,6 +74,8 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
         case let .invalidShardSize(text):
             return "invalid shard size '\(text)': use bytes or a size like 5GB, 500MB, 2GiB"
         case let .gguf(error): return error.description
+        case let .modelNotFound(reference):
+            return "\(reference): no such folder or file; Amalgam reads local model folders (safetensors), .safetensors files and .gguf files — download the model first (e.g. `huggingface-cli download \(reference) --local-dir DIR`)"
         }
     }
 }
