@@ -36,7 +36,7 @@ let package = Package(
         ),
         .target(name: "AmalgamTokenizer", dependencies: ["AmalgamCore"]),
         .target(name: "AmalgamModels", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "CAmalgamBLAS"]),
-        .target(name: "AmalgamEval", dependencies: ["AmalgamCore", "AmalgamModels", "AmalgamTokenizer"]),
+        .target(name: "AmalgamEval", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamModels", "AmalgamTokenizer"]),
         .target(name: "AmalgamSearch", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamModels", "AmalgamTokenizer", "AmalgamEval", "CSQLite", .product(name: "Yams", package: "Yams")], exclude: ["Run/README.md"]),
         .executableTarget(
             name: "AmalgamCLI",

@@ -24,4 +24,15 @@ struct Amalgam: ParsableCommand {
             Download.self,
         ]
     )
+
+    /// Parses and runs the subcommand, showing the downloads of Hugging Face models it triggers.
+    static func main() {
+        reportHubDownloads()
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
+    }
 }

@@ -50,7 +50,6 @@ struct Convert: ParsableCommand {
 
     func run() throws {
         let start = Date()
-        let input = try resolveModelArgument(input)  // org/name[@revision] from the Hugging Face cache
         if fromGGUF {
             try GGUFLlamaConvert.toHuggingFace(gguf: input, output: output, dtype: DType(torchName: dtype)!, overwrite: overwrite)
         } else {

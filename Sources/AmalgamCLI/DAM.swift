@@ -36,7 +36,6 @@ struct DAMCommand: ParsableCommand {
     }
 
     func run() throws {
-        reportHubDownloads()  // models named org/name[@revision] in the config
         relaunchWithOpenBLASCoreTypeIfNeeded()
         if !overwrite && FileManager.default.fileExists(atPath: output) {
             throw CLIInputError("\(output) exists; pass --overwrite to replace it")

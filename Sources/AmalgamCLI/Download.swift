@@ -45,7 +45,6 @@ struct Download: ParsableCommand {
 /// The folder for a MODEL argument: a local path as given, `org/name[@revision]` from the Hugging Face
 /// cache (downloaded when missing, with a progress line).
 func resolveModelArgument(_ argument: String) throws -> String {
-    reportHubDownloads()
     let folder = try HubCache.resolve(argument)
     HubProgressLine.shared.finish()
     return folder

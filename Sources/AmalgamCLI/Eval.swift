@@ -11,7 +11,7 @@ import Foundation
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Evaluate a model on task files (multiple choice, generation, language modelling); print a table, write per-example records.",
-        discussion: "MODEL is a model folder, a .gguf file, or a merge config (.yml/.yaml), merged in memory without writing it. Writes OUT/TASK.jsonl (one record per example) and OUT/TASK.summary.json."
+        discussion: "MODEL is a model folder, a .safetensors file, a .gguf file, or a merge config (.yml/.yaml), merged in memory without writing it. Writes OUT/TASK.jsonl (one record per example) and OUT/TASK.summary.json."
     )
 
     @Argument(help: "A model folder, a .gguf file, or a merge config YAML.")
@@ -104,7 +104,6 @@ struct Eval: ParsableCommand {
 /// Opens what `amalgam eval` takes as a model: a folder, a GGUF file, or a merge config merged in memory.
 enum EvalModelLoader {
     static func load(_ path: String, mergeSeed: UInt64, showProgress: Bool) throws -> (LlamaModel, Tokenizer, ChatTemplateSet) {
-        let path = try resolveModelArgument(path)  // org/name[@revision] from the Hugging Face cache
         let lower = path.lowercased()
         if lower.hasSuffix(".yml") || lower.hasSuffix(".yaml") {
             let stages = try MergeConfig.stages(contentsOf: path)
@@ -120,17 +119,8 @@ enum EvalModelLoader {
             let lm = try LlamaModel(config: merged.config, weights: merged.checkpoint, extraEOSTokenIds: extraEOS)
             return (lm, try tokenizer(merged.companionTexts, what: path), try ChatTemplateSet(texts: merged.companionTexts, origin: path + ": "))
         }
-        if lower.hasSuffix(".gguf") {
-            let opened = try OpenedModel.open(path)
-            let lm = try LlamaModel(config: opened.config, weights: opened.tensors)
-            let texts = Dictionary(uniqueKeysWithValues: opened.generatedFiles.map { ($0.name, $0.text) })
-            // The GGUF's metadata, not the generated tokenizer_config.json, has its named templates.
-            let templates = (opened.tensors as? GGUFLlamaSource).map { source in
-                ChatTemplateSet(ggufMetadata: source.file.stringMetadata, path: path)
-            }
-            return (lm, try tokenizer(texts, what: path), try templates ?? ChatTemplateSet(texts: texts, origin: path + ": "))
-        }
-        return (try LlamaModel(folder: path), try Tokenizer(contentsOf: path), try ChatTemplateSet(folder: path))
+        let opened = try LanguageModel(path: path)
+        return (opened.model, opened.tokenizer, opened.templates)
     }
 
     /// `eos_token_id` of a generation_config.json text (a number or a list).

@@ -1,3 +1,4 @@
+import AmalgamCheckpoint
 import AmalgamCore
 import AmalgamEval
 import AmalgamMerge
@@ -30,7 +31,6 @@ struct Evolve: ParsableCommand {
     var quiet = false
 
     func run() throws {
-        reportHubDownloads()  // models named org/name[@revision] in the config
         relaunchWithOpenBLASCoreTypeIfNeeded()
         var configuration = try EvolveConfiguration(contentsOf: config)
         if let seed { configuration.seed = seed }
@@ -78,10 +78,6 @@ struct Evolve: ParsableCommand {
 
     /// The first model's tokenizer: tokenizer.json of a folder, or the one a GGUF file's metadata describes.
     func evolveTokenizer(_ path: String) throws -> Tokenizer {
-        if path.lowercased().hasSuffix(".gguf") {
-            let opened = try OpenedModel.open(path)
-            return try EvalModelLoader.tokenizer(Dictionary(uniqueKeysWithValues: opened.generatedFiles.map { ($0.name, $0.text) }), what: path)
-        }
-        return try Tokenizer(contentsOf: path)
+        try LanguageModel.tokenizer(of: ModelSource.open(path))
     }
 }

@@ -1,5 +1,6 @@
 import AmalgamCheckpoint
 import AmalgamCore
+import AmalgamEval
 import AmalgamModels
 import AmalgamTokenizer
 import ArgumentParser
@@ -19,7 +20,7 @@ struct FineTune: ParsableCommand {
             """
     )
 
-    @Argument(help: "A Hugging Face model folder or a Llama .gguf file.")
+    @Argument(help: "A Hugging Face model folder, a .safetensors file or a Llama .gguf file (read in place, dequantized to f32).")
     var model: String
     @Argument(help: "Training text: .txt, .jsonl, or a folder of them.")
     var data: String
@@ -56,7 +57,7 @@ struct FineTune: ParsableCommand {
     var mofo: Double?
     @Option(help: "Seed of the data order.")
     var seed: UInt64 = 0
-    @Option(help: "Folder for checkpoints (and the converted model when MODEL is a GGUF).")
+    @Option(help: "Folder for checkpoints.")
     var runDir: String?
     @Option(help: "Save a checkpoint every N steps (with --run-dir; 0: only at the end).")
     var checkpointEvery = 50
@@ -85,14 +86,12 @@ struct FineTune: ParsableCommand {
 
     func run() throws {
         relaunchWithOpenBLASCoreTypeIfNeeded()
-        let (folderPath, temporary) = try modelFolder()
-        // A GGUF converted without --run-dir goes to a temporary folder, removed however the run ends.
-        defer { if let temporary { try? FileManager.default.removeItem(atPath: temporary) } }
-        let folder = try ModelFolder(path: folderPath)
-        let lm = try LlamaModel(folder: folderPath)
-        let tokenizer = try Tokenizer(contentsOf: folderPath)
+        // A GGUF is read in place, dequantized to f32 as eval and score read it (no converted copy).
+        let source = try ModelSource.open(model)
+        let lm = try LlamaModel(source: source)
+        let tokenizer = try LanguageModel.tokenizer(of: source)
         guard let eos = lm.eosTokenIds.first ?? tokenizer.eosTokenId else {
-            throw CLIInputError("\(folderPath): no eos_token_id in config.json or the tokenizer; documents need an end token")
+            throw CLIInputError("\(model): no eos_token_id in config.json or the tokenizer; documents need an end token")
         }
         let start = Date()
         let docs = try TrainingText.documents(at: data)
@@ -154,7 +153,7 @@ struct FineTune: ParsableCommand {
             }
         }
         if !heldOut.isEmpty { try report(run, heldOut, when: "after") }
-        try run.writeModel(to: output, from: folder, overwrite: overwrite)
+        try run.writeModel(to: output, from: source, overwrite: overwrite)
         printLine("wrote \(output) (\(String(format: "%.1f", Date().timeIntervalSince(start))) s)")
     }
 
@@ -162,24 +161,5 @@ struct FineTune: ParsableCommand {
     func report(_ run: FineTuning, _ sequences: [[Int]], when: String) throws {
         let total = try run.evaluate(sequences)
         printLine(String(format: "held-out %@: loss %.4f  perplexity %.3f  (%d tokens)", when, total.mean, exp(total.mean), total.count))
-    }
-
-    /// The model folder: MODEL itself, or its GGUF converted (bf16) into the run folder (kept for --resume)
-    /// or, without --run-dir, into a temporary folder that is returned as well so the caller removes it.
-    func modelFolder() throws -> (path: String, temporary: String?) {
-        let model = try resolveModelArgument(model)  // org/name[@revision] from the Hugging Face cache
-        guard model.lowercased().hasSuffix(".gguf") else { return (model, nil) }
-        let temporary = runDir == nil ? NSTemporaryDirectory() + "amalgam-finetune-\(getpid())" : nil
-        let base = (runDir ?? temporary!) + "/base-model"
-        if !FileManager.default.fileExists(atPath: base + "/config.json") {
-            printError("converting \(model) to \(base) (bf16)")
-            do {
-                try GGUFLlamaConvert.toHuggingFace(gguf: model, output: base, dtype: .bf16, overwrite: true)
-            } catch {
-                if let temporary { try? FileManager.default.removeItem(atPath: temporary) }
-                throw error
-            }
-        }
-        return (base, temporary)
     }
 }

@@ -1,4 +1,5 @@
 import AmalgamCore
+import AmalgamEval
 import AmalgamModels
 import AmalgamTokenizer
 import ArgumentParser
@@ -15,7 +16,7 @@ struct Generate: ParsableCommand {
         """
     )
 
-    @Argument(help: "A model folder (config.json, safetensors, tokenizer.json) or a Llama .gguf file.")
+    @Argument(help: "A model folder (config.json, safetensors, tokenizer.json), a .safetensors file or a Llama .gguf file.")
     var model: String
 
     @Option(help: "The prompt as text.")
@@ -66,20 +67,19 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         relaunchWithOpenBLASCoreTypeIfNeeded()
-        let model = try resolveModelArgument(model)  // org/name[@revision] from the Hugging Face cache
         let options = SamplingOptions(
             maxTokens: maxTokens, temperature: temperature, topP: topP, seed: seed,
             stopTokenIds: try stopIds.map { try parseTokenIds($0, what: "--stop-ids") } ?? [],
             stopSequences: try stopSequence.map { [try parseTokenIds($0, what: "--stop-sequence")] } ?? [])
         if let ids {
-            let lm = model.lowercased().hasSuffix(".gguf") ? try LanguageModelBundle(path: model).model : try LlamaModel(folder: model)
+            let lm = try LlamaModel(folder: model)
             let start = Date()
             let generation = try lm.generate(prompt: try parseTokenIds(ids, what: "--ids"), options: options)
             print("[" + generation.tokens.map(String.init).joined(separator: ", ") + "]")
             report(generation, seconds: Date().timeIntervalSince(start))
             return
         }
-        let bundle = try LanguageModelBundle(path: model)
+        let bundle = try LanguageModel(path: model)
         let promptIds = try encodePrompt(bundle)
         let start = Date()
         let silent = Set(bundle.model.eosTokenIds + options.stopTokenIds)
@@ -102,11 +102,11 @@ struct Generate: ParsableCommand {
 
     /// The prompt's ids: the chat template's text without added special tokens (the template writes
     /// them), or the plain text with the tokenizer's own (its post-processor's BOS, if any).
-    private func encodePrompt(_ bundle: LanguageModelBundle) throws -> [Int] {
+    private func encodePrompt(_ bundle: LanguageModel) throws -> [Int] {
         let text = prompt ?? ""
         guard chat else { return bundle.tokenizer.encode(text, addSpecialTokens: true) }
         let chatPrompt = try ChatPrompt(templates: bundle.templates, choice: chatTemplate, tokenizer: bundle.tokenizer.config,
-                                        system: system, modelPath: bundle.path)
+                                        system: system, modelPath: bundle.source.path)
         let rendered = try chatPrompt.render(user: text)
         return bundle.tokenizer.encode(rendered, addSpecialTokens: false)
     }

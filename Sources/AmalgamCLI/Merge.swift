@@ -51,7 +51,6 @@ struct Merge: ParsableCommand {
     }
 
     func run() throws {
-        reportHubDownloads()  // models named org/name[@revision] in the config
         // Keep freed tensor buffers in the heap for the next tensor instead of returning them to the
         // kernel: fresh pages fault on first touch, which costs more than the merge arithmetic here.
         _ = mallopt(mallocMmapThreshold, 1 << 30)

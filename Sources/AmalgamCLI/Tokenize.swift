@@ -1,3 +1,5 @@
+import AmalgamCheckpoint
+import AmalgamEval
 import AmalgamTokenizer
 import ArgumentParser
 import Foundation
@@ -9,7 +11,7 @@ struct Tokenize: ParsableCommand {
         discussion: "Each line is encoded without its line break (\\n or \\r\\n), with the model's special tokens unless --no-special."
     )
 
-    @Argument(help: "A model folder holding tokenizer.json (and tokenizer_config.json), or a tokenizer.json file.")
+    @Argument(help: "A model folder holding tokenizer.json (and tokenizer_config.json), a tokenizer.json file, or a .gguf or .safetensors model.")
     var modelOrTokenizer: String
 
     @Option(name: .customLong("text-file"), help: "Read the lines from this file instead of standard input.")
@@ -19,7 +21,9 @@ struct Tokenize: ParsableCommand {
     var noSpecial = false
 
     func run() throws {
-        let tokenizer = try Tokenizer(contentsOf: try resolveModelArgument(modelOrTokenizer))
+        let lower = modelOrTokenizer.lowercased()
+        let tokenizer = lower.hasSuffix(".gguf") || lower.hasSuffix(".safetensors")
+            ? try LanguageModel.tokenizer(of: ModelSource.open(modelOrTokenizer)) : try Tokenizer(contentsOf: resolveModelArgument(modelOrTokenizer))
         let input: Data
         if let textFile {
             guard let data = FileManager.default.contents(atPath: textFile) else {

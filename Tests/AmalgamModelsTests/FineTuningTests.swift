@@ -27,7 +27,7 @@ struct FineTuningTests {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("amalgam-ft-\(getpid())").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let folder = try ModelFolder(path: modelFixture("llama"))
+        let folder = try ModelSource.open(modelFixture("llama"))
 
         let straight = try run(dir)
         var losses: [Double] = []

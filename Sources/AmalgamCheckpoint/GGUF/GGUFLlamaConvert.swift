@@ -51,11 +51,14 @@ public enum GGUFLlamaConvert {
         guard dtype.isFloatingPoint else {
             throw .invalidConfig(path: output, key: "dtype", reason: "\(dtype.rawValue) is not a float type; use bf16, f16 or f32")
         }
-        let source = try GGUFLlamaSource(path: path)
-        let file = source.file
+        // opened as every command opens a GGUF: tensors dequantized to f32 as read, tokenizer from metadata
+        let model = try ModelSource.open(path)
+        guard let file = model.gguf else {
+            throw .gguf(.unsupportedModel(path: path, reason: "is not a .gguf file; `amalgam convert` turns a GGUF into a folder or a folder into a GGUF"))
+        }
+        let source = model.tensors
         let tied = source.info("lm_head.weight") == nil
         let config = try huggingFaceConfig(file, dtype: dtype, tied: tied)
-        let tokenizer = try GGUFLlamaTokenizer.huggingFaceFiles(from: file, contextLength: file["llama.context_length"]?.intValue)
 
         let out: AtomicOutput
         do {
@@ -75,8 +78,7 @@ public enum GGUFLlamaConvert {
             }
             try writer.finish()
             try write(config.jsonText(), to: out.workingPath + "/config.json")
-            try write(tokenizer.tokenizer.pythonText(sortKeys: false) + "\n", to: out.workingPath + "/tokenizer.json")
-            try write(tokenizer.config.pythonText(sortKeys: false) + "\n", to: out.workingPath + "/tokenizer_config.json")
+            try model.writeCompanions(into: out.workingPath)
             do { try out.commit() } catch { throw CheckpointError.file(error) }
         } catch {
             out.abandon()

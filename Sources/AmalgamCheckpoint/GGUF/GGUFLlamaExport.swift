@@ -20,21 +20,22 @@ extension GGUFLlamaConvert {
         return requested
     }
 
-    /// Converts a Hugging Face Llama folder into a GGUF file in llama.cpp's layout: GGUF names, q/k rows
-    /// permuted for llama.cpp's rope, `llama.*` and `tokenizer.ggml.*` metadata, matrices as `type`
-    /// (F32, F16, BF16 or Q8_0), vectors as F32. Tensors are written in lexicographic order of their HF names.
+    /// Converts a Hugging Face Llama folder (or a `.safetensors` file beside its config) into a GGUF file in
+    /// llama.cpp's layout: GGUF names, q/k rows permuted for llama.cpp's rope, `llama.*` and `tokenizer.ggml.*`
+    /// metadata, matrices as `type` (F32, F16, BF16 or Q8_0), vectors as F32. Tensors are written in
+    /// lexicographic order of their HF names.
     public static func toGGUF(folder: String, output: String, type: GGMLType, name: String? = nil, overwrite: Bool = false,
                               progress: @escaping (String) -> Void = { _ in }) throws(CheckpointError) {
         guard type.canQuantize else {
             throw .gguf(.cannotQuantize(tensor: "(all)", type: type.name, reason: "Amalgam writes F32, F16, BF16 and Q8_0"))
         }
         if FileManager.default.fileExists(atPath: output), !overwrite { throw .file(.alreadyExists(path: output)) }
-        let model = try ModelFolder(path: folder)
+        let model = try ModelSource.open(folder)
         let llama = try model.config.llama()
         guard llama.modelType == "llama" else {
             throw .gguf(.unsupportedModel(path: folder, reason: "model_type '\(llama.modelType)' is not supported; Amalgam writes Llama GGUF files"))
         }
-        let source = model.weights
+        let source = model.tensors
         var entries: [GGUFWriter.Entry] = []
         var matrixTypes: [GGMLType] = []
         for info in source.tensorInfos.sorted(by: { Array($0.name.utf8).lexicographicallyPrecedes(Array($1.name.utf8)) }) {
@@ -74,6 +75,8 @@ extension GGUFLlamaConvert {
             ("llama.vocab_size", .uint32(UInt32(llama.vocabSize))),
             ("llama.rope.dimension_count", .uint32(UInt32(llama.headDim))),
         ]
+        // the tokenizer files beside the weights (the folder, or a .safetensors file's folder)
+        let folder = model.companionFolder ?? folder
         let tokenizerPath = folder + "/tokenizer.json"
         if FileManager.default.fileExists(atPath: tokenizerPath) {
             let tokenizer = try readJSON(tokenizerPath)

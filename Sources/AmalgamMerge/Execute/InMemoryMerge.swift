@@ -100,11 +100,7 @@ public struct MergedModel: Sendable {
         let donor = plan.models[plan.vocabulary?.tokenizerDonor ?? plan.donor]
         var texts: [String: String] = [:]
         for name in ["tokenizer.json", "tokenizer_config.json", "generation_config.json"] {
-            if let file = donor.generatedFiles.first(where: { $0.name == name }) {
-                texts[name] = file.text
-            } else if donor.companions.contains(name), let text = try? String(contentsOfFile: donor.path + "/" + name, encoding: .utf8) {
-                texts[name] = text
-            }
+            if let text = donor.companionText(name) { texts[name] = text }
         }
         if let doc = plan.vocabulary?.tokenizerDocument {
             texts["tokenizer.json"] = JSONValue.object(doc).pythonText(sortKeys: false) + "\n"

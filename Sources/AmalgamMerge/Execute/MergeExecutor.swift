@@ -212,11 +212,7 @@ public struct MergeExecutor: Sendable {
         do {
             try writeFileAtomically(plan.outputConfig.jsonText(), to: directory + "/config.json")
             let donor = plan.models[plan.vocabulary?.tokenizerDonor ?? plan.donor]
-            for name in donor.companions {
-                let data = try Data(contentsOf: URL(fileURLWithPath: donor.path + "/" + name))
-                try writeFileAtomically([UInt8](data), to: directory + "/" + name)
-            }
-            for file in donor.generatedFiles { try writeFileAtomically(file.text, to: directory + "/" + file.name) }
+            try donor.writeCompanions(into: directory)
             try TokenizerFiles.write(plan: plan, into: directory)
             try writeFileAtomically(plan.config.sourceText, to: directory + "/mergekit_config.yml")
             try writeFileAtomically(ModelCard.text(for: plan), to: directory + "/README.md")

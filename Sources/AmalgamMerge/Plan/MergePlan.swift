@@ -36,7 +36,7 @@ public struct MergePlan: Sendable {
 
     public let config: MergeConfig
     public let method: any MergeMethod
-    public let models: [OpenedModel]
+    public let models: [ModelSource]
     public let steps: [Step]
     /// The output's `config.json`.
     public let outputConfig: ModelConfig
@@ -64,11 +64,11 @@ public struct MergePlan: Sendable {
         computeDType = config.dtype
         let configDir = (config.path as NSString).deletingLastPathComponent
 
-        var models: [OpenedModel] = []
+        var models: [ModelSource] = []
         var index: [String: Int] = [:]
         for ref in config.referencedModels {
             index[ref] = models.count
-            models.append(try OpenedModel.open(ref, relativeTo: configDir.isEmpty ? nil : configDir))
+            do { models.append(try ModelSource.open(ref, relativeTo: configDir.isEmpty ? nil : configDir)) } catch { throw .checkpoint(error) }
         }
         self.models = models
         donor = config.baseModel.flatMap { index[$0] } ?? 0
@@ -109,7 +109,7 @@ public struct MergePlan: Sendable {
 private struct Planner {
     let config: MergeConfig
     let method: any MergeMethod
-    let models: [OpenedModel]
+    let models: [ModelSource]
     let modelIndex: [String: Int]
     let seed: UInt64
     let vocabulary: VocabularyPlan?
@@ -164,7 +164,7 @@ private struct Planner {
         }
     }
 
-    private func firstLayerTensors(of model: OpenedModel, layer: Int) -> [TensorInfo] {
+    private func firstLayerTensors(of model: ModelSource, layer: Int) -> [TensorInfo] {
         sortedForOutput(model.tensors.tensorInfos.filter { TensorName($0.name).layer == layer })
     }
 

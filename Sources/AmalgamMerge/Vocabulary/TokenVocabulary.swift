@@ -18,20 +18,15 @@ public struct TokenVocabulary: Sendable {
 
     /// The vocabulary of an input model: its `tokenizer.json` (read from its folder, or the one made from
     /// a GGUF's metadata); ids ≥ the config's `vocab_size` are left out.
-    public init(model: OpenedModel) throws(MergeError) {
+    public init(model: ModelSource) throws(MergeError) {
         let path = model.path + "/tokenizer.json"
         let vocabSize = model.config.vocabSize
         let json: JSONValue
         do {
-            if let generated = model.generatedFiles.first(where: { $0.name == "tokenizer.json" }) {
-                json = try JSONValue.parse(generated.text)
-            } else {
-                guard FileManager.default.fileExists(atPath: path) else {
-                    throw MergeError.config(path: model.path, key: "tokenizer_source", reason: "no tokenizer.json in this model folder; vocabulary merging needs one (convert the tokenizer with transformers' AutoTokenizer(...).save_pretrained)")
-                }
-                let file = try MappedFile(path: path)
-                json = try JSONValue.parse(file.bytes(offset: 0, count: file.count))
+            guard let bytes = try model.companionBytes("tokenizer.json") else {
+                throw MergeError.config(path: model.path, key: "tokenizer_source", reason: "no tokenizer.json in this model folder; vocabulary merging needs one (convert the tokenizer with transformers' AutoTokenizer(...).save_pretrained)")
             }
+            json = try JSONValue.parse(bytes)
         } catch let error as MergeError {
             throw error
         } catch {

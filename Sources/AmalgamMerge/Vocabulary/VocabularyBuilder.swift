@@ -6,7 +6,7 @@ extension VocabularyPlan {
     /// base's tokens below its vocab_size), a model's own tokenizer, or `union` (the base's tokens, then
     /// every other model's tokens it lacks, in model order, then their added tokens), plus tokens the
     /// config adds; and the permutation from each model's rows to output rows.
-    static func build(settings: MergeConfig.TokenizerSettings, config: MergeConfig, models: [OpenedModel], index: [String: Int]) throws(MergeError) -> VocabularyPlan {
+    static func build(settings: MergeConfig.TokenizerSettings, config: MergeConfig, models: [ModelSource], index: [String: Int]) throws(MergeError) -> VocabularyPlan {
         let baseIndex = config.baseModel.flatMap { index[$0] } ?? 0
         var vocabs: [TokenVocabulary] = []
         for m in models { vocabs.append(try TokenVocabulary(model: m)) }

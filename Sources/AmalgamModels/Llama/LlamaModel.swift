@@ -36,16 +36,17 @@ public final class LlamaModel: LogitsModel, @unchecked Sendable {
         eosTokenIds = eos
     }
 
-    /// Loads a Hugging Face folder (config.json, safetensors, generation_config.json when present).
+    /// Loads an opened model: its config, its weights (a GGUF's dequantized to f32 as read) and the EOS
+    /// ids of its generation_config.json.
+    public convenience init(source: ModelSource) throws(ModelError) {
+        try self.init(config: source.config, weights: source.tensors, extraEOSTokenIds: source.generationEOSTokenIds)
+    }
+
+    /// Loads a model folder, `.safetensors` or `.gguf` file as `ModelSource` opens it.
     public convenience init(folder path: String) throws(ModelError) {
-        let folder: ModelFolder
-        do { folder = try ModelFolder(path: path) } catch { throw .checkpoint(error) }
-        var extra: [Int] = []
-        if let file = try? MappedFile(path: path + "/generation_config.json"),
-           let json = try? JSONValue.parse(file.bytes(offset: 0, count: file.count)), let e = json["eos_token_id"] {
-            extra = e.arrayValue?.compactMap(\.intValue) ?? e.intValue.map { [$0] } ?? []
-        }
-        try self.init(config: folder.config, weights: folder.weights, extraEOSTokenIds: extra)
+        let source: ModelSource
+        do { source = try ModelSource.open(path) } catch { throw .checkpoint(error) }
+        try self.init(source: source)
     }
 
     /// Vocabulary size.

@@ -238,10 +238,10 @@ extension FineTuning {
         step = s
     }
 
-    /// Writes the model as a Hugging Face folder at `output` (atomically): every tensor of `folder`'s
-    /// checkpoint in its own dtype, trained ones rounded once from f32, plus config.json and the
-    /// tokenizer and generation files copied as they are.
-    public func writeModel(to output: String, from folder: ModelFolder, overwrite: Bool) throws(TrainingError) {
+    /// Writes the model as a Hugging Face folder at `output` (atomically): every tensor of `source` in its
+    /// own dtype (a GGUF's quantized ones in f32, as read), trained ones rounded once from f32, plus
+    /// config.json and the tokenizer and generation files (copied, or for a GGUF made from its metadata).
+    public func writeModel(to output: String, from source: ModelSource, overwrite: Bool) throws(TrainingError) {
         let out: AtomicOutput
         do {
             out = try AtomicOutput(path: output, overwrite: overwrite)
@@ -249,20 +249,21 @@ extension FineTuning {
         } catch { throw .file(error) }
         let trained = Dictionary(uniqueKeysWithValues: trainer.parameters.map { ($0.name, $0) })
         do {
-            let infos = folder.weights.tensorInfos
+            let infos = source.tensors.tensorInfos
             let writer = try CheckpointWriter(directory: out.workingPath, tensors: infos)
             for info in infos {
                 if let t = trained[info.name] {
                     try writer.write(info.name, tensor: t.storage)
                 } else {
-                    let source = try folder.weights.tensor(info.name)
-                    try source.withUnsafeBytes { (b) throws(CheckpointError) in try writer.write(info.name, bytes: b) }
+                    // a GGUF's un-permuted q/k come back in f32 whatever their stored type
+                    var weight = try source.tensors.tensor(info.name)
+                    if weight.dtype != info.dtype { weight = weight.converted(to: info.dtype) }
+                    try weight.withUnsafeBytes { (b) throws(CheckpointError) in try writer.write(info.name, bytes: b) }
                 }
             }
             try writer.finish()
-            for name in ["config.json"] + folder.companions {
-                try FileManager.default.copyItem(atPath: folder.path + "/" + name, toPath: out.workingPath + "/" + name)
-            }
+            try source.writeConfig(into: out.workingPath)
+            try source.writeCompanions(into: out.workingPath)
             try out.commit()
         } catch let error as CheckpointError {
             out.abandon()

@@ -1,5 +1,6 @@
 import AmalgamCheckpoint
 import AmalgamCore
+import AmalgamEval
 import AmalgamMerge
 import AmalgamModels
 import AmalgamTokenizer
@@ -136,16 +137,17 @@ public struct DAMLlamaSettings: Sendable, Equatable {
     }
 }
 
-/// A DAM run over Llama-family models as `amalgam dam` performs it: GGUF sources converted (bf16) into the
-/// run folder, every dataset tokenized with the base model's tokenizer and packed into sequences, the
-/// trainer and its resumable run folder, and the export of a Hugging Face folder.
+/// A DAM run over Llama-family models as `amalgam dam` performs it: sources opened as `ModelSource`s (a
+/// GGUF read in place, dequantized to f32 as `eval` and `score` read it), every dataset tokenized with the
+/// base model's tokenizer and packed into sequences, the trainer and its resumable run folder, and the
+/// export of a Hugging Face folder.
 public final class DAMLlamaRun {
     /// The settings.
     public let settings: DAMLlamaSettings
-    /// The source folders (GGUF files converted).
-    public let folders: [ModelFolder]
-    /// The folder whose config and tokenizer the output gets.
-    public let base: ModelFolder
+    /// The source models.
+    public let sources: [ModelSource]
+    /// The model whose config and tokenizer the output gets.
+    public let base: ModelSource
     /// The family (source and merged models).
     public let family: DAMLlamaFamily
     /// The trainer.
@@ -166,29 +168,18 @@ public final class DAMLlamaRun {
         do { try FileManager.default.createDirectory(atPath: runPath, withIntermediateDirectories: true) } catch {
             throw .runFolder(path: runPath, reason: "cannot create the folder: \(error.localizedDescription)")
         }
-        func open(_ path: String, _ index: Int) throws(DAMError) -> ModelFolder {
-            var folder = path
-            do { folder = try HubCache.resolve(path) } catch { throw .source(path: path, reason: error.description) }  // org/name[@revision]
-            if path.lowercased().hasSuffix(".gguf") {
-                folder = runPath + "/source-\(index)"
-                if !FileManager.default.fileExists(atPath: folder + "/config.json") {
-                    log("converting \(path) to \(folder) (bf16)")
-                    do { try GGUFLlamaConvert.toHuggingFace(gguf: path, output: folder, dtype: .bf16, overwrite: true) } catch {
-                        throw .source(path: path, reason: error.description)
-                    }
-                }
-            }
-            do { return try ModelFolder(path: folder) } catch { throw .source(path: path, reason: error.description) }
+        func open(_ path: String) throws(DAMError) -> ModelSource {
+            do { return try ModelSource.open(path) } catch { throw .source(path: path, reason: error.description) }
         }
-        var folders: [ModelFolder] = []
-        for (i, s) in settings.sources.enumerated() { folders.append(try open(s.model, i)) }
-        self.folders = folders
-        base = try settings.baseModel.map { (b) throws(DAMError) in try open(b, -1) } ?? folders[0]
-        family = try DAMLlamaFamily(sources: folders.map { (config: $0.config, weights: $0.weights as TensorSource) },
+        var sources: [ModelSource] = []
+        for s in settings.sources { sources.append(try open(s.model)) }
+        self.sources = sources
+        base = try settings.baseModel.map { (b) throws(DAMError) in try open(b) } ?? sources[0]
+        family = try DAMLlamaFamily(sources: sources.map { (config: $0.config, weights: $0.kind == .gguf ? KeptTensors($0.tensors) : $0.tensors) },
                                     trainEmbeddings: settings.dam.trainEmbeddings, trainNorms: settings.dam.trainNorms)
 
         let tokenizer: Tokenizer
-        do { tokenizer = try Tokenizer(contentsOf: base.path) } catch { throw .source(path: base.path, reason: "no usable tokenizer: \(error)") }
+        do { tokenizer = try LanguageModel.tokenizer(of: base) } catch { throw .source(path: base.path, reason: "no usable tokenizer: \(error)") }
         guard let eos = family.merged.eosTokenIds.first ?? tokenizer.eosTokenId else {
             throw .source(path: base.path, reason: "no eos_token_id in config.json or the tokenizer; documents need an end token")
         }
@@ -210,8 +201,9 @@ public final class DAMLlamaRun {
     }
 
     /// Writes the merged model as a Hugging Face folder at `output` (atomically; replaced when `overwrite`):
-    /// every tensor in the first source's dtype, config.json and tokenizer files copied from the base model,
-    /// plus `coefficients.safetensors` (the raw coefficients, as in the run folder).
+    /// every tensor in the first source's dtype (f32 for a GGUF's quantized tensors, as read), config.json
+    /// and tokenizer files of the base model, plus `coefficients.safetensors` (the raw coefficients, as in
+    /// the run folder).
     public func export(to output: String, overwrite: Bool) throws(DAMError) {
         try trainer.mergeCurrent()
         let out: AtomicOutput
@@ -220,7 +212,7 @@ public final class DAMLlamaRun {
             try out.makeWorkingDirectory()
         } catch { throw .runFolder(path: output, reason: "\(error)") }
         do {
-            let first = folders[0].weights
+            let first = sources[0].tensors
             let merged = Dictionary(uniqueKeysWithValues: family.mergedTensors().map { ($0.name, $0.tensor) })
             let infos = first.tensorInfos
             let writer = try CheckpointWriter(directory: out.workingPath, tensors: infos)
@@ -231,13 +223,36 @@ public final class DAMLlamaRun {
             try writer.finish()
             let (tensors, metadata) = DAMRunFolder.coefficientsFile(trainer: trainer)
             try SafetensorsWriter.save(tensors, to: out.workingPath + "/coefficients.safetensors", metadata: metadata)
-            for name in ["config.json"] + base.companions {
-                try FileManager.default.copyItem(atPath: base.path + "/" + name, toPath: out.workingPath + "/" + name)
-            }
+            try base.writeConfig(into: out.workingPath)
+            try base.writeCompanions(into: out.workingPath)
             try out.commit()
         } catch {
             out.abandon()
             throw .runFolder(path: output, reason: "\(error)")
+        }
+    }
+}
+
+/// A source whose tensors are read once and kept: the family reads each source weight twice (its source
+/// model and its DAM layer), and a GGUF's tensors are dequantized copies, not views of the mapped file.
+private final class KeptTensors: TensorSource, @unchecked Sendable {
+    let base: any TensorSource
+    private var kept: [String: Tensor] = [:]
+    private let lock = Lock()
+
+    init(_ base: any TensorSource) { self.base = base }
+
+    var path: String { base.path }
+    var tensorInfos: [TensorInfo] { base.tensorInfos }
+    func info(_ name: String) -> TensorInfo? { base.info(name) }
+
+    func tensor(_ name: String) throws(CheckpointError) -> Tensor {
+        if let t = lock.withLock({ kept[name] }) { return t }
+        let t = try base.tensor(name)
+        return lock.withLock {
+            if let first = kept[name] { return first }
+            kept[name] = t
+            return t
         }
     }
 }

@@ -69,7 +69,7 @@ public final class EvolveRunner {
     public let tasks: EvolveTasks
     public let tokenizer: any TextTokenizer
     public let formatter: (any PromptFormatter)?
-    let models: [OpenedModel]
+    let models: [ModelSource]
     let architecture: EvolveArchitecture
 
     /// The run folder kinds.
@@ -84,9 +84,9 @@ public final class EvolveRunner {
         self.tokenizer = tokenizer
         self.formatter = formatter
         tasks = try EvolveTasks(entries: configuration.tasks, batchSize: configuration.batchSize)
-        var models: [OpenedModel] = []
+        var models: [ModelSource] = []
         for path in configuration.models {
-            do { models.append(try OpenedModel.open(path)) } catch { throw .badData(path: path, reason: error.description) }
+            do { models.append(try ModelSource.open(path)) } catch { throw .badData(path: path, reason: error.description) }
         }
         self.models = models
         architecture = EvolveArchitecture(config: models[0].config)
@@ -207,11 +207,7 @@ public final class EvolveRunner {
                 for key in ["torch_dtype", "dtype"] where config[key] != nil { config[key] = .string("float32") }
                 if config["torch_dtype"] == nil && config["dtype"] == nil { config["torch_dtype"] = .string("float32") }
                 try writeFileAtomically(JSONValue.object(config).pythonText() + "\n", to: output.workingPath + "/config.json")
-                for name in first.companions where name != "config.json" {
-                    let from = (first.path as NSString).appendingPathComponent(name)
-                    try FileManager.default.copyItem(atPath: from, toPath: output.workingPath + "/" + name)
-                }
-                for file in first.generatedFiles { try writeFileAtomically(file.text, to: output.workingPath + "/" + file.name) }
+                try first.writeCompanions(into: output.workingPath, skipping: ["config.json"])
                 try output.commit()
             } catch {
                 output.abandon()
