@@ -1,3 +1,4 @@
+import AmalgamCore
 import ArgumentParser
 
 /// The `amalgam` command: the only place that parses arguments, prints, or exits.
@@ -23,4 +24,10 @@ struct Amalgam: ParsableCommand {
             DAMCommand.self,
         ]
     )
+
+    static func main() {
+        // Outputs clean up after runs that were killed; the user hears what was removed, and how much.
+        AtomicOutput.onLeftoverRemoved { leftover in printError(leftover.description) }
+        main(nil)
+    }
 }
