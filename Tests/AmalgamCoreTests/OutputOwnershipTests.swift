@@ -36,7 +36,7 @@ struct OutputOwnershipTests {
         defer { try? fm.removeItem(atPath: dir) }
         let held = try leaveLeftover(dir, name: "merged", pid: 4242, bytes: 10)
         // Another process holds the working folder's lock, as a running merge does.
-        let holder = try Subprocess(executable: "/usr/bin/flock", arguments: [held, "sleep", "60"])
+        let holder = try Subprocess(executable: "/usr/bin/flock", arguments: ["--close", held, "sleep", "60"])
         defer { holder.send(SIGKILL); holder.wait() }
         let deadline = Date().addingTimeInterval(10)
         while try ProcessLock.tryAcquire(held) != nil, Date() < deadline { usleep(10_000) }
