@@ -22,15 +22,18 @@ rm -rf "$WORK" && mkdir -p "$WORK"
 RANDOM=$SEED
 FAILED=0
 
-# Starts "$@" in the background, SIGKILLs it after a seeded random moment within $WINDOW ms.
-# Sets KILLED=1 when the signal ended it, 0 when it had finished first (then STATUS is its exit status).
+# Starts "$@" (a function below that runs amalgam as `$EXEC "$AMALGAM" …`) in the background, the
+# subshell replaced by amalgam itself (EXEC=exec) so that the signal reaches amalgam; SIGKILLs it after a
+# seeded random moment within $WINDOW ms. Sets KILLED=1 when the signal ended it, 0 when it had finished
+# first (then STATUS is its exit status).
+EXEC=
 kill_at_random() {
-    "$@" >/dev/null 2>>"$WORK/stderr.log" &
+    (EXEC=exec; "$@") >/dev/null 2>>"$WORK/stderr.log" &
     local pid=$!
     local ms=$((RANDOM % WINDOW))
     sleep "$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))"
     kill -9 "$pid" 2>/dev/null
-    wait "$pid"
+    wait "$pid" 2>/dev/null
     STATUS=$?
     if [ "$STATUS" -eq 137 ]; then KILLED=1; else KILLED=0; fi
 }
@@ -45,7 +48,10 @@ timed_window() {
 }
 
 # Fingerprint of a folder or file: relative path and sha256 of every file, sorted.
-fingerprint() { (cd "$1" 2>/dev/null && find . -type f ! -name run.lock -print0 | sort -z | xargs -0 sha256sum) || sha256sum < "$1"; }
+fingerprint() {
+    if [ -d "$1" ]; then (cd "$1" && find . -type f ! -name run.lock -print0 | sort -z | xargs -0 sha256sum)
+    elif [ -f "$1" ]; then sha256sum < "$1"; else echo missing; fi
+}
 
 # Working folders or partial files left beside outputs.
 leftovers() { find "$@" -maxdepth 1 -name '.*.partial-*' 2>/dev/null | wc -l; }
@@ -66,7 +72,7 @@ merge_method: dare_ties
 base_model: $FIX/tiny-llama-hf
 dtype: float32
 EOF
-merge() { "$AMALGAM" merge --quiet --seed 7 "$WORK/merge.yml" "$1"; }
+merge() { $EXEC "$AMALGAM" merge --quiet --seed 7 "$WORK/merge.yml" "$1"; }
 timed_window merge "$WORK/merge-whole"
 want=$(fingerprint "$WORK/merge-whole")
 k=0; f=0; c=0; bad=0
@@ -108,7 +114,7 @@ resumable() {
 for i in $(seq 40); do echo "Line $i: the quick brown fox jumps over the lazy dog, then rests by the river."; done > "$WORK/train.txt"
 finetune() { # OUT RUN
     local resume=(); [ -d "$2/checkpoint" ] && resume=(--resume)
-    "$AMALGAM" finetune "$FIX/tiny-llama-hf" "$WORK/train.txt" "$1" --run-dir "$2" "${resume[@]}" --steps 6 \
+    $EXEC "$AMALGAM" finetune "$FIX/tiny-llama-hf" "$WORK/train.txt" "$1" --run-dir "$2" "${resume[@]}" --steps 6 \
         --checkpoint-every 1 --seq-len 16 --batch-tokens 32 --micro-batch-tokens 32 --seed 3
 }
 timed_window finetune "$WORK/finetune-whole" "$WORK/finetune-whole-run"
@@ -131,7 +137,7 @@ optimiser: mofo
 run_dir: $WORK/dam-$which-run
 EOF
 done
-dam() { "$AMALGAM" dam "$WORK/config-dam-$1.yml" "$WORK/dam-$1" --resume; }
+dam() { $EXEC "$AMALGAM" dam "$WORK/config-dam-$1.yml" "$WORK/dam-$1" --resume; }
 timed_window dam whole
 resumable dam "$WORK/dam-whole" "$WORK/dam-parts" dam parts
 
@@ -160,7 +166,7 @@ m2n2: {archive_size: 3}
 cmaes: {merge_method: linear, population: 4, layer_granularity: 1, dtype: float32}
 EOF
     done
-    evolve() { "$AMALGAM" evolve "$WORK/config-evolve-$1-$2.yml" --run-dir "$WORK/evolve-$1-$2-run" --resume --quiet; }
+    evolve() { $EXEC "$AMALGAM" evolve "$WORK/config-evolve-$1-$2.yml" --run-dir "$WORK/evolve-$1-$2-run" --resume --quiet; }
     timed_window evolve $method whole
     resumable "evolve-$method" "$WORK/evolve-$method-whole-best" "$WORK/evolve-$method-parts-best" evolve $method parts
 done
