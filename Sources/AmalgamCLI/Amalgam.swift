@@ -1,3 +1,4 @@
+import AmalgamCore
 import ArgumentParser
 
 /// The `amalgam` command: the only place that parses arguments, prints, or exits.
@@ -25,14 +26,11 @@ struct Amalgam: ParsableCommand {
         ]
     )
 
-    /// Parses and runs the subcommand, showing the downloads of Hugging Face models it triggers.
+    /// Parses and runs the subcommand. The library reports two things the user must hear about while it works:
+    /// the downloads of Hugging Face models, and the leftovers of killed runs that outputs clean up.
     static func main() {
         reportHubDownloads()
-        do {
-            var command = try parseAsRoot()
-            try command.run()
-        } catch {
-            exit(withError: error)
-        }
+        AtomicOutput.onLeftoverRemoved { leftover in printError(leftover.description) }
+        main(nil)
     }
 }

@@ -114,6 +114,12 @@ struct FineTune: ParsableCommand {
         let trainable = run.trainer.parameters.reduce(0) { $0 + $1.count }
         printError("training \(run.trainer.parameters.count) tensors (\(formatCount(trainable)) parameters), \(run.totalSteps) steps of \(run.sequencesPerStep) sequences")
         let checkpoint = runDir.map { $0 + "/checkpoint" }
+        // One process at a time continues a run folder: another one still running is named and refused.
+        let claim = try runDir.map { dir in
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            return try FolderClaim.take(dir)
+        }
+        defer { withExtendedLifetime(claim) {} }
         if resume, let checkpoint {
             try run.resume(from: checkpoint)
             printError("resumed at step \(run.step) (epoch \(run.epoch), sequence \(run.position))")

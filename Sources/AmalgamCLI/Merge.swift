@@ -69,23 +69,50 @@ struct Merge: ParsableCommand {
                 continue
             }
             let progress = ProgressLine(enabled: !quiet && standardErrorIsTerminal, label: "merge")
-            // A GGUF output is merged into a folder beside it first, then converted tensor by tensor.
-            let folder = outFormat == "gguf" ? destination! + ".merging-\(getpid())" : destination!
-            var options = MergeOptions(outputPath: folder, maxShardSize: shardSize, overwrite: overwrite || outFormat == "gguf")
-            // The folder a GGUF is made from is deleted after: only the GGUF needs to reach the disk.
-            options.durability = outFormat == "gguf" ? .process : Durability(rawValue: sync)!
-            options.progress = { p in progress.update(p) }
             let start = Date()
-            try MergeExecutor(plan: plan).run(options)
-            progress.finish()
             if outFormat == "gguf" {
-                defer { try? FileManager.default.removeItem(atPath: folder) }
-                let name = ((destination! as NSString).lastPathComponent as NSString).deletingPathExtension
-                try GGUFLlamaConvert.toGGUF(folder: folder, output: destination!, type: GGMLType(name: outType)!, name: name, overwrite: overwrite)
+                try mergeToGGUF(plan, destination: destination!, shardSize: shardSize, progress: progress)
+            } else {
+                var options = MergeOptions(outputPath: destination!, maxShardSize: shardSize, overwrite: overwrite)
+                options.durability = Durability(rawValue: sync)!
+                options.progress = { p in progress.update(p) }
+                try MergeExecutor(plan: plan).run(options)
+                progress.finish()
             }
             let seconds = Date().timeIntervalSince(start)
             printError(String(format: "merged %d tensors (%@ read, %@ written) in %.1f s into %@",
                               plan.steps.count, formatBytes(plan.inputBytes), formatBytes(plan.outputBytes), seconds, destination!))
+        }
+    }
+}
+
+extension Merge {
+    /// Merges into a folder, then converts it tensor by tensor into the GGUF at `destination`. Both are
+    /// written inside the GGUF's one working folder, so a kill at any moment leaves a single leftover,
+    /// which the next run into `destination` removes.
+    func mergeToGGUF(_ plan: MergePlan, destination: String, shardSize: Int, progress: ProgressLine) throws {
+        let out = try AtomicOutput(path: destination, overwrite: overwrite, kind: .file)
+        do {
+            let folder = out.workingFolder + "/merged"
+            var options = MergeOptions(outputPath: folder, maxShardSize: shardSize, overwrite: false)
+            // The folder is deleted after: only the GGUF needs to reach the disk.
+            options.durability = .process
+            options.progress = { p in progress.update(p) }
+            try MergeExecutor(plan: plan).run(options)
+            progress.finish()
+            let name = ((destination as NSString).lastPathComponent as NSString).deletingPathExtension
+            try GGUFLlamaConvert.toGGUF(folder: folder, output: out.workingPath, type: GGMLType(name: outType)!, name: name, overwrite: true)
+            try out.commit()
+        } catch {
+            out.abandon()
+            // A full disk is reported for the file the user named, not the working copy.
+            if case .checkpoint(.file(.noSpace)) = error as? MergeError {
+                throw FileError.noSpace(path: out.finalPath, needed: nil, free: freeBytes(near: out.finalPath))
+            }
+            if case .file(.noSpace) = error as? CheckpointError {
+                throw FileError.noSpace(path: out.finalPath, needed: nil, free: freeBytes(near: out.finalPath))
+            }
+            throw error
         }
     }
 }

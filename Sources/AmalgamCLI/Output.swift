@@ -1,3 +1,4 @@
+import AmalgamCore
 import Foundation
 
 /// Writes a line to standard error (progress, warnings), leaving standard output for results.
@@ -16,13 +17,7 @@ func printLine(_ text: String) {
 let standardErrorIsTerminal: Bool = isatty(2) != 0
 
 /// Human-readable byte count.
-func formatBytes(_ n: Int) -> String {
-    let units = ["B", "KB", "MB", "GB", "TB"]
-    var v = Double(n)
-    var u = 0
-    while v >= 1000 && u < units.count - 1 { v /= 1000; u += 1 }
-    return u == 0 ? "\(n) B" : String(format: "%.2f %@", v, units[u])
-}
+func formatBytes(_ n: Int) -> String { byteCountText(n) }
 
 /// Human-readable count (parameters).
 func formatCount(_ n: Int) -> String {

@@ -84,11 +84,11 @@ public final class SafetensorsWriter: @unchecked Sendable {
         self.layout = layout
         self.durability = durability
         fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw .file(.cannotWrite(path: path, reason: String(cString: strerror(errno)))) }
+        guard fd >= 0 else { throw .file(.writing(path, errno: errno, needed: layout.fileSize)) }
         guard ftruncate(fd, off_t(layout.fileSize)) == 0 else {
-            let reason = String(cString: strerror(errno))
+            let code = errno
             close(fd)
-            throw .file(.cannotWrite(path: path, reason: reason))
+            throw .file(.writing(path, errno: code, needed: layout.fileSize))
         }
         let headerWrite: Result<Void, CheckpointError> = layout.header.withUnsafeBytes { b in
             Result { () throws(CheckpointError) in try writeAll(b, at: 0) }
@@ -104,7 +104,7 @@ public final class SafetensorsWriter: @unchecked Sendable {
             let r = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done))
             if r < 0 {
                 if errno == EINTR { continue }
-                throw .file(.cannotWrite(path: path, reason: String(cString: strerror(errno))))
+                throw .file(.writing(path, errno: errno, needed: layout.fileSize))
             }
             done += r
         }
@@ -179,7 +179,7 @@ public final class SafetensorsWriter: @unchecked Sendable {
     public func finish() throws(CheckpointError) {
         let missing = layout.entries.map(\.info.name).filter { !written.contains($0) }
         guard missing.isEmpty else { throw .incompleteWrite(path: path, missing: missing) }
-        guard durability == .process || fsync(fd) == 0 else { throw .file(.cannotWrite(path: path, reason: String(cString: strerror(errno)))) }
+        guard durability == .process || fsync(fd) == 0 else { throw .file(.writing(path, errno: errno, needed: layout.fileSize)) }
     }
 
     /// Writes whole tensors into a new file at `path`, atomically.
@@ -195,7 +195,7 @@ public final class SafetensorsWriter: @unchecked Sendable {
             unlink(tmp)
             throw error
         }
-        guard rename(tmp, path) == 0 else { throw .file(.cannotWrite(path: path, reason: String(cString: strerror(errno)))) }
+        guard rename(tmp, path) == 0 else { throw .file(.writing(path, errno: errno)) }
     }
 }
 

@@ -70,6 +70,10 @@ public enum FileError: Error, CustomStringConvertible, Equatable {
     case isDirectory(path: String)
     case cannotWrite(path: String, reason: String)
     case alreadyExists(path: String)
+    /// Another process that is still running holds the output (its working copy) or the run folder.
+    case inUse(path: String, pid: Int32?)
+    /// The filesystem holding `path` is full (or the user's quota is): `needed` and `free` in bytes when known.
+    case noSpace(path: String, needed: Int?, free: Int?)
 
     public var description: String {
         switch self {
@@ -78,6 +82,13 @@ public enum FileError: Error, CustomStringConvertible, Equatable {
         case let .cannotWrite(path, reason): return "\(path): cannot write (\(reason))"
         case let .alreadyExists(path):
             return "\(path): already exists; choose another output path or pass --overwrite"
+        case let .inUse(path, pid):
+            let owner = pid.map { "process \($0)" } ?? "another process"
+            return "\(path): in use by \(owner), which is still running; wait for it to finish or stop it (kill \(pid.map(String.init) ?? "PID")), or choose another path"
+        case let .noSpace(path, needed, free):
+            let sizes = [needed.map { byteCountText($0) + " needed" }, free.map { byteCountText($0) + " free" }].compactMap { $0 }
+            return "\(path): no space left on device\(sizes.isEmpty ? "" : " (" + sizes.joined(separator: ", ") + ")"); "
+                + "free some space or choose a folder on another disk, then run the command again"
         }
     }
 }

@@ -68,7 +68,7 @@ import Testing
 
     /// Every row of a table of the run's database, as text.
     func rows(_ dir: String, kind: String, _ sql: String) throws -> [String] {
-        let folder = try RunFolder.open(path: dir, kind: kind, durability: .process)
+        let folder = try RunFolder.open(path: dir, kind: kind, durability: .process, claim: false)
         let s = try folder.database.statement(sql)
         let columns = Int32(sql.components(separatedBy: " FROM ")[0].split(separator: ",").count)
         var out: [String] = []
@@ -212,7 +212,7 @@ import Testing
     /// Candidates committed in a CMA-ES run folder, or nil when the folder does not exist yet.
     func committedCandidates(_ path: String) throws -> Int? {
         guard RunFolder.exists(at: path) else { return nil }
-        let folder = try RunFolder.open(path: path, kind: EvolveRunner.cmaesKind, durability: .process)
+        let folder = try RunFolder.open(path: path, kind: EvolveRunner.cmaesKind, durability: .process, claim: false)
         let s = try folder.database.statement("SELECT count(*) FROM candidates")
         return try s.step() ? Int(s.int(0)) : nil
     }

@@ -72,7 +72,7 @@ func amalgamBinary() -> String? {
     /// Passes committed in the run folder, or nil when the folder does not exist yet.
     func committedPasses(_ path: String) throws -> Int? {
         guard RunFolder.exists(at: path) else { return nil }
-        let folder = try RunFolder.open(path: path, kind: "m2n2", durability: .process)
+        let folder = try RunFolder.open(path: path, kind: "m2n2", durability: .process, claim: false)
         let s = try folder.database.statement("SELECT passes FROM state")
         return try s.step() ? Int(s.int(0)) : nil
     }

@@ -13,7 +13,7 @@ func scratchFolder(_ name: String) -> String {
 
 /// Everything a run folder commits, as text: archive (genome, scores, file bytes), state and lineage.
 func runFolderSnapshot(_ path: String) throws -> String {
-    let folder = try RunFolder.open(path: path, kind: "m2n2", durability: .process)
+    let folder = try RunFolder.open(path: path, kind: "m2n2", durability: .process, claim: false)
     var out = ""
     let archive = try folder.database.statement("SELECT slot, genome, scores FROM archive ORDER BY slot")
     while try archive.step() {

@@ -87,7 +87,7 @@ extension GGUFLlamaConvert {
                                                         bosTokenID: llama.bosTokenId, eosTokenID: llama.eosTokenIds.first, path: tokenizerPath)
         }
         metadata.append(("general.quantization_version", .uint32(2)))
-        try GGUFWriter(path: output).write(metadata: metadata, tensors: entries)
+        try GGUFWriter(path: output).write(metadata: metadata, tensors: entries, overwrite: overwrite)
     }
 
     static func readJSON(_ path: String) throws(CheckpointError) -> JSONValue {

@@ -31,8 +31,10 @@ public final class GGUFWriter {
         self.alignment = alignment
     }
 
-    /// Writes `metadata` and `tensors` to the file, through a temporary name.
-    public func write(metadata: [(key: String, value: GGUFValue)], tensors: [Entry]) throws(CheckpointError) {
+    /// Writes `metadata` and `tensors` to the file, through a temporary name (an `AtomicOutput`): an
+    /// existing file is replaced only with `overwrite`; a full disk is `noSpace` naming the file, and
+    /// nothing is left behind.
+    public func write(metadata: [(key: String, value: GGUFValue)], tensors: [Entry], overwrite: Bool = true) throws(CheckpointError) {
         var header: [UInt8] = []
         header += Array("GGUF".utf8)
         append(UInt32(3), to: &header)
@@ -57,15 +59,26 @@ public final class GGUFWriter {
         }
         header += [UInt8](repeating: 0, count: padded(header.count) - header.count)
 
-        let tmp = path + ".partial-\(getpid())"
-        guard let handle = fopen(tmp, "wb") else {
-            throw .file(.cannotWrite(path: path, reason: String(cString: strerror(errno))))
-        }
-        func put(_ bytes: [UInt8]) throws(CheckpointError) {
-            let n = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, handle) }
-            guard n == bytes.count else { throw .file(.cannotWrite(path: path, reason: String(cString: strerror(errno)))) }
-        }
+        let total = header.count + offset
+        let out: AtomicOutput
+        do { out = try AtomicOutput(path: path, overwrite: overwrite, kind: .file) } catch { throw .file(error) }
         do throws(CheckpointError) {
+            let fd = open(out.workingPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { throw .file(.writing(path, errno: errno, needed: total)) }
+            defer { close(fd) }
+            func put(_ bytes: [UInt8]) throws(CheckpointError) {
+                var failure: Int32 = 0
+                bytes.withUnsafeBytes { b in
+                    var done = 0
+                    while done < b.count {
+                        let n = Foundation.write(fd, b.baseAddress! + done, b.count - done)
+                        if n < 0 && errno == EINTR { continue }
+                        if n <= 0 { failure = n < 0 ? errno : ENOSPC; return }
+                        done += n
+                    }
+                }
+                guard failure == 0 else { throw .file(.writing(path, errno: failure, needed: total)) }
+            }
             try put(header)
             for t in tensors {
                 let bytes = try t.produce()
@@ -75,18 +88,13 @@ public final class GGUFWriter {
                 try put(bytes)
                 try put([UInt8](repeating: 0, count: padded(bytes.count) - bytes.count))
             }
-            guard fflush(handle) == 0, fsync(fileno(handle)) == 0 else {
-                throw .file(.cannotWrite(path: path, reason: String(cString: strerror(errno))))
-            }
-            fclose(handle)
+            guard fsync(fd) == 0 else { throw .file(.writing(path, errno: errno, needed: total)) }
+            do { try out.commit() } catch { throw .file(error) }
         } catch {
-            fclose(handle)
-            unlink(tmp)
+            out.abandon()
+            // Measured once the partial file is gone: the space a new attempt would have.
+            if case let .file(.noSpace(p, needed, _)) = error { throw .file(.noSpace(path: p, needed: needed, free: freeBytes(near: p))) }
             throw error
-        }
-        guard rename(tmp, path) == 0 else {
-            unlink(tmp)
-            throw .file(.cannotWrite(path: path, reason: String(cString: strerror(errno))))
         }
     }
 

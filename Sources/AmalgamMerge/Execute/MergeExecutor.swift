@@ -63,6 +63,11 @@ public struct MergeExecutor: Sendable {
             do { try output.commit() } catch { throw MergeError.checkpoint(.file(error)) }
         } catch {
             output.abandon()
+            // A full disk is reported for the output the user named, with the space the merge needs and
+            // what is free once the partial output is gone.
+            if case .checkpoint(.file(.noSpace)) = error {
+                throw .checkpoint(.file(.noSpace(path: output.finalPath, needed: plan.outputBytes, free: freeBytes(near: output.finalPath))))
+            }
             throw error
         }
     }

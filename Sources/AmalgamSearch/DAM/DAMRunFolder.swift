@@ -13,6 +13,8 @@ import Foundation
 public struct DAMRunFolder: Sendable {
     /// The folder.
     public let path: String
+    /// This process's claim on the folder: one process at a time continues a run.
+    private let claim: FolderClaim
 
     /// What a checkpoint restores.
     struct State {
@@ -37,6 +39,9 @@ public struct DAMRunFolder: Sendable {
         let fm = FileManager.default
         do { try fm.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
             throw .runFolder(path: path, reason: "cannot create the folder: \(error.localizedDescription)")
+        }
+        do throws(FileError) { claim = try FolderClaim.take(path) } catch {
+            throw .runFolder(path: path, reason: String(error.description.dropFirst(path.count + 2)))
         }
         let configPath = path + "/configuration.json"
         if fm.fileExists(atPath: statePath) {

@@ -177,8 +177,12 @@ public final class CheckpointGenomeStore: PersistentGenomeStore {
         let fd = Foundation.open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw .runFolder(path: path, reason: "cannot create the candidate (\(String(cString: strerror(errno))))") }
         defer { close(fd) }
-        guard ftruncate(fd, off_t(bytes)) == 0 else {
-            throw .runFolder(path: path, reason: "cannot size the candidate to \(bytes) bytes (\(String(cString: strerror(errno)))); is the disk full?")
+        // Allocated, not just sized: a page that a full disk cannot hold would otherwise kill the program
+        // (SIGBUS) when the mapping first touches it, instead of failing here with a clear error.
+        let allocation = posix_fallocate(fd, 0, off_t(bytes))
+        guard allocation == 0 else {
+            unlink(path)
+            throw .runFolder(path: path, reason: RunFolder.writeFailure(path, errno: allocation, needed: bytes))
         }
         guard let raw = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), raw != MAP_FAILED else {
             throw .runFolder(path: path, reason: "cannot map the candidate (\(String(cString: strerror(errno))))")

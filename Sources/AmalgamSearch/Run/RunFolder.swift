@@ -35,6 +35,8 @@ public final class RunFolder {
 
     /// The database file inside a run folder.
     public static let databaseName = "run.sqlite"
+    /// This process's claim on the folder (`run.lock`), when it continues the run.
+    private var ownership: FolderClaim?
 
     /// Whether `path` holds a run folder (complete: an interrupted `create` leaves only a temporary name).
     public static func exists(at path: String) -> Bool {
@@ -79,12 +81,17 @@ public final class RunFolder {
         return try open(path: path, kind: kind, durability: durability)
     }
 
-    /// Opens an existing run folder of the given kind.
-    public static func open(path: String, kind: String, durability: Durability) throws(SearchError) -> RunFolder {
+    /// Opens an existing run folder of the given kind. With `claim` (the default, for a run that will
+    /// continue), this process takes the folder's lock (`run.lock`, with its PID) for the life of the
+    /// value, and a folder that a live process holds is refused, naming that process; without, the folder
+    /// is only looked at (progress of a run that another process owns).
+    public static func open(path: String, kind: String, durability: Durability, claim: Bool = true) throws(SearchError) -> RunFolder {
         guard exists(at: path) else {
             throw .runFolder(path: path, reason: "no \(databaseName) here: not a run folder (start a new run without --resume)")
         }
+        let ownership = claim ? try claimFolder(path) : nil
         let folder = try RunFolder(path: path, durability: durability)
+        folder.ownership = ownership
         let found = try folder.meta("kind")
         guard found == kind else {
             throw .runFolder(path: path, reason: "holds a `\(found ?? "?")` run, not `\(kind)`")
@@ -145,20 +152,20 @@ public final class RunFolder {
         let temporary = path + "/genomes/." + name + ".partial"
         let fd = Foundation.open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw .runFolder(path: temporary, reason: "cannot create (\(String(cString: strerror(errno))))") }
-        var ok = true
+        var failure: Int32 = 0
         let bytes = UnsafeRawBufferPointer(values)
         var done = 0
-        while ok && done < bytes.count {
+        while failure == 0 && done < bytes.count {
             let n = Foundation.write(fd, bytes.baseAddress! + done, bytes.count - done)
             if n < 0 && errno == EINTR { continue }
-            if n <= 0 { ok = false } else { done += n }
+            if n <= 0 { failure = n < 0 ? errno : ENOSPC } else { done += n }
         }
-        if ok && durability == .machine { ok = fsync(fd) == 0 }
-        let reason = String(cString: strerror(errno))
+        if failure == 0 && durability == .machine && fsync(fd) != 0 { failure = errno }
         close(fd)
-        guard ok, rename(temporary, final) == 0 else {
+        if failure == 0 && rename(temporary, final) != 0 { failure = errno }
+        guard failure == 0 else {
             unlink(temporary)
-            throw .runFolder(path: final, reason: "cannot write the genome (\(reason)); is the disk full?")
+            throw .runFolder(path: final, reason: Self.writeFailure(final, errno: failure, needed: bytes.count))
         }
         if durability == .machine { try syncDirectory(path + "/genomes") }
     }
@@ -224,6 +231,18 @@ public final class RunFolder {
             .filter { $0.hasSuffix(".f32") && !$0.hasPrefix(".") }.map { String($0.dropLast(4)) }.sorted()
     }
 
+    /// Why writing `path` failed, and what to do: a full disk leaves the run at its last committed step.
+    static func writeFailure(_ path: String, errno code: Int32, needed: Int) -> String {
+        let error = FileError.writing(path, errno: code, needed: needed)
+        guard case let .noSpace(_, needed, free) = error else {
+            if case let .cannotWrite(_, reason) = error { return "cannot write the genome (\(reason))" }
+            return error.description
+        }
+        let sizes = [needed.map { byteCountText($0) + " needed" }, free.map { byteCountText($0) + " free" }].compactMap { $0 }.joined(separator: ", ")
+        return "no space left on device (\(sizes)); free some space, then continue the run with --resume "
+            + "(the run folder keeps its last committed step)"
+    }
+
     private func syncDirectory(_ directory: String) throws(SearchError) {
         let fd = Foundation.open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0, fsync(fd) == 0 else {
@@ -231,6 +250,16 @@ public final class RunFolder {
             throw .runFolder(path: directory, reason: "cannot sync the folder (\(String(cString: strerror(errno))))")
         }
         close(fd)
+    }
+
+    /// Claims the run folder for this process: a live process holding it is named, with what to do.
+    static func claimFolder(_ path: String) throws(SearchError) -> FolderClaim {
+        do { return try FolderClaim.take(path) } catch {
+            guard case let .inUse(_, pid) = error else { throw .runFolder(path: path, reason: error.description) }
+            let owner = pid.map { "process \($0)" } ?? "another process"
+            throw .runFolder(path: path, reason: "in use by \(owner), which is still running; a run folder is continued by one "
+                + "process at a time: wait for it to finish or stop it (kill \(pid.map(String.init) ?? "PID")), then resume")
+        }
     }
 
     private static func makeDirectory(_ directory: String) throws(SearchError) {

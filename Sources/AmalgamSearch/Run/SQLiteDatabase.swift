@@ -1,4 +1,6 @@
+import AmalgamCore
 import CSQLite
+import Foundation
 
 /// A minimal SQLite connection: execute SQL, prepared statements with positional parameters, and
 /// transactions. Everything a run folder needs, nothing more.
@@ -31,7 +33,7 @@ public final class SQLiteDatabase {
     public func execute(_ sql: String) throws(SearchError) {
         var error: UnsafeMutablePointer<CChar>?
         guard sqlite3_exec(handle, sql, nil, nil, &error) == SQLITE_OK else {
-            let message = error.map { String(cString: $0) } ?? lastError
+            let message = error.map { explain(String(cString: $0)) } ?? lastError
             sqlite3_free(error)
             throw .runFolder(path: path, reason: "SQL failed (\(message)): \(sql.prefix(80))")
         }
@@ -66,7 +68,18 @@ public final class SQLiteDatabase {
         }
     }
 
-    var lastError: String { String(cString: sqlite3_errmsg(handle)) }
+    /// SQLite's message for the last failure; a full disk says so and what to do.
+    var lastError: String { explain(String(cString: sqlite3_errmsg(handle))) }
+
+    /// `message`, with what to do when the last failure was a full disk.
+    private func explain(_ message: String) -> String {
+        let code = sqlite3_errcode(handle)
+        let system = sqlite3_system_errno(handle)
+        guard code == SQLITE_FULL || (code == SQLITE_IOERR && (system == ENOSPC || system == EDQUOT)) else { return message }
+        let free = freeBytes(near: path).map { " (\(byteCountText($0)) free)" } ?? ""
+        return "\(message): no space left on device\(free); free some space, then continue the run with --resume "
+            + "(the run folder keeps its last committed step)"
+    }
 }
 
 /// A prepared statement: bind parameters (1-based), then `step()` through the rows.

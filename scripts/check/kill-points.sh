@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# Kills (SIGKILL) `amalgam merge`, `finetune`, `dam`, `evolve` (M2N2) and `evolve` (CMA-ES) at seeded random
+# moments, resumes each (merge: runs again), and compares the result with an uninterrupted run: same bytes,
+# nothing lost, no working folder left behind. Prints the counts. Workloads are the tiny fixture models, so
+# the whole script takes a few minutes. Not part of CI.
+#
+#   scripts/check/kill-points.sh [KILLS=30] [SEED=2026] [WORK=/tmp/amalgam-kill-points]
+#
+# A "kill" is counted when the process was killed by the signal; a moment that fell after the process had
+# already finished counts as "finished first" (its result is compared too). Exit status 1 if any comparison
+# failed or any leftover remained.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+KILLS=${1:-30}
+SEED=${2:-2026}
+WORK=${3:-/tmp/amalgam-kill-points}
+AMALGAM=${AMALGAM:-$ROOT/.build/release/amalgam}
+FIX=$ROOT/fixtures/gguf
+[ -x "$AMALGAM" ] || { echo "build amalgam first (scripts/build.sh)" >&2; exit 2; }
+rm -rf "$WORK" && mkdir -p "$WORK"
+RANDOM=$SEED
+FAILED=0
+
+# Starts "$@" (a function below that runs amalgam as `$EXEC "$AMALGAM" …`) in the background, the
+# subshell replaced by amalgam itself (EXEC=exec) so that the signal reaches amalgam; SIGKILLs it after a
+# seeded random moment within $WINDOW ms. Sets KILLED=1 when the signal ended it, 0 when it had finished
+# first (then STATUS is its exit status).
+EXEC=
+kill_at_random() {
+    (EXEC=exec; "$@") >/dev/null 2>>"$WORK/stderr.log" &
+    local pid=$!
+    local ms=$((RANDOM % WINDOW))
+    sleep "$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))"
+    kill -9 "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    STATUS=$?
+    if [ "$STATUS" -eq 137 ]; then KILLED=1; else KILLED=0; fi
+}
+
+# Milliseconds an uninterrupted "$@" takes (the window kills are drawn in: 1.2× that).
+timed_window() {
+    local start end
+    start=$(date +%s%N)
+    "$@" >/dev/null 2>>"$WORK/stderr.log" || { echo "uninterrupted run failed: $*" >&2; tail -5 "$WORK/stderr.log" >&2; exit 1; }
+    end=$(date +%s%N)
+    WINDOW=$(( (end - start) / 1000000 * 12 / 10 + 1 ))
+}
+
+# Fingerprint of a folder or file: relative path and sha256 of every file, sorted.
+fingerprint() {
+    if [ -d "$1" ]; then (cd "$1" && find . -type f ! -name run.lock -print0 | sort -z | xargs -0 sha256sum)
+    elif [ -f "$1" ]; then sha256sum < "$1"; else echo missing; fi
+}
+
+# Working folders or partial files left beside outputs.
+leftovers() { find "$@" -maxdepth 1 -name '.*.partial-*' 2>/dev/null | wc -l; }
+
+report() { # name kills finished-first compared mismatches leftovers
+    printf '%-14s kills %3d  finished-first %3d  results compared %3d  mismatches %d  leftovers %d\n' "$@"
+    [ "$5" -eq 0 ] && [ "$6" -eq 0 ] || FAILED=1
+}
+
+# ---- merge: killed, then run again into the same output ----
+cat > "$WORK/merge.yml" <<EOF
+models:
+  - model: $FIX/tiny-llama-hf
+    parameters: {weight: 0.5, density: 0.5}
+  - model: $FIX/tiny-llama.gguf
+    parameters: {weight: 0.5, density: 0.5}
+merge_method: dare_ties
+base_model: $FIX/tiny-llama-hf
+dtype: float32
+EOF
+merge() { $EXEC "$AMALGAM" merge --quiet --seed 7 "$WORK/merge.yml" "$1"; }
+timed_window merge "$WORK/merge-whole"
+want=$(fingerprint "$WORK/merge-whole")
+k=0; f=0; c=0; bad=0
+for _ in $(seq "$KILLS"); do
+    kill_at_random merge "$WORK/merge-parts"
+    if [ "$KILLED" = 1 ]; then
+        # Killed before its commit: nothing under the output's name, and the next run succeeds (removing the
+        # leftover). Killed after it: the output is complete.
+        k=$((k + 1)); [ -e "$WORK/merge-parts" ] || merge "$WORK/merge-parts" 2>>"$WORK/stderr.log"
+    else f=$((f + 1)); fi
+    c=$((c + 1)); [ "$(fingerprint "$WORK/merge-parts")" = "$want" ] || bad=$((bad + 1))
+    rm -rf "$WORK/merge-parts"
+done
+report merge $k $f $c $bad "$(leftovers "$WORK")"
+
+# ---- resumable commands: killed again and again with --resume until one run finishes ----
+# resumable NAME WHOLE_OUTPUT PARTS_OUTPUT COMMAND... (the command resumes its run when there is one;
+# everything of the interrupted runs is named $WORK/NAME-parts*)
+resumable() {
+    local name=$1 whole=$2 parts=$3; shift 3
+    local k=0 f=0 c=0 bad=0
+    want=$(fingerprint "$whole")
+    for _ in $(seq "$KILLS"); do
+        kill_at_random "$@"
+        if [ "$KILLED" = 1 ]; then k=$((k + 1)); [ -e "$parts" ] || continue; fi
+        # Finished (or killed after its output was complete): compare, then start over so that later kills
+        # land in a fresh run too.
+        f=$((f + 1)); c=$((c + 1))
+        [ "$(fingerprint "$parts")" = "$want" ] || bad=$((bad + 1))
+        rm -rf "$WORK/$name"-parts*
+    done
+    # Resume to the end and compare.
+    "$@" >/dev/null 2>>"$WORK/stderr.log"; c=$((c + 1))
+    [ "$(fingerprint "$parts")" = "$want" ] || bad=$((bad + 1))
+    report "$name" $k $f $c $bad "$(leftovers "$WORK" "$WORK/$name-parts-run" "$(dirname "$parts")")"
+}
+
+# finetune: checkpoint every step; --resume once a checkpoint exists.
+for i in $(seq 40); do echo "Line $i: the quick brown fox jumps over the lazy dog, then rests by the river."; done > "$WORK/train.txt"
+finetune() { # OUT RUN
+    local resume=(); [ -d "$2/checkpoint" ] && resume=(--resume)
+    $EXEC "$AMALGAM" finetune "$FIX/tiny-llama-hf" "$WORK/train.txt" "$1" --run-dir "$2" "${resume[@]}" --steps 6 \
+        --checkpoint-every 1 --seq-len 16 --batch-tokens 32 --micro-batch-tokens 32 --seed 3
+}
+timed_window finetune "$WORK/finetune-whole" "$WORK/finetune-whole-run"
+resumable finetune "$WORK/finetune-whole" "$WORK/finetune-parts" finetune "$WORK/finetune-parts" "$WORK/finetune-parts-run"
+
+# dam: the run folder is the config's run_dir; --resume continues it.
+printf 'Shall I compare thee to a summer'"'"'s day? Thou art more lovely and more temperate. %.0s' $(seq 6) > "$WORK/a.txt"
+for i in $(seq 0 5); do echo "{\"text\": \"Of man's first disobedience, and the fruit $i of that forbidden tree\"}"; done > "$WORK/b.jsonl"
+for which in whole parts; do cat > "$WORK/config-dam-$which.yml" <<EOF
+models:
+  - model: $FIX/tiny-llama-hf
+    data: $WORK/a.txt
+  - model: $FIX/tiny-llama-q8_0.gguf
+    data: $WORK/b.jsonl
+steps: 6
+batch_size: 2
+seq_len: 12
+lr: 0.01
+optimiser: mofo
+run_dir: $WORK/dam-$which-run
+EOF
+done
+dam() { $EXEC "$AMALGAM" dam "$WORK/config-dam-$1.yml" "$WORK/dam-$1" --resume; }
+timed_window dam whole
+resumable dam "$WORK/dam-whole" "$WORK/dam-parts" dam parts
+
+# evolve: two tiny models (the fixture, and its Q8_0 GGUF converted back) scored on a tiny task.
+"$AMALGAM" convert "$FIX/tiny-llama-q8_0.gguf" "$WORK/model-b" --dtype f32 >/dev/null 2>>"$WORK/stderr.log"
+{
+    echo '{"task": "tiny-mc", "kind": "multiple_choice"}'
+    words=(red blue green cat dog sun moon tree stone river)
+    for i in $(seq 0 13); do
+        split=train; [ "$i" -ge 10 ] && split=test
+        echo "{\"id\": \"q$i\", \"split\": \"$split\", \"context\": \"the ${words[$((i % 10))]} is\", \"choices\": [\"${words[$(((i * 3) % 10))]}\", \"${words[$(((i * 3 + 7) % 10))]}\", \"${words[$(((i * 3 + 14) % 10))]}\"], \"gold\": $((i % 3))}"
+    done
+} > "$WORK/tiny-mc.jsonl"
+for method in m2n2 cmaes; do
+    for which in whole parts; do cat > "$WORK/config-evolve-$method-$which.yml" <<EOF
+method: $method
+models: [$FIX/tiny-llama-hf, $WORK/model-b]
+tasks:
+  - path: $WORK/tiny-mc.jsonl
+    train_examples: 8
+    test_examples: 2
+budget: $([ $method = m2n2 ] && echo 40 || echo 16)
+seed: 3
+output: $WORK/evolve-$method-$which-best
+m2n2: {archive_size: 3}
+cmaes: {merge_method: linear, population: 4, layer_granularity: 1, dtype: float32}
+EOF
+    done
+    evolve() { $EXEC "$AMALGAM" evolve "$WORK/config-evolve-$1-$2.yml" --run-dir "$WORK/evolve-$1-$2-run" --resume --quiet; }
+    timed_window evolve $method whole
+    resumable "evolve-$method" "$WORK/evolve-$method-whole-best" "$WORK/evolve-$method-parts-best" evolve $method parts
+done
+
+echo "stderr of every run: $WORK/stderr.log"
+exit $FAILED
