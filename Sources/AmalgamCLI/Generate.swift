@@ -1,3 +1,4 @@
+import AmalgamCheckpoint
 import AmalgamCore
 import AmalgamModels
 import AmalgamTokenizer
@@ -71,7 +72,7 @@ struct Generate: ParsableCommand {
             stopTokenIds: try stopIds.map { try parseTokenIds($0, what: "--stop-ids") } ?? [],
             stopSequences: try stopSequence.map { [try parseTokenIds($0, what: "--stop-sequence")] } ?? [])
         if let ids {
-            let lm = model.lowercased().hasSuffix(".gguf") ? try LanguageModelBundle(path: model).model : try LlamaModel(folder: model)
+            let lm = model.lowercased().hasSuffix(".gguf") ? try LanguageModelBundle.model(GGUFLlamaSource(path: model)) : try LlamaModel(folder: model)
             let start = Date()
             let generation = try lm.generate(prompt: try parseTokenIds(ids, what: "--ids"), options: options)
             print("[" + generation.tokens.map(String.init).joined(separator: ", ") + "]")

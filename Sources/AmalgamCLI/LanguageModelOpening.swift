@@ -18,8 +18,7 @@ struct LanguageModelBundle {
         self.path = path
         if path.lowercased().hasSuffix(".gguf") {
             let source = try GGUFLlamaSource(path: path)
-            let generic = try source.huggingFaceConfig(dtype: .f32)
-            model = try LlamaModel(config: ModelConfig(raw: generic.raw, path: path), weights: source)
+            model = try Self.model(source)
             let files = try GGUFLlamaTokenizer.huggingFaceFiles(from: source.file, contextLength: source.file["llama.context_length"]?.intValue)
             tokenizer = try Tokenizer(json: files.tokenizer, path: path + " (tokenizer.ggml.*)",
                                       config: TokenizerConfig(json: files.config, path: path + " (tokenizer.ggml.*)"))
@@ -29,5 +28,12 @@ struct LanguageModelBundle {
             tokenizer = try Tokenizer(contentsOf: path)
             templates = try ChatTemplateSet(folder: path)
         }
+    }
+
+    /// The model of a Llama GGUF alone (weights dequantized to f32): enough for token ids in and out, so a
+    /// GGUF without a tokenizer (`tokenizer.ggml.model` = `none`) works too.
+    static func model(_ source: GGUFLlamaSource) throws -> LlamaModel {
+        let generic = try source.huggingFaceConfig(dtype: .f32)
+        return try LlamaModel(config: ModelConfig(raw: generic.raw, path: source.file.path), weights: source)
     }
 }

@@ -81,7 +81,11 @@ struct Merge: ParsableCommand {
             if outFormat == "gguf" {
                 defer { try? FileManager.default.removeItem(atPath: folder) }
                 let name = ((destination! as NSString).lastPathComponent as NSString).deletingPathExtension
-                try GGUFLlamaConvert.toGGUF(folder: folder, output: destination!, type: GGMLType(name: outType)!, name: name, overwrite: overwrite)
+                // A GGUF tokenizer donor keeps its tokenizer.ggml.pre; a folder's tokenizer is identified as llama.cpp does.
+                let donor = plan.models[plan.vocabulary?.tokenizerDonor ?? plan.donor]
+                let pre = try llamaCppPreTokenizer(folder: folder, kept: try ggufPreTokenizer(of: donor.path))
+                try GGUFLlamaConvert.toGGUF(folder: folder, output: destination!, type: GGMLType(name: outType)!, name: name,
+                                            preTokenizer: pre, overwrite: overwrite)
             }
             let seconds = Date().timeIntervalSince(start)
             printError(String(format: "merged %d tensors (%@ read, %@ written) in %.1f s into %@",
