@@ -53,7 +53,8 @@ struct Convert: ParsableCommand {
         if fromGGUF {
             try GGUFLlamaConvert.toHuggingFace(gguf: input, output: output, dtype: DType(torchName: dtype)!, overwrite: overwrite)
         } else {
-            try GGUFLlamaConvert.toGGUF(folder: input, output: output, type: GGMLType(name: type)!, name: name, overwrite: overwrite)
+            try GGUFLlamaConvert.toGGUF(folder: input, output: output, type: GGMLType(name: type)!, name: name,
+                                        preTokenizer: try llamaCppPreTokenizer(folder: input), overwrite: overwrite)
         }
         print("wrote \(output) in \(String(format: "%.2f", Date().timeIntervalSince(start))) s")
     }

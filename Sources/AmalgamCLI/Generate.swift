@@ -1,3 +1,4 @@
+import AmalgamCheckpoint
 import AmalgamCore
 import AmalgamEval
 import AmalgamModels

@@ -101,7 +101,11 @@ extension Merge {
             try MergeExecutor(plan: plan).run(options)
             progress.finish()
             let name = ((destination as NSString).lastPathComponent as NSString).deletingPathExtension
-            try GGUFLlamaConvert.toGGUF(folder: folder, output: out.workingPath, type: GGMLType(name: outType)!, name: name, overwrite: true)
+            // A GGUF tokenizer donor keeps its tokenizer.ggml.pre; a folder's tokenizer is identified as llama.cpp does.
+            let donor = plan.models[plan.vocabulary?.tokenizerDonor ?? plan.donor]
+            let pre = try llamaCppPreTokenizer(folder: folder, kept: try ggufPreTokenizer(of: donor.path))
+            try GGUFLlamaConvert.toGGUF(folder: folder, output: out.workingPath, type: GGMLType(name: outType)!, name: name,
+                                        preTokenizer: pre, overwrite: true)
             try out.commit()
         } catch {
             out.abandon()

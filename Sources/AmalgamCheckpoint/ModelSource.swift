@@ -96,11 +96,15 @@ public struct ModelSource: Sendable {
         let source = try GGUFLlamaSource(path: path)
         let embedding = source.info("model.embed_tokens.weight")?.dtype ?? .f32
         let generic = try source.huggingFaceConfig(dtype: embedding)
-        let tokenizer = try GGUFLlamaTokenizer.huggingFaceFiles(from: source.file, contextLength: source.file["llama.context_length"]?.intValue)
-        let generated = ["tokenizer.json": tokenizer.tokenizer.pythonText(sortKeys: false) + "\n",
+        var generated: [String: String] = [:]
+        // `tokenizer.ggml.model` = `none` is a GGUF without a vocabulary (token ids in, logits out).
+        if source.file["tokenizer.ggml.model"]?.stringValue != "none" {
+            let tokenizer = try GGUFLlamaTokenizer.huggingFaceFiles(from: source.file, contextLength: source.file["llama.context_length"]?.intValue)
+            generated = ["tokenizer.json": tokenizer.tokenizer.pythonText(sortKeys: false) + "\n",
                          "tokenizer_config.json": tokenizer.config.pythonText(sortKeys: false) + "\n"]
+        }
         return ModelSource(reference: reference, path: path, kind: .gguf, config: ModelConfig(raw: generic.raw, path: path + " (llama.* metadata)"),
-                           tensors: source, gguf: source.file, companions: ["tokenizer.json", "tokenizer_config.json"],
+                           tensors: source, gguf: source.file, companions: generated.keys.sorted(),
                            companionFolder: nil, generated: generated)
     }
 

@@ -6,7 +6,7 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, Hashable {
     case q2_K = 10, q3_K = 11, q4_K = 12, q5_K = 13, q6_K = 14, q8_K = 15
     case iq2_XXS = 16, iq2_XS = 17, iq3_XXS = 18, iq1_S = 19, iq4_NL = 20, iq3_S = 21, iq2_S = 22, iq4_XS = 23
     case i8 = 24, i16 = 25, i32 = 26, i64 = 27, f64 = 28, iq1_M = 29, bf16 = 30
-    case tq1_0 = 34, tq2_0 = 35, mxfp4 = 39
+    case tq1_0 = 34, tq2_0 = 35, mxfp4 = 39, nvfp4 = 40, q1_0 = 41, q2_0 = 42
 
     /// ggml's spelling (`Q4_K`, `BF16`).
     public var name: String {
@@ -20,6 +20,7 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, Hashable {
         case .i32: return "I32"
         case .i64: return "I64"
         case .mxfp4: return "MXFP4"
+        case .nvfp4: return "NVFP4"
         default: return "\(self)".uppercased()
         }
     }
@@ -64,6 +65,9 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, Hashable {
         case .tq1_0: return (k, 2 + 4 * 13)
         case .tq2_0: return (k, 2 + 64)
         case .mxfp4: return (32, 17)
+        case .nvfp4: return (64, 64 / 16 + 64 / 2)
+        case .q1_0: return (128, 2 + 128 / 8)
+        case .q2_0: return (64, 2 + 64 / 4)
         }
     }
 

@@ -49,7 +49,7 @@ public enum GGUFError: Error, CustomStringConvertible, Equatable, Sendable {
         case let .duplicateTensor(path, tensor):
             return "\(path): tensor '\(tensor)' appears twice; the header is corrupt"
         case let .cannotDequantize(path, tensor, type):
-            return "\(path): tensor '\(tensor)' is \(type), which Amalgam cannot dequantize yet (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K … Q6_K); requantize the model with llama-quantize"
+            return "\(path): tensor '\(tensor)' is \(type), which Amalgam cannot dequantize yet (it reads F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and Q2_K … Q6_K, not the IQ and TQ types); requantize the model with llama-quantize to one of those"
         case let .missingKey(path, key):
             return "\(path): metadata key '\(key)' is missing; the converter needs it"
         case let .badKey(path, key, reason):

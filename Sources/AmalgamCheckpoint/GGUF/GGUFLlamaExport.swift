@@ -23,9 +23,11 @@ extension GGUFLlamaConvert {
     /// Converts a Hugging Face Llama folder (or a `.safetensors` file beside its config) into a GGUF file in
     /// llama.cpp's layout: GGUF names, q/k rows permuted for llama.cpp's rope, `llama.*` and `tokenizer.ggml.*`
     /// metadata, matrices as `type` (F32, F16, BF16 or Q8_0), vectors as F32. Tensors are written in
-    /// lexicographic order of their HF names.
-    public static func toGGUF(folder: String, output: String, type: GGMLType, name: String? = nil, overwrite: Bool = false,
-                              progress: @escaping (String) -> Void = { _ in }) throws(CheckpointError) {
+    /// lexicographic order of their HF names. `preTokenizer` is written as `tokenizer.ggml.pre`: llama.cpp
+    /// refuses a name it does not know, so give the one `LlamaCppPreTokenizer` (AmalgamTokenizer) finds for the
+    /// folder's tokenizer, or a GGUF input's.
+    public static func toGGUF(folder: String, output: String, type: GGMLType, name: String? = nil, preTokenizer: String = "default",
+                              overwrite: Bool = false, progress: @escaping (String) -> Void = { _ in }) throws(CheckpointError) {
         guard type.canQuantize else {
             throw .gguf(.cannotQuantize(tensor: "(all)", type: type.name, reason: "Amalgam writes F32, F16, BF16 and Q8_0"))
         }
@@ -34,6 +36,10 @@ extension GGUFLlamaConvert {
         let llama = try model.config.llama()
         guard llama.modelType == "llama" else {
             throw .gguf(.unsupportedModel(path: folder, reason: "model_type '\(llama.modelType)' is not supported; Amalgam writes Llama GGUF files"))
+        }
+        if let scaling = llama.ropeScaling {
+            let kind = scaling["rope_type"]?.stringValue ?? scaling["type"]?.stringValue ?? "?"
+            throw .gguf(.unsupportedModel(path: folder, reason: "rope scaling '\(kind)' is not written to GGUF yet (llama.cpp would run the model without it); convert without GGUF output or use llama.cpp's convert_hf_to_gguf.py"))
         }
         let source = model.tensors
         var entries: [GGUFWriter.Entry] = []
@@ -84,7 +90,11 @@ extension GGUFLlamaConvert {
             let tokenizerConfig = FileManager.default.fileExists(atPath: configPath) ? (try readJSON(configPath).objectValue ?? JSONObject()) : JSONObject()
             let template = (try? String(contentsOfFile: folder + "/chat_template.jinja", encoding: .utf8))
             metadata += try GGUFLlamaTokenizer.metadata(tokenizer: tokenizer, tokenizerConfig: tokenizerConfig, chatTemplate: template,
+                                                        pre: preTokenizer, vocabularySize: llama.vocabSize,
                                                         bosTokenID: llama.bosTokenId, eosTokenID: llama.eosTokenIds.first, path: tokenizerPath)
+        } else {
+            // llama.cpp requires the key; "none" loads a model without a vocabulary (token ids in, logits out).
+            metadata.append(("tokenizer.ggml.model", .string("none")))
         }
         metadata.append(("general.quantization_version", .uint32(2)))
         try GGUFWriter(path: output).write(metadata: metadata, tensors: entries, overwrite: overwrite)

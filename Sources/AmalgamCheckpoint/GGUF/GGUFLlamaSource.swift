@@ -12,7 +12,8 @@ public final class GGUFLlamaSource: TensorSource, @unchecked Sendable {
 
     public var path: String { file.path }
 
-    /// Wraps an opened file; fails when it is not a Llama GGUF or has a tensor the mapping does not know.
+    /// Wraps an opened file; fails when it is not a Llama GGUF, has a tensor the mapping does not know or one
+    /// stored in a type Amalgam cannot decode.
     public init(file: GGUFFile) throws(CheckpointError) {
         self.file = file
         let arch = file["general.architecture"]?.stringValue ?? ""
@@ -30,6 +31,8 @@ public final class GGUFLlamaSource: TensorSource, @unchecked Sendable {
             guard let hf = GGUFLlamaNames.hfName(e.name) else {
                 throw .gguf(.unsupportedModel(path: file.path, reason: "tensor '\(e.name)' has no Hugging Face Llama counterpart; this GGUF is not a plain Llama"))
             }
+            // Refused at open, before any output is started: a type Amalgam cannot decode (the IQ and TQ types).
+            guard e.type.canDequantize else { throw .gguf(.cannotDequantize(path: file.path, tensor: e.name, type: e.type.name)) }
             names[hf] = e.name
             infos.append(TensorInfo(name: hf, dtype: e.type.plainDType ?? .f32, shape: e.shape))
         }

@@ -6,7 +6,7 @@ import AmalgamCore
 /// user-defined ones plain added tokens, and known `tokenizer.ggml.pre` names get their split regex.
 public enum GGUFLlamaTokenizer {
     /// llama.cpp token types.
-    static let normal: Int32 = 1, control: Int32 = 3, userDefined: Int32 = 4
+    static let normal: Int32 = 1, control: Int32 = 3, userDefined: Int32 = 4, unused: Int32 = 5
 
     static let llama3Split = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
     static let qwen2Split = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
@@ -120,9 +120,12 @@ public enum GGUFLlamaTokenizer {
     }
 
     /// The `tokenizer.ggml.*` metadata for a Hugging Face byte-level BPE tokenizer, in llama.cpp's order.
-    /// `tokenizerConfig` supplies the special tokens, `add_bos_token` and the chat template.
-    public static func metadata(tokenizer: JSONValue, tokenizerConfig: JSONObject, chatTemplate: String?,
-                                bosTokenID: Int?, eosTokenID: Int?, path: String) throws(CheckpointError) -> [(key: String, value: GGUFValue)] {
+    /// `tokenizerConfig` supplies the special tokens, `add_bos_token` and the chat template; `pre` is the
+    /// `tokenizer.ggml.pre` name (one llama.cpp knows: see `LlamaCppPreTokenizer` in AmalgamTokenizer);
+    /// the token list is padded to `vocabularySize` (the embedding's rows) with unused `[PAD<id>]` tokens.
+    public static func metadata(tokenizer: JSONValue, tokenizerConfig: JSONObject, chatTemplate: String?, pre: String,
+                                vocabularySize: Int? = nil, bosTokenID: Int?, eosTokenID: Int?,
+                                path: String) throws(CheckpointError) -> [(key: String, value: GGUFValue)] {
         guard let model = tokenizer["model"], model["type"]?.stringValue == "BPE", let vocab = model["vocab"]?.objectValue else {
             throw .gguf(.unsupportedModel(path: path, reason: "tokenizer.json is not a BPE tokenizer; Amalgam writes only gpt2-style (byte-level BPE) tokenizers to GGUF"))
         }
@@ -134,15 +137,15 @@ public enum GGUFLlamaTokenizer {
             byID[id] = content
             types[id] = a["special"]?.boolValue == true ? control : userDefined
         }
-        let count = (byID.keys.max() ?? -1) + 1
+        let count = max((byID.keys.max() ?? -1) + 1, vocabularySize ?? 0)
         var tokens: [GGUFValue] = []
         var tokenTypes: [GGUFValue] = []
         var idOf: [String: Int] = [:]
         for id in 0..<count {
-            // llama.cpp pads holes in the id range with "[PAD<id>]" tokens.
+            // llama.cpp's converter fills ids the tokenizer does not use with unused "[PAD<id>]" tokens.
             let token = byID[id] ?? "[PAD\(id)]"
             tokens.append(.string(token))
-            tokenTypes.append(.int32(byID[id] == nil ? userDefined : (types[id] ?? normal)))
+            tokenTypes.append(.int32(byID[id] == nil ? unused : (types[id] ?? normal)))
             idOf[token] = idOf[token] ?? id
         }
         let merges: [GGUFValue] = (model["merges"]?.arrayValue ?? []).compactMap { m in
@@ -150,11 +153,8 @@ public enum GGUFLlamaTokenizer {
             if let pair = m.arrayValue?.compactMap(\.stringValue), pair.count == 2 { return .string(pair[0] + " " + pair[1]) }
             return nil
         }
-        var pre = "gpt2"
-        if let pretokenizers = tokenizer["pre_tokenizer"]?["pretokenizers"]?.arrayValue,
-           let regex = pretokenizers.first?["pattern"]?["Regex"]?.stringValue {
-            pre = regex == llama3Split ? "llama-bpe" : regex == qwen2Split ? "qwen2" : "gpt2"
-        }
+        // Without the key, the post-processor says whether a BOS token is added (gguf-py's SpecialVocab reads it so).
+        let addsBOS = tokenizer["post_processor"]?["single"]?.arrayValue?.first?["SpecialToken"] != nil
         func id(_ key: String) -> Int? {
             let v = tokenizerConfig[key]
             if let s = v?.stringValue { return idOf[s] }
@@ -163,13 +163,14 @@ public enum GGUFLlamaTokenizer {
         }
         var out: [(String, GGUFValue)] = [
             ("tokenizer.ggml.add_space_prefix", .bool(false)),
-            ("tokenizer.ggml.add_bos_token", .bool(tokenizerConfig["add_bos_token"]?.boolValue ?? false)),
+            ("tokenizer.ggml.add_bos_token", .bool(tokenizerConfig["add_bos_token"]?.boolValue ?? addsBOS)),
             ("tokenizer.ggml.model", .string("gpt2")),
             ("tokenizer.ggml.pre", .string(pre)),
             ("tokenizer.ggml.tokens", .array(.string, tokens)),
             ("tokenizer.ggml.token_type", .array(.int32, tokenTypes)),
             ("tokenizer.ggml.merges", .array(.string, merges)),
         ]
+        if let addsEOS = tokenizerConfig["add_eos_token"]?.boolValue { out.insert(("tokenizer.ggml.add_eos_token", .bool(addsEOS)), at: 2) }
         if let b = bosTokenID ?? id("bos_token") { out.append(("tokenizer.ggml.bos_token_id", .uint32(UInt32(b)))) }
         if let e = eosTokenID ?? id("eos_token") { out.append(("tokenizer.ggml.eos_token_id", .uint32(UInt32(e)))) }
         if let u = id("unk_token") { out.append(("tokenizer.ggml.unknown_token_id", .uint32(UInt32(u)))) }
