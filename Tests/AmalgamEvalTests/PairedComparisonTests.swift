@@ -1,4 +1,5 @@
 import AmalgamEval
+import AmalgamTestSupport
 import Foundation
 import Testing
 
