@@ -7,12 +7,6 @@ import Testing
 private let tinyGGUF = fixturesDirectory + "/gguf/tiny-llama.gguf"
 private let tinyHF = fixturesDirectory + "/gguf/tiny-llama-hf"
 
-private func temporaryFolder() -> String {
-    let dir = NSTemporaryDirectory() + "amalgam-gguf-\(UUID().uuidString)"
-    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    return dir
-}
-
 private func readJSON(_ path: String) throws -> JSONValue {
     try JSONValue.parse([UInt8](FileManager.default.contents(atPath: path)!))
 }

@@ -11,12 +11,6 @@ import Testing
         try records.map { "{\"id\":\"\($0.0)\",\"\($0.1)\":\($0.2)}\n" }.joined().write(toFile: folder + "/\(task).jsonl", atomically: true, encoding: .utf8)
     }
 
-    func temporaryFolder() -> String {
-        let path = NSTemporaryDirectory() + "/paired-\(UUID().uuidString)"
-        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
-
     @Test func pairsRecordsByIDWithEachKindsDefaultMetric() throws {
         let root = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: root) }
