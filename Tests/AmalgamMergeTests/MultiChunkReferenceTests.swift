@@ -15,8 +15,7 @@ import Testing
 /// outputs are kept as statistics: the values at a seeded sample of positions and around every tile
 /// edge, and per row the sum, the sum of magnitudes, the squared and absolute distance from the base
 /// and how many elements differ from it.
-@Suite(.disabled("fixtures/merge-chunks/ is not generated yet: run scripts/fixtures/make_merge_chunk_fixtures.py with the reference environment's mergekit 0.1.5, then remove this trait"))
-struct MultiChunkReferenceTests {
+@Suite struct MultiChunkReferenceTests {
     static let folder = fixturesDirectory + "/merge-chunks"
     static let models = ["base", "ft1", "ft2", "ft3"]
     static let permutation: [String: (Int, Int)] = ["ft1": (0x9E3B5, 12345), "ft2": (0x5BD1F, 777), "ft3": (0x2C1B3, 424242)]
