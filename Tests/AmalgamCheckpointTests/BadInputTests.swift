@@ -1,5 +1,6 @@
 import AmalgamCheckpoint
 import AmalgamCore
+import AmalgamTestSupport
 import Foundation
 import Testing
 

@@ -1,16 +1,11 @@
 import AmalgamCheckpoint
 import AmalgamCore
+import AmalgamTestSupport
 import Foundation
 import Testing
 
 private let tinyGGUF = fixturesDirectory + "/gguf/tiny-llama.gguf"
 private let tinyHF = fixturesDirectory + "/gguf/tiny-llama-hf"
-
-private func temporaryDirectory() -> String {
-    let dir = NSTemporaryDirectory() + "amalgam-gguf-\(UUID().uuidString)"
-    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    return dir
-}
 
 private func readJSON(_ path: String) throws -> JSONValue {
     try JSONValue.parse([UInt8](FileManager.default.contents(atPath: path)!))
@@ -30,7 +25,7 @@ private func readJSON(_ path: String) throws -> JSONValue {
     }
 
     @Test func convertsAGGUFIntoTheFolderTransformersMakesOfIt() throws {
-        let out = temporaryDirectory() + "/tiny"
+        let out = temporaryFolder() + "/tiny"
         try GGUFLlamaConvert.toHuggingFace(gguf: tinyGGUF, output: out, dtype: .f32)
         let ours = try ModelFolder(path: out)
         let theirs = try ModelFolder(path: tinyHF)
@@ -49,7 +44,7 @@ private func readJSON(_ path: String) throws -> JSONValue {
     }
 
     @Test func refusesToOverwriteUnlessAsked() throws {
-        let out = temporaryDirectory() + "/tiny"
+        let out = temporaryFolder() + "/tiny"
         try GGUFLlamaConvert.toHuggingFace(gguf: tinyGGUF, output: out, dtype: .bf16)
         #expect(throws: CheckpointError.self) { try GGUFLlamaConvert.toHuggingFace(gguf: tinyGGUF, output: out, dtype: .bf16) }
         try GGUFLlamaConvert.toHuggingFace(gguf: tinyGGUF, output: out, dtype: .bf16, overwrite: true)
@@ -57,7 +52,7 @@ private func readJSON(_ path: String) throws -> JSONValue {
     }
 
     @Test func writesTheFolderBackAsGGUFByteForByteLikeGGUFPy() throws {
-        let out = temporaryDirectory() + "/tiny-q8_0.gguf"
+        let out = temporaryFolder() + "/tiny-q8_0.gguf"
         try GGUFLlamaConvert.toGGUF(folder: tinyHF, output: out, type: .q8_0, name: "tiny llama")
         let ours = [UInt8](FileManager.default.contents(atPath: out)!)
         let reference = [UInt8](FileManager.default.contents(atPath: fixturesDirectory + "/gguf/tiny-llama-q8_0.gguf")!)
@@ -69,7 +64,7 @@ private func readJSON(_ path: String) throws -> JSONValue {
     }
 
     @Test func roundTripsThroughGGUFAtF32() throws {
-        let dir = temporaryDirectory()
+        let dir = temporaryFolder()
         try GGUFLlamaConvert.toGGUF(folder: tinyHF, output: dir + "/t.gguf", type: .f32)
         try GGUFLlamaConvert.toHuggingFace(gguf: dir + "/t.gguf", output: dir + "/back", dtype: .f32)
         let back = try ModelFolder(path: dir + "/back"), original = try ModelFolder(path: tinyHF)
@@ -88,7 +83,7 @@ private func readJSON(_ path: String) throws -> JSONValue {
     }
 
     @Test func writerKeepsEveryValueType() throws {
-        let path = temporaryDirectory() + "/values.gguf"
+        let path = temporaryFolder() + "/values.gguf"
         let metadata: [(key: String, value: GGUFValue)] = [
             ("a.u8", .uint8(7)), ("a.i8", .int8(-7)), ("a.u16", .uint16(65535)), ("a.i16", .int16(-2)),
             ("a.u32", .uint32(1 << 31)), ("a.i32", .int32(-5)), ("a.u64", .uint64(.max)), ("a.i64", .int64(.min)),

@@ -1,5 +1,6 @@
 import AmalgamCheckpoint
 import AmalgamCore
+import AmalgamTestSupport
 import Testing
 
 /// Files written by the Python `safetensors` library (torch and numpy) decode to the values the

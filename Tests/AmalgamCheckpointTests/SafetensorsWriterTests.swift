@@ -1,5 +1,6 @@
 import AmalgamCheckpoint
 import AmalgamCore
+import AmalgamTestSupport
 import Foundation
 import Testing
 
@@ -50,13 +51,18 @@ struct SafetensorsWriterTests {
         keepForVerification(dir + "/out.safetensors", as: file)
     }
 
-    /// Streaming: tensors arrive in any order, some as f32 to be converted; same bytes.
-    @Test func streamingInAnyOrderWithConversion() throws {
+    /// Streaming: tensors arrive in any order, some as f32 to be converted; same bytes. The layout is
+    /// given in seeded shuffled orders (the writer sorts it as safetensors does), so a failure repeats.
+    @Test(arguments: [1, 2, 3] as [UInt64])
+    func streamingInAnyOrderWithConversion(seed: UInt64) throws {
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let reference = safetensorsFixtures + "/tiny-llama/model.safetensors"
         let reader = try SafetensorsFile(path: reference)
-        let layout = try SafetensorsLayout(tensors: reader.tensorInfos.shuffled(), metadata: reader.metadata)
+        var generator = SeededGenerator(seed: seed)
+        let order = reader.tensorInfos.shuffled(using: &generator)
+        #expect(order.map(\.name) != reader.tensorInfos.map(\.name), "the shuffled layout is in another order")
+        let layout = try SafetensorsLayout(tensors: order, metadata: reader.metadata)
         let writer = try SafetensorsWriter(path: dir + "/model.safetensors", layout: layout)
         for (i, name) in reader.tensorNames.reversed().enumerated() {
             // Every other tensor goes in as f32, a temporary the writer converts back to bf16.

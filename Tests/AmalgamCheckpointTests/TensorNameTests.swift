@@ -1,4 +1,5 @@
 import AmalgamCheckpoint
+import AmalgamTestSupport
 import Testing
 
 struct TensorNameTests {

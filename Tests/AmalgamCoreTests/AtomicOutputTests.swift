@@ -1,14 +1,9 @@
 import AmalgamCore
+import AmalgamTestSupport
 import Foundation
 import Testing
 
 /// A fresh empty folder under the system temporary folder.
-func temporaryFolder(_ label: String = #function) -> String {
-    let path = NSTemporaryDirectory() + "amalgam-core-\(label.filter(\.isLetter))-\(UUID().uuidString)"
-    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
-}
-
 struct AtomicOutputTests {
     let fm = FileManager.default
 

@@ -1,4 +1,5 @@
 import AmalgamCore
+import AmalgamTestSupport
 import Testing
 
 struct DTypeTests {

@@ -36,8 +36,11 @@ struct TensorTests {
         source.withUnsafeBytes { t.storage.mutableBase!.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
         let direct = words(t.converted(to: .f16).byteArray, as: UInt16.self)
         let viaF32 = words(t.converted(to: .f32).converted(to: .f16).byteArray, as: UInt16.self)
-        let differ = direct.indices.filter { direct[$0] != viaF32[$0] && !Float16(bitPattern: direct[$0]).isNaN }
-        #expect(differ.isEmpty)
+        // A NaN may carry another payload on the two routes, but must stay a NaN on both.
+        let differ = direct.indices.filter {
+            direct[$0] != viaF32[$0] && !(Float16(bitPattern: direct[$0]).isNaN && Float16(bitPattern: viaF32[$0]).isNaN)
+        }
+        #expect(differ.isEmpty, "\(differ.prefix(8).map { (source[2 * $0], source[2 * $0 + 1], direct[$0], viaF32[$0]) })")
     }
 
     @Test func integersConvertByValue() {

@@ -1,5 +1,6 @@
 import AmalgamCore
 import AmalgamEval
+import AmalgamTestSupport
 import AmalgamTokenizer
 import Foundation
 import Testing

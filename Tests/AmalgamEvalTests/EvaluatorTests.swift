@@ -1,6 +1,7 @@
 import AmalgamCore
 import AmalgamEval
 import AmalgamModels
+import AmalgamTestSupport
 import Foundation
 import Testing
 
@@ -178,7 +179,7 @@ import Testing
 
     @Test func recordsAndSummaryAreWrittenAsFiles() throws {
         let report = try Evaluator(model: model, tokenizer: tokenizer).evaluate(task: try task(Self.multipleChoice))
-        let dir = temporaryDirectory("records")
+        let dir = temporaryFolder("records")
         try report.write(into: dir)
         let records = try String(contentsOfFile: dir + "/mc.jsonl", encoding: .utf8)
         #expect(records.split(separator: "\n").count == 5)

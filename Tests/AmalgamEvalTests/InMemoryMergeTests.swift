@@ -2,6 +2,7 @@ import AmalgamCheckpoint
 import AmalgamCore
 import AmalgamMerge
 import AmalgamModels
+import AmalgamTestSupport
 import Foundation
 import Testing
 
@@ -17,7 +18,7 @@ import Testing
     func mergedInMemoryEqualsMergedOnDisk(_ name: String) throws {
         let plan = try MergePlan(config: config(name), seed: 3)
         let merged = try MergedModel(plan: plan, concurrentTensors: 2)
-        let out = temporaryDirectory("merge") + "/out"
+        let out = temporaryFolder("merge") + "/out"
         try MergeExecutor(plan: plan).run(MergeOptions(outputPath: out, overwrite: true, concurrentTensors: 1))
         let disk = try ModelFolder(path: out)
         #expect(merged.checkpoint.tensorInfos.map(\.name).sorted() == disk.weights.tensorInfos.map(\.name).sorted())
@@ -33,7 +34,7 @@ import Testing
     @Test func theInMemoryModelScoresAsTheWrittenOne() throws {
         let plan = try MergePlan(config: config("linear_precedence"))
         let merged = try MergedModel(plan: plan)
-        let out = temporaryDirectory("merge") + "/out"
+        let out = temporaryFolder("merge") + "/out"
         try MergeExecutor(plan: plan).run(MergeOptions(outputPath: out, overwrite: true))
         let inMemory = try LlamaModel(config: merged.config, weights: merged.checkpoint)
         let onDisk = try LlamaModel(folder: out)

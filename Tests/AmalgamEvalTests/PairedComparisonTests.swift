@@ -1,4 +1,5 @@
 import AmalgamEval
+import AmalgamTestSupport
 import Foundation
 import Testing
 
@@ -8,12 +9,6 @@ import Testing
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         try "{\"task\": \"\(task)\", \"kind\": \"\(kind)\", \"n\": \(records.count)}\n".write(toFile: folder + "/\(task).summary.json", atomically: true, encoding: .utf8)
         try records.map { "{\"id\":\"\($0.0)\",\"\($0.1)\":\($0.2)}\n" }.joined().write(toFile: folder + "/\(task).jsonl", atomically: true, encoding: .utf8)
-    }
-
-    func temporaryFolder() -> String {
-        let path = NSTemporaryDirectory() + "/paired-\(UUID().uuidString)"
-        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
     }
 
     @Test func pairsRecordsByIDWithEachKindsDefaultMetric() throws {

@@ -1,5 +1,6 @@
 import AmalgamCore
 import AmalgamEval
+import AmalgamTestSupport
 import Foundation
 import Testing
 
@@ -43,8 +44,9 @@ import Testing
         return true
     }
 
-    @Test(.enabled(if: shakespeareAvailable, "data/shakespeare is missing: run scripts/fetch-data.sh"))
+    @Test(.requires(shakespeareData))
     func authorTasksSplitByWholeWorkWithNoTestLineInTheTrainingText() throws {
+        try shakespeareData.require()
         let files = try AuthorTasks.build(root: shakespeareDirectory, seed: 1)
         #expect(files == (try AuthorTasks.build(root: shakespeareDirectory, seed: 1)), "same seed, same bytes")
         let byPath = Dictionary(uniqueKeysWithValues: files.map { ($0.path, $0.text) })

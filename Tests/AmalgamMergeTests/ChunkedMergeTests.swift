@@ -1,6 +1,7 @@
 import AmalgamCheckpoint
 import AmalgamCore
 import AmalgamMerge
+import AmalgamTestSupport
 import Foundation
 import Testing
 
@@ -12,7 +13,7 @@ import Testing
     /// bf16 models have quantised task vectors (many equal magnitudes at every threshold); f32 models
     /// continuous ones (the cut's bucket holds many keys, so the low-bits pass runs).
     static func models(_ dtype: DType) throws -> String {
-        let root = temporaryDirectory("chunked-\(dtype.rawValue)")
+        let root = temporaryFolder("chunked-\(dtype.rawValue)")
         let (vocab, hidden, inter) = (600, 256, 640)
         let infos = [
             TensorInfo(name: "model.embed_tokens.weight", dtype: dtype, shape: [vocab, hidden]),
@@ -88,7 +89,7 @@ import Testing
     }
 
     static func merge(_ config: MergeConfig, chunkElements: Int, threads: Int) throws -> [UInt8] {
-        let out = temporaryDirectory("chunked-out") + "/out"
+        let out = temporaryFolder("chunked-out") + "/out"
         let plan = try MergePlan(config: config, seed: 7)
         try MergeExecutor(plan: plan).run(MergeOptions(outputPath: out, overwrite: true, concurrentTensors: threads,
                                                        chunkElements: chunkElements))
@@ -113,7 +114,7 @@ import Testing
     /// pass must find it (for one model, while the other's guess holds). Same bytes as the whole path.
     @Test(arguments: [DType.bf16, .f32])
     func cutsWhoseSampleMissesGiveTheWholeTensorsBytes(_ dtype: DType) throws {
-        let root = temporaryDirectory("chunked-miss-\(dtype.rawValue)")
+        let root = temporaryFolder("chunked-miss-\(dtype.rawValue)")
         let (rows, hidden) = (600, 256)
         let n = rows * hidden
         var sampled = [Bool](repeating: false, count: n)

@@ -1,6 +1,7 @@
 import AmalgamCheckpoint
 import AmalgamCore
 import AmalgamMerge
+import AmalgamTestSupport
 import Foundation
 import Testing
 
@@ -8,7 +9,7 @@ import Testing
 /// merges from the Hugging Face cache, offline, with mergekit's numbers.
 @Suite(.serialized) struct HubMergeTests {
     @Test func aConfigNamingHubModelsMergesFromTheCache() throws {
-        let cache = temporaryDirectory("hubmerge")
+        let cache = temporaryFolder("hubmerge")
         defer { try? FileManager.default.removeItem(atPath: cache) }
         let commit = "0123456789abcdef0123456789abcdef01234567"
         let tag = "fedcba9876543210fedcba9876543210fedcba98"
@@ -50,7 +51,8 @@ import Testing
             _ = try MergePlan(config: missing)
             Issue.record("expected an error")
         } catch {
-            #expect(error.description.contains(cache + "/models--test-org--absent (no such folder)"), "\(error.description)")
+            let message = String(describing: error)
+            #expect(message.contains(cache + "/models--test-org--absent (no such folder)"), "\(message)")
         }
     }
 

@@ -1,4 +1,5 @@
 import AmalgamMerge
+import AmalgamTestSupport
 import Foundation
 import Testing
 
@@ -129,7 +130,49 @@ import Testing
             dtype: float16
             """,
         ]
-        for c in configs { _ = try MergeConfig(yaml: c) }
+        let parsed = try configs.map { try MergeConfig(yaml: $0) }
+        func close(_ value: ParameterValue?, _ expected: Double) -> Bool { abs((value?.doubleValue ?? .nan) - expected) <= 1e-12 }
+        let attention = "model.layers.7.self_attn.q_proj.weight", mlp = "model.layers.7.mlp.up_proj.weight", norm = "model.norm.weight"
+
+        // A gradient under `filter:`, one under `pattern:` (mergekit's other spelling), and a fallback.
+        let slerp = parsed[0]
+        #expect(slerp.mergeMethod == "slerp" && slerp.baseModel == "org/a-13b" && slerp.dtype == .f16)
+        #expect(slerp.slices?.count == 1 && slerp.slices?[0].sources.map(\.model) == ["org/a-13b", "org/b-13b"])
+        #expect(slerp.slices?[0].sources.map(\.layerRange) == [0..<40, 0..<40])
+        let t = try #require(slerp.parameters?["t"])
+        guard case let .conditional(entries) = t else { Issue.record("t: \(t)"); return }
+        #expect(entries.map(\.filter) == ["self_attn", "mlp", nil], "`pattern: mlp` is read as the filter mlp")
+        #expect(close(t.resolve(tensorName: attention, t: 0.75, kind: .number), 0.7))
+        #expect(close(t.resolve(tensorName: mlp, t: 0.75, kind: .number), 0.3))
+        #expect(close(t.resolve(tensorName: mlp, t: 0.125, kind: .number), 0.75))  // between 1 and 0.5
+        #expect(close(t.resolve(tensorName: norm, t: 0.75, kind: .number), 0.5))
+
+        // Per-model gradients and filters, booleans, and `1e-0` read as the number 1.
+        let dare = parsed[1]
+        #expect(dare.mergeMethod == "dare_ties" && dare.baseModel == "org/base" && dare.dtype == .bf16)
+        #expect(dare.models?.map(\.model) == ["org/a", "org/b"])
+        let density = try #require(dare.models?[0].parameters?["density"])
+        #expect(close(density.resolve(tensorName: mlp, t: 0.25, kind: .number), 0.85))
+        #expect(dare.models?[1].parameters?["density"]?.resolve(tensorName: mlp, t: 0.9, kind: .number) == .number(0.33))
+        let weight = try #require(dare.models?[1].parameters?["weight"])
+        #expect(close(weight.resolve(tensorName: mlp, t: 0, kind: .number), 0.5))
+        #expect(close(weight.resolve(tensorName: attention, t: 0, kind: .number), 0))
+        #expect(dare.parameters?["normalize"]?.resolve(tensorName: mlp, t: 0, kind: .bool) == .bool(true))
+        #expect(dare.parameters?["int8_mask"]?.resolve(tensorName: mlp, t: 0, kind: .bool) == .bool(true))
+        #expect(dare.parameters?["lambda"]?.resolve(tensorName: mlp, t: 0, kind: .number) == .number(1))
+
+        // An empty `parameters:` is no parameters.
+        #expect(parsed[2].mergeMethod == "linear" && parsed[2].models?.count == 2 && parsed[2].dtype == .f16)
+        #expect(parsed[2].parameters?.isEmpty ?? true)
+
+        // `modules:` with its one text module reads as `models`.
+        #expect(parsed[3].mergeMethod == "linear" && parsed[3].dtype == .bf16 && parsed[3].models?.map(\.model) == ["org/a", "org/b"])
+        #expect(parsed[3].models?.map { $0.parameters?["weight"]?.resolve(tensorName: mlp, t: 0, kind: .number) } == [.number(0.5), .number(0.5)])
+
+        // Slices stacked by passthrough.
+        #expect(parsed[4].mergeMethod == "passthrough" && parsed[4].slices?.count == 2)
+        #expect(parsed[4].slices?.map { $0.sources.map(\.model) } == [["org/a"], ["org/b"]])
+        #expect(parsed[4].slices?.map { $0.sources.map(\.layerRange) } == [[0..<24], [20..<40]])
     }
 
     @Test func gradientsAndFiltersResolveAsMergekit() throws {
@@ -147,7 +190,7 @@ import Testing
     }
 
     @Test func multiStageFileRunsStagesInOrder() throws {
-        let dir = temporaryDirectory("mega")
+        let dir = temporaryFolder("mega")
         let path = dir + "/mega.yml"
         try """
             name: first

@@ -1,6 +1,7 @@
 import AmalgamCheckpoint
 import AmalgamCore
 import AmalgamMerge
+import AmalgamTestSupport
 import Foundation
 import Testing
 
@@ -81,7 +82,7 @@ import Testing
     }
 
     @Test func failedMergeLeavesNothingBehind() throws {
-        let dir = temporaryDirectory("fail")
+        let dir = temporaryFolder("fail")
         let models = fixturesDirectory + "/merge-pipeline/models"
         // della needs density - epsilon > 0: the method fails while merging, after planning succeeded.
         let config = try MergeConfig(yaml: """
@@ -113,6 +114,19 @@ import Testing
         let dir = fixturesDirectory + "/merge/configs"
         let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
         return names.filter { $0.hasSuffix(".yml") }.map { String($0.dropLast(4)) }.filter(isExactlyComparable).sorted()
+    }
+
+    /// The argument list above comes from a folder listing, which would be empty (and the test above
+    /// pass having run nothing) if the folder could not be read: it must hold every exactly comparable
+    /// case of cases.json, and every case must have its config.
+    @Test func everyExactlyComparableCaseOfTheFixturesIsRun() throws {
+        let configs = try FileManager.default.contentsOfDirectory(atPath: fixturesDirectory + "/merge/configs")
+            .filter { $0.hasSuffix(".yml") }.map { String($0.dropLast(4)) }
+        let all = try JSONDecoder().decode([String: ReferenceCase].self,
+                                           from: Data(contentsOf: URL(fileURLWithPath: fixturesDirectory + "/merge/cases.json")))
+        #expect(Set(configs) == Set(all.keys))
+        #expect(Self.cases == all.keys.filter(Self.isExactlyComparable).sorted())
+        #expect(Self.cases.count >= 36, "\(Self.cases.count) cases")
     }
 
     @Test(arguments: cases)

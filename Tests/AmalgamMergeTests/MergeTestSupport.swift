@@ -1,15 +1,9 @@
 import AmalgamCheckpoint
 import AmalgamCore
 import AmalgamMerge
+import AmalgamTestSupport
 import Foundation
 import Testing
-
-/// A fresh empty folder under the system temp dir.
-func temporaryDirectory(_ label: String) -> String {
-    let path = NSTemporaryDirectory() + "amalgam-\(label)-\(UUID().uuidString)"
-    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
-}
 
 /// A fixture config with its repository-relative model paths made absolute.
 func fixtureConfig(_ relativePath: String) throws -> MergeConfig {
@@ -23,7 +17,7 @@ func fixtureConfig(_ relativePath: String) throws -> MergeConfig {
 @discardableResult
 func runMerge(_ config: MergeConfig, seed: UInt64 = 0, threads: Int = 2, shardSize: Int = 5_000_000_000,
               truncateEmbeddings: Bool = false, durability: Durability = .machine, into out: String? = nil) throws -> String {
-    let output = out ?? temporaryDirectory("merge") + "/out"
+    let output = out ?? temporaryFolder("merge") + "/out"
     let plan = try MergePlan(config: config, seed: seed, truncateEmbeddings: truncateEmbeddings)
     try MergeExecutor(plan: plan).run(MergeOptions(outputPath: output, maxShardSize: shardSize, overwrite: true, concurrentTensors: threads,
                                                    durability: durability))
@@ -71,15 +65,23 @@ func expectSameTensors(_ ours: String, _ reference: String, byToken: Bool = fals
         for (i, j) in pairs {
             let (u, v) = (Double(x[i]), Double(y[j]))
             let err: Double
+            // One step of the format at the larger magnitude of the two (|v|·2⁻⁷ would allow up to two).
             switch info.dtype {
-            case .bf16: err = abs(u - v) / max(abs(v) * 0x1p-7, 1e-30)
-            case .f16: err = abs(u - v) / max(abs(v) * 0x1p-10, 6e-8)
+            case .bf16: err = abs(u - v) / formatStep(max(abs(u), abs(v)), fractionBits: 7, minimumExponent: -126)
+            case .f16: err = abs(u - v) / formatStep(max(abs(u), abs(v)), fractionBits: 10, minimumExponent: -14)
             default: err = abs(u - v) / max(abs(v), 0.1) * 1e5
             }
             if err > worst { worst = err; worstIndex = j }
         }
         #expect(worst <= 1.0 + 1e-9, "\(info.name): worst error \(worst) (in units of the tolerance) at \(worstIndex): ours vs mergekit's \(worstIndex >= 0 ? y[worstIndex] : 0)", sourceLocation: sourceLocation)
     }
+}
+
+/// The spacing of a binary floating-point format's values at magnitude `x` (subnormal spacing below
+/// its smallest normal): one step of bf16 (7 fraction bits) or f16 (10).
+func formatStep(_ x: Double, fractionBits: Int, minimumExponent: Int) -> Double {
+    let exponent = x >= 0x1p-1022 ? max(Int(x.exponent), minimumExponent) : minimumExponent
+    return Double(sign: .plus, exponent: exponent - fractionBits, significand: 1)
 }
 
 /// A key of a folder's config.json.

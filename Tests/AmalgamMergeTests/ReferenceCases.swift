@@ -1,6 +1,7 @@
 import AmalgamCheckpoint
 import AmalgamCore
 import AmalgamMerge
+import AmalgamTestSupport
 import Foundation
 import Testing
 

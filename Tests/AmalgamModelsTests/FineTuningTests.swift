@@ -1,6 +1,7 @@
 import AmalgamCheckpoint
 import AmalgamCore
 import AmalgamModels
+import AmalgamTestSupport
 import Foundation
 import Testing
 

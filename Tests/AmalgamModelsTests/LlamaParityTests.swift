@@ -1,6 +1,7 @@
 import AmalgamCheckpoint
 import AmalgamCore
 import AmalgamModels
+import AmalgamTestSupport
 import Testing
 
 /// What transformers computed for a fixture: the padded batch and its logits [B × T × V].

@@ -1,6 +1,7 @@
 import AmalgamCheckpoint
 import AmalgamCore
 import AmalgamModels
+import AmalgamTestSupport
 import Testing
 
 /// A fixture's weights with one tensor hidden or replaced, to see what loading says.

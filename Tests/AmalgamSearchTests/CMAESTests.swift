@@ -1,5 +1,6 @@
 import AmalgamCore
 import AmalgamSearch
+import AmalgamTestSupport
 import Foundation
 import Testing
 

@@ -3,6 +3,7 @@ import AmalgamCore
 import AmalgamMerge
 import AmalgamModels
 import AmalgamSearch
+import AmalgamTestSupport
 import Foundation
 import Testing
 

@@ -2,6 +2,7 @@ import AmalgamCheckpoint
 import AmalgamCore
 import AmalgamModels
 import AmalgamSearch
+import AmalgamTestSupport
 import Foundation
 import Testing
 

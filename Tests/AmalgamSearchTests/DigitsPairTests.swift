@@ -1,6 +1,7 @@
 import AmalgamCore
 import AmalgamModels
 import AmalgamSearch
+import AmalgamTestSupport
 import Testing
 
 /// The base and specialists every merging method on digits starts from.

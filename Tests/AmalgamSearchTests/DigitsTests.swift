@@ -1,6 +1,7 @@
 import AmalgamCore
 import AmalgamModels
 import AmalgamSearch
+import AmalgamTestSupport
 import Foundation
 import Testing
 

@@ -1,5 +1,6 @@
 import AmalgamModels
 import AmalgamSearch
+import AmalgamTestSupport
 import Testing
 
 /// A scorer that reads a score row from a table, indexed by the candidate's first parameter.

@@ -2,6 +2,7 @@ import AmalgamCheckpoint
 import AmalgamCore
 import AmalgamModels
 import AmalgamSearch
+import AmalgamTestSupport
 import Testing
 
 /// The pre-trained seeds of the released experiment: the release's own starting vectors (jax PRNGKey(42)),

@@ -1,41 +1,13 @@
 import AmalgamCore
 import AmalgamSearch
+import AmalgamTestSupport
 import Foundation
 import Testing
-
-/// A fresh, empty scratch folder for one test.
-func scratchFolder(_ name: String) -> String {
-    let path = NSTemporaryDirectory() + "amalgam-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-    try? FileManager.default.removeItem(atPath: path)
-    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
-}
-
-/// Everything a run folder commits, as text: archive (genome, scores, file bytes), state and lineage.
-func runFolderSnapshot(_ path: String) throws -> String {
-    let folder = try RunFolder.open(path: path, kind: "m2n2", durability: .process, claim: false)
-    var out = ""
-    let archive = try folder.database.statement("SELECT slot, genome, scores FROM archive ORDER BY slot")
-    while try archive.step() {
-        let name = archive.text(1)
-        let bytes = try name.map { try Data(contentsOf: URL(fileURLWithPath: folder.genomePath($0))) } ?? Data()
-        out += "slot \(archive.int(0)) \(name ?? "zero") scores \(archive.blob(2).hashValue) genome \(Array(bytes).hashValue) \(bytes.count)\n"
-    }
-    let state = try folder.database.statement(
-        "SELECT passes, seeds_inserted, rng0, rng1, rng2, rng3, attraction_fallbacks FROM state")
-    while try state.step() { out += "state " + (0..<7).map { String(state.int(Int32($0))) }.joined(separator: " ") + "\n" }
-    let lineage = try folder.database.statement("""
-        SELECT step, pass, seed, parent1, parent2, parent1_genome, parent2_genome, split_point, ratio, omega, mutation_seed,
-            mean_score, fitness, entered, slot, genome FROM lineage ORDER BY step
-        """)
-    while try lineage.step() { out += (0..<16).map { lineage.text(Int32($0)) ?? "-" }.joined(separator: " ") + "\n" }
-    return out
-}
 
 /// The run folder: genome files, orphans, and an M2N2 run committed step by step.
 @Suite struct RunFolderTests {
     @Test func genomesAreWrittenMappedAndOrphansDiscarded() throws {
-        let root = scratchFolder("runfolder")
+        let root = temporaryFolder("runfolder")
         defer { try? FileManager.default.removeItem(atPath: root) }
         let path = root + "/run"
         let folder = try RunFolder.create(path: path, kind: "test", durability: .machine) { f throws(SearchError) in
@@ -65,7 +37,7 @@ func runFolderSnapshot(_ path: String) throws -> String {
     }
 
     @Test func aResumedRunEndsExactlyLikeAnUninterruptedOne() throws {
-        let root = scratchFolder("m2n2run")
+        let root = temporaryFolder("m2n2run")
         defer { try? FileManager.default.removeItem(atPath: root) }
         let experiment = try DigitsExperiment(csvPath: digitsCSV)
         func search(_ passes: Int) throws -> M2N2Search<MLPScorer> {

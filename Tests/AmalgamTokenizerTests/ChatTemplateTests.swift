@@ -1,15 +1,12 @@
 import AmalgamCore
+import AmalgamTestSupport
 import AmalgamTokenizer
 import Foundation
 import Testing
 
 /// `fixtures/chat-templates/`: templates rendered by transformers' own `render_jinja_template`
 /// (scripts/fixtures/make_chat_template_fixtures.py).
-let chatTemplateFixtures: String = {
-    var url = URL(fileURLWithPath: #filePath)
-    for _ in 0..<3 { url.deleteLastPathComponent() }
-    return url.appendingPathComponent("fixtures/chat-templates").path
-}()
+let chatTemplateFixtures = fixturePath("chat-templates")
 
 let chatTemplateFixtureNames: [String] = ((try? FileManager.default.contentsOfDirectory(atPath: chatTemplateFixtures)) ?? [])
     .filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.sorted()

@@ -1,5 +1,5 @@
 import AmalgamCore
-@testable import AmalgamTokenizer
+import AmalgamTokenizer
 import Foundation
 import Testing
 

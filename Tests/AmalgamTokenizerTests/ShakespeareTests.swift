@@ -1,4 +1,5 @@
 import AmalgamCore
+import AmalgamTestSupport
 import AmalgamTokenizer
 import Foundation
 import Testing
@@ -7,9 +8,9 @@ import Testing
 /// through a hash per line (shakespeare-NAME.u16), a hash and count per file and the full ids of the
 /// first lines of each file (shakespeare-NAME.json).
 @Suite struct ShakespeareTests {
-    @Test(.enabled(if: shakespeareAvailable, "data/shakespeare is missing: run scripts/fetch-data.sh"),
-          arguments: ["smollm2", "sp-bpe"])
+    @Test(.requires(shakespeareData), arguments: ["smollm2", "sp-bpe"])
     func sameIdsAsTokenizers(name: String) throws {
+        try shakespeareData.require()
         let tokenizer = try fixtureTokenizer(name)
         let manifest = try readFixtureJSON("shakespeare-\(name).json")
         let hashes = try Data(contentsOf: URL(fileURLWithPath: tokenizerFixtures + "/shakespeare-\(name).u16"))

@@ -1,3 +1,4 @@
+import AmalgamCore
 /// The name llama.cpp gives a byte-level BPE tokenizer's pre-tokenizer (`tokenizer.ggml.pre`), found the way
 /// llama.cpp's own converter finds it: encode a fixed check text, hash the id list as Python prints it
 /// (`sha256(str(ids))`) and look the hash up in a table of known tokenizers. llama.cpp refuses a GGUF whose

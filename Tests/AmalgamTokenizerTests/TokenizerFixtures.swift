@@ -1,23 +1,11 @@
 import AmalgamCore
 import AmalgamTokenizer
+import AmalgamTestSupport
 import Foundation
 import Testing
 
-/// The repository's `fixtures/tokenizer/` folder, found from this source file.
-let tokenizerFixtures: String = {
-    var url = URL(fileURLWithPath: #filePath)
-    for _ in 0..<3 { url.deleteLastPathComponent() }
-    return url.appendingPathComponent("fixtures/tokenizer").path
-}()
-
-/// `data/shakespeare/` (fetched by scripts/fetch-data.sh, not committed).
-let shakespeareDirectory: String = {
-    var url = URL(fileURLWithPath: #filePath)
-    for _ in 0..<3 { url.deleteLastPathComponent() }
-    return url.appendingPathComponent("data/shakespeare").path
-}()
-
-let shakespeareAvailable = FileManager.default.fileExists(atPath: shakespeareDirectory + "/milton/poemata.txt")
+/// The repository's `fixtures/tokenizer/` folder.
+let tokenizerFixtures = fixturePath("tokenizer")
 
 func readFixtureJSON(_ name: String) throws -> JSONValue {
     try JSONValue.parse(Array(try Data(contentsOf: URL(fileURLWithPath: tokenizerFixtures + "/" + name))))

@@ -1,11 +1,12 @@
 import AmalgamCheckpoint
 import AmalgamCore
+import AmalgamTestSupport
 import Foundation
 import Testing
 
 /// One model source: the same `.gguf` gives `score`, `eval` and `dam` the same weights (read in place,
 /// dequantized to f32), on the Q8_0 tiny Llama of fixtures/gguf.
-@Suite(.enabled(if: amalgamBinary != nil, "the amalgam binary is not built next to the tests"))
+@Suite(.requires(amalgamProgram))
 struct ModelSourceCommandTests {
     let gguf = fixturesDirectory + "/gguf/tiny-llama-q8_0.gguf"
     let text = "Shall I compare thee to a summer's day? Thou art more lovely and more temperate."
@@ -66,7 +67,7 @@ struct ModelSourceCommandTests {
         let dam = try runAmalgam(["dam", dir + "/dam.yml", dir + "/dam"])
         #expect(dam.status == 0, "\(dam.err)")
         #expect(!dam.err.contains("converting"), "\(dam.err)")
-        #expect(try folderFiles(dir + "/dam-run").allSatisfy { !$0.hasPrefix("source-") }, "a GGUF source is read in place")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/dam-run").allSatisfy { !$0.hasPrefix("source-") }, "a GGUF source is read in place")
         let fromDAM = try score(dir + "/dam", ids: dir + "/ids.txt", dump: dir + "/dam-logits.safetensors")
         #expect(fromDAM == fromScore)
         let a = try SafetensorsFile(path: dir + "/gguf-logits.safetensors"), b = try SafetensorsFile(path: dir + "/dam-logits.safetensors")

@@ -1,5 +1,6 @@
 import AmalgamCheckpoint
 import AmalgamCore
+import AmalgamTestSupport
 import Foundation
 import Testing
 
@@ -31,7 +32,7 @@ private func mergeConfig(_ dir: String, base: String) throws -> String {
 
 /// What `amalgam merge --out-format gguf` and `amalgam convert` write as `tokenizer.ggml.pre`, and how they
 /// treat a GGUF in a type Amalgam cannot decode.
-@Suite(.enabled(if: amalgamBinary != nil, "the amalgam binary is not built next to the tests"))
+@Suite(.requires(amalgamProgram))
 struct GGUFOutputCommandTests {
     @Test func aMergeKeepsThePreTokenizerOfItsGGUFTokenizerDonor() throws {
         let dir = temporaryFolder()

@@ -1,10 +1,11 @@
 import AmalgamCheckpoint
 import AmalgamCore
+import AmalgamTestSupport
 import Foundation
 import Testing
 
 /// `amalgam merge` as a user runs it: a plan with --dry-run, and a GGUF output.
-@Suite(.enabled(if: amalgamBinary != nil, "the amalgam binary is not built next to the tests"))
+@Suite(.requires(amalgamProgram))
 struct MergeCommandTests {
     func config(_ dir: String) throws -> String {
         let g = fixturesDirectory + "/gguf"
@@ -25,9 +26,9 @@ struct MergeCommandTests {
         return path
     }
 
-    @Test func dryRunPrintsInputsAndParametersOfEveryTensor() throws {
-        let dir = NSTemporaryDirectory() + "amalgam-cli-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    @Test func mergeDryRunPrintsTheInputsAndParametersOfEveryTensorAndWritesNothing() throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let run = try runAmalgam(["merge", "--dry-run", try config(dir)])
         #expect(run.status == 0, "\(run.err)")
         #expect(run.out.contains("method: slerp"))
@@ -36,9 +37,9 @@ struct MergeCommandTests {
         #expect(!FileManager.default.fileExists(atPath: dir + "/out"))
     }
 
-    @Test func writesAGGUFThatReadsBackAsTheSameModel() throws {
-        let dir = NSTemporaryDirectory() + "amalgam-cli-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    @Test func mergeToGGUFWritesOneFileThatReadsBackAsTheSameModel() throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let out = dir + "/merged.gguf"
         let run = try runAmalgam(["merge", "--quiet", try config(dir), out, "--out-format", "gguf", "--out-type", "f32"])
         #expect(run.status == 0, "\(run.err)")
@@ -52,9 +53,9 @@ struct MergeCommandTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["merge.yml", "merged.gguf"])
     }
 
-    @Test func badConfigNamesTheKey() throws {
-        let dir = NSTemporaryDirectory() + "amalgam-cli-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    @Test func mergeWithAMisspelledParameterFailsNamingItAndTheRightOne() throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         try "merge_method: linear\nmodels:\n  - model: x\n    parameters: {wieght: 1}\n".write(toFile: dir + "/bad.yml", atomically: true, encoding: .utf8)
         let run = try runAmalgam(["merge", dir + "/bad.yml", dir + "/out"])
         #expect(run.status != 0)

@@ -1,5 +1,6 @@
 import AmalgamCore
 import AmalgamSearch
+import AmalgamTestSupport
 import Foundation
 import Testing
 
@@ -21,7 +22,7 @@ struct SmallDisk {
 
     /// Mounts a tmpfs of `bytes` on a new folder.
     init(bytes: Int) throws {
-        path = scratchFolder("disk")
+        path = temporaryFolder("disk")
         let run = try Subprocess.run("/usr/bin/mount", ["-t", "tmpfs", "-o", "size=\(bytes)", "tmpfs", path])
         guard run.termination == .exited(0) else {
             try? FileManager.default.removeItem(atPath: path)
@@ -56,7 +57,7 @@ struct MountError: Error, CustomStringConvertible {
 
 /// `amalgam` to the end: exit status (-1 when killed by a signal), standard output and error.
 func amalgam(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
-    let binary = try #require(amalgamBinary(), "build the `amalgam` program first (scripts/build.sh)")
+    let binary = try amalgamProgram.require()
     let run = try Subprocess.run(binary, arguments)
     guard case let .exited(status) = run.termination else { return (-1, run.out, run.err + "\n(killed by \(run.termination))") }
     return (status, run.out, run.err)
@@ -81,7 +82,7 @@ func folderBytes(_ path: String) throws -> [String: Data] {
 /// removed with a note, outputs and run folders in use are refused naming the PID, two merges into one
 /// output never mix, and a full disk fails clearly, leaves nothing half-written and lets the run go on
 /// once space is freed.
-@Suite(.enabled(if: amalgamBinary() != nil, "the amalgam binary is not built next to the tests"))
+@Suite(.requires(amalgamProgram))
 struct OutputReliabilityTests {
     let fm = FileManager.default
 
@@ -109,8 +110,8 @@ struct OutputReliabilityTests {
     }
 
     @Test func twoMergesIntoOneOutputAtOnceNeverMix() throws {
-        let binary = try #require(amalgamBinary())
-        let dir = scratchFolder("collide")
+        let binary = try amalgamProgram.require()
+        let dir = temporaryFolder("collide")
         defer { try? fm.removeItem(atPath: dir) }
         let reference = try referenceMerge(dir)
         let config = try mergeConfig(dir)
@@ -135,8 +136,8 @@ struct OutputReliabilityTests {
     }
 
     @Test func aKilledMergeLeavesALeftoverThatTheNextMergeRemovesWithANote() throws {
-        let binary = try #require(amalgamBinary())
-        let dir = scratchFolder("leftover")
+        let binary = try amalgamProgram.require()
+        let dir = temporaryFolder("leftover")
         defer { try? fm.removeItem(atPath: dir) }
         let reference = try referenceMerge(dir)
         let config = try mergeConfig(dir)
@@ -167,7 +168,7 @@ struct OutputReliabilityTests {
 
     @Test(.enabled(if: SmallDisk.shouldRun, "mounting a tmpfs is not permitted here (needs root)"))
     func aMergeOntoAFullDiskFailsNamingThePathAndSucceedsOnceThereIsSpace() throws {
-        let dir = scratchFolder("fullmerge")
+        let dir = temporaryFolder("fullmerge")
         defer { try? fm.removeItem(atPath: dir) }
         let reference = try referenceMerge(dir)
         let disk = try SmallDisk(bytes: 2 << 20)
@@ -187,7 +188,7 @@ struct OutputReliabilityTests {
 
     @Test(.enabled(if: SmallDisk.shouldRun, "mounting a tmpfs is not permitted here (needs root)"))
     func aGGUFOntoAFullDiskFailsNamingThePathAndSucceedsOnceThereIsSpace() throws {
-        let dir = scratchFolder("fullgguf")
+        let dir = temporaryFolder("fullgguf")
         defer { try? fm.removeItem(atPath: dir) }
         let gguf = ["--out-format", "gguf", "--out-type", "f32"]
         // The same file name: a GGUF's general.name is the file's.
@@ -219,8 +220,8 @@ struct OutputReliabilityTests {
     var runName: String { "/" + DigitsExperiment.runFolderName(setting: .scratch, variant: .m2n2, run: 0) }
 
     @Test func aRunFolderInUseIsRefusedNamingThePID() throws {
-        let binary = try #require(amalgamBinary())
-        let root = scratchFolder("inuse")
+        let binary = try amalgamProgram.require()
+        let root = temporaryFolder("inuse")
         defer { try? fm.removeItem(atPath: root) }
         let arguments = digitsRun(root + "/runs", passes: 1_000_000, json: root + "/a.json")
         let first = try Subprocess(executable: binary, arguments: arguments)
@@ -240,7 +241,7 @@ struct OutputReliabilityTests {
 
     @Test(.enabled(if: SmallDisk.shouldRun, "mounting a tmpfs is not permitted here (needs root)"))
     func aRunStepOntoAFullDiskFailsClearlyAndTheRunResumesOnceThereIsSpace() throws {
-        let root = scratchFolder("fullrun")
+        let root = temporaryFolder("fullrun")
         defer { try? fm.removeItem(atPath: root) }
         let passes = 300
         let whole = try amalgam(digitsRun(root + "/whole", passes: passes, json: root + "/whole.json"))

@@ -1,32 +1,7 @@
 import AmalgamCheckpoint
 import AmalgamCore
+import AmalgamTestSupport
 import Foundation
-
-/// The repository's `fixtures/` folder, found from this source file.
-let fixturesDirectory: String = {
-    var url = URL(fileURLWithPath: #filePath)
-    for _ in 0..<3 { url.deleteLastPathComponent() }
-    return url.appendingPathComponent("fixtures").path
-}()
-
-/// fixtures/safetensors, written by scripts/fixtures/make_safetensors_fixtures.py with the real libraries.
-let safetensorsFixtures = fixturesDirectory + "/safetensors"
-
-/// fixtures/safetensors/values.json: what the reference libraries say each fixture holds.
-let referenceValues: JSONValue = {
-    let data = try! Data(contentsOf: URL(fileURLWithPath: safetensorsFixtures + "/values.json"))
-    return try! JSONValue.parse(Array(data))
-}()
-
-/// The bytes of a file.
-func fileBytes(_ path: String) throws -> [UInt8] { Array(try Data(contentsOf: URL(fileURLWithPath: path))) }
-
-/// A fresh empty folder under the system temporary folder; the caller removes it.
-func temporaryFolder(_ label: String = #function) -> String {
-    let path = NSTemporaryDirectory() + "amalgam-checkpoint-\(label.filter(\.isLetter))-\(UUID().uuidString)"
-    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
-}
 
 /// An unsigned integer written as JSON number text (bit patterns up to 2^64 - 1).
 func unsigned(_ value: JSONValue) -> UInt64 {

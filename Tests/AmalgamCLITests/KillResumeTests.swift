@@ -1,16 +1,8 @@
 import AmalgamCore
 import AmalgamSearch
+import AmalgamTestSupport
 import Foundation
 import Testing
-
-/// The built `amalgam` program: next to the test bundle, else in `.build/release` or `.build/debug`.
-func amalgamBinary() -> String? {
-    var candidates = [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("amalgam").path]
-    var root = URL(fileURLWithPath: #filePath)
-    for _ in 0..<3 { root.deleteLastPathComponent() }
-    candidates += ["release", "debug"].map { root.appendingPathComponent(".build/\($0)/amalgam").path }
-    return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
-}
 
 /// `amalgam experiment m2n2-digits --run-dir … --resume` killed with SIGKILL at seeded random moments, then
 /// resumed until done, ends with the same archive, lineage and table row as an uninterrupted run.
@@ -23,25 +15,43 @@ func amalgamBinary() -> String? {
     }
 
     /// Starts the program and, when `target` is given, kills it with SIGKILL once the run folder has
-    /// committed `target` passes (plus `jitter` seconds, so kills land inside steps too), or after `jitter`
-    /// seconds when `target` is 0 (during start-up). Returns whether it was killed.
-    func launch(_ binary: String, _ arguments: [String], folder: String, target: Int?, jitter: Double) throws -> Bool {
-        try launch(binary, arguments, folder: folder, target: target, jitter: jitter, committed: committedPasses)
+    /// committed `target` passes and the program has then been let run for `polls` more polls (so kills
+    /// land inside steps too); with `target` 0, after `polls` polls (during start-up). Returns whether
+    /// it was killed.
+    func launch(_ binary: String, _ arguments: [String], folder: String, target: Int?, polls: Int) throws -> Bool {
+        try launch(binary, arguments, folder: folder, target: target, polls: polls, committed: committedPasses)
     }
 
     /// `launch`, with `committed` counting the folder's committed steps (nil before the folder exists).
-    func launch(_ binary: String, _ arguments: [String], folder: String, target: Int?, jitter: Double,
+    ///
+    /// The kill moment is set by the run's progress, not by a clock: at each poll the program is stopped
+    /// (SIGSTOP), its committed count read while it cannot move, and it is then killed or let go on
+    /// (SIGCONT). A slow or loaded machine changes how long this takes, not where the kills land in the
+    /// run's progress.
+    func launch(_ binary: String, _ arguments: [String], folder: String, target: Int?, polls: Int,
                 committed: (String) throws -> Int?) throws -> Bool {
         let process = try Subprocess(executable: binary, arguments: arguments)
         if let target {
+            var extra = polls
             while process.isRunning {
-                let done = target == 0 ? 0 : try committed(folder) ?? -1
-                if done >= target {
-                    usleep(UInt32(jitter * 1e6))
+                process.send(SIGSTOP)
+                let done: Int
+                do {
+                    done = target == 0 ? 0 : try committed(folder) ?? -1
+                } catch {
                     process.send(SIGKILL)
-                    break
+                    process.wait()
+                    throw error
                 }
-                usleep(500)
+                if done >= target {
+                    if extra == 0 {
+                        process.send(SIGKILL)
+                        break
+                    }
+                    extra -= 1
+                }
+                process.send(SIGCONT)
+                usleep(200)
             }
         }
         let termination = process.wait()
@@ -50,18 +60,18 @@ func amalgamBinary() -> String? {
         return false
     }
 
-    /// Runs `arguments` (which must resume from `folder`) and kills it at seeded moments: once during
-    /// start-up (after up to `startJitter` s), then once the folder has committed each of `kills` increasing
-    /// counts below `total` (plus up to `jitter` s). Returns how many kills landed inside the run
-    /// (0 < committed < total afterwards).
+    /// Runs `arguments` (which must resume from `folder`) and kills it at seeded points of its progress:
+    /// once during start-up (after up to `startPolls` polls), then once the folder has committed each of
+    /// `kills` increasing counts below `total` (plus up to `polls` polls). Returns how many kills landed
+    /// inside the run (0 < committed < total afterwards).
     func killAtSeededMoments(_ binary: String, _ arguments: [String], folder: String, total: Int, kills: Int, seed: UInt64,
-                             startJitter: Double, jitter: Double, committed: (String) throws -> Int?) throws -> Int {
+                             startPolls: Int, polls: Int, committed: (String) throws -> Int?) throws -> Int {
         var generator = SeededGenerator(seed: seed)
         let targets = [0] + (0..<kills).map { _ in 1 + generator.integer(below: total - 1) }.sorted()
         var midRunKills = 0
         for target in targets {
-            let wait = (target == 0 ? startJitter : jitter) * generator.uniform()
-            if try launch(binary, arguments, folder: folder, target: target, jitter: wait, committed: committed),
+            let extra = generator.integer(below: (target == 0 ? startPolls : polls) + 1)
+            if try launch(binary, arguments, folder: folder, target: target, polls: extra, committed: committed),
                let p = try committed(folder), p > 0, p < total {
                 midRunKills += 1
             }
@@ -77,19 +87,20 @@ func amalgamBinary() -> String? {
         return try s.step() ? Int(s.int(0)) : nil
     }
 
-    @Test func killedAndResumedRunEqualsUninterruptedRun() throws {
-        let binary = try #require(amalgamBinary(), "build the `amalgam` program first (swift build -c release)")
-        let root = scratchFolder("kill")
+    @Test(.requires(amalgamProgram))
+    func m2n2DigitsKilledAtSeededMomentsAndResumedEndsAsAnUninterruptedRun() throws {
+        let binary = try amalgamProgram.require()
+        let root = temporaryFolder("kill")
         defer { try? FileManager.default.removeItem(atPath: root) }
         let run = "/" + DigitsExperiment.runFolderName(setting: .scratch, variant: .m2n2, run: 0)
-        #expect(try !launch(binary, arguments(root + "/whole", json: root + "/whole.json"), folder: "", target: nil, jitter: 0))
+        #expect(try !launch(binary, arguments(root + "/whole", json: root + "/whole.json"), folder: "", target: nil, polls: 0))
 
-        // Seeded kill points: one during start-up, then at increasing pass counts with sub-millisecond jitter.
+        // Seeded kill points: one during start-up, then at increasing pass counts, a few polls later.
         let midRunKills = try killAtSeededMoments(binary, arguments(root + "/parts", json: root + "/parts.json"), folder: root + "/parts" + run,
-                                                  total: passes, kills: 6, seed: 2026, startJitter: 0.2, jitter: 0.002,
+                                                  total: passes, kills: 6, seed: 2026, startPolls: 800, polls: 4,
                                                   committed: committedPasses)
         #expect(midRunKills >= 3, "too few kills landed inside the run to prove anything")
-        #expect(try !launch(binary, arguments(root + "/parts", json: root + "/parts.json"), folder: "", target: nil, jitter: 0))
+        #expect(try !launch(binary, arguments(root + "/parts", json: root + "/parts.json"), folder: "", target: nil, polls: 0))
         #expect(try runFolderSnapshot(root + "/parts" + run) == runFolderSnapshot(root + "/whole" + run))
         let a = try JSONValue.parse(String(contentsOfFile: root + "/whole.json", encoding: .utf8))
         let b = try JSONValue.parse(String(contentsOfFile: root + "/parts.json", encoding: .utf8))

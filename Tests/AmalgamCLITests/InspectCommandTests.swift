@@ -1,25 +1,13 @@
 import AmalgamCheckpoint
 import AmalgamCore
+import AmalgamTestSupport
 import Foundation
 import Testing
 
-/// The built `amalgam` binary, next to the test bundle in the build folder (nil if it was not built).
-let amalgamBinary: String? = {
-    let candidate = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("amalgam").path
-    return FileManager.default.isExecutableFile(atPath: candidate) ? candidate : nil
-}()
-
-/// Runs `amalgam` with `arguments`: exit status, standard output, standard error.
-func runAmalgam(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
-    let run = try Subprocess.run(amalgamBinary!, arguments)
-    guard case .exited(let status) = run.termination else { return (-1, run.out, run.err + "\n(killed by \(run.termination))") }
-    return (status, run.out, run.err)
-}
-
 /// `amalgam inspect` as a user runs it, on folders and files the reference libraries wrote.
-@Suite(.enabled(if: amalgamBinary != nil, "the amalgam binary is not built next to the tests"))
+@Suite(.requires(amalgamProgram))
 struct InspectCommandTests {
-    @Test func jsonOfAShardedFolder() throws {
+    @Test func inspectJSONOfAShardedFolderGivesItsArchitectureSizesAndEveryTensor() throws {
         let folder = safetensorsFixtures + "/tiny-llama-sharded"
         let run = try runAmalgam(["inspect", folder, "--json"])
         #expect(run.status == 0, "\(run.err)")
@@ -38,7 +26,7 @@ struct InspectCommandTests {
         }
     }
 
-    @Test func textOfAFile() throws {
+    @Test func inspectOfAFilePrintsItsFormatParametersMetadataAndTensors() throws {
         let run = try runAmalgam(["inspect", safetensorsFixtures + "/all_dtypes.safetensors"])
         #expect(run.status == 0, "\(run.err)")
         #expect(run.out.contains("format:       safetensors"))
@@ -52,7 +40,7 @@ struct InspectCommandTests {
         #expect(summary.out.split(separator: "\n").count == 6)  // the metadata note's line break stays escaped
     }
 
-    @Test func aDamagedFileFailsNamingIt() throws {
+    @Test func inspectOfADamagedFileFailsNamingItAndPrintsNothing() throws {
         let path = safetensorsFixtures + "/values.json"
         let run = try runAmalgam(["inspect", path])
         #expect(run.status != 0)

@@ -1,9 +1,10 @@
 import AmalgamCore
+import AmalgamTestSupport
 import Foundation
 import Testing
 
 /// `amalgam finetune` as a user runs it, on the tiny Llama fixtures (a GGUF and its Hugging Face folder).
-@Suite(.enabled(if: amalgamBinary != nil, "the amalgam binary is not built next to the tests"))
+@Suite(.requires(amalgamProgram))
 struct FineTuneCommandTests {
     let gguf = fixturesDirectory + "/gguf/tiny-llama.gguf"
     let folder = fixturesDirectory + "/gguf/tiny-llama-hf"
@@ -24,7 +25,7 @@ struct FineTuneCommandTests {
         let tmp = work + "/tmp"
         try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
         let out = work + "/out"
-        let r = try runAmalgamWithEnvironment(["finetune", gguf, try trainingText(in: work), out, "--steps", "2"] + small,
+        let r = try runAmalgam(["finetune", gguf, try trainingText(in: work), out, "--steps", "2"] + small,
                                               environment: ["TMPDIR": tmp + "/"])
         #expect(r.status == 0, "\(r.err)")
         #expect(!r.err.contains("converting"), "\(r.err)")
@@ -35,7 +36,7 @@ struct FineTuneCommandTests {
     }
 
     /// A line printed to standard output reaches a file or pipe while the run goes on, not when it exits.
-    @Test func standardOutputLinesArriveWhileTraining() throws {
+    @Test func finetunePrintsEachStandardOutputLineWhileTrainingNotAtExit() throws {
         let work = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: work) }
         let data = try trainingText(in: work)
@@ -43,7 +44,7 @@ struct FineTuneCommandTests {
         // until the run ends, so a block-buffered stdout would hold it back.
         // A file, like a pipe, is not a terminal: C's stdio would hold `print`ed lines back in 4 KB blocks.
         let log = work + "/stdout.txt"
-        let process = try Subprocess(executable: amalgamBinary!,
+        let process = try Subprocess(executable: try amalgamProgram.require(),
                                      arguments: ["finetune", folder, data, work + "/out", "--steps", "1000000", "--log-every", "1000000",
                                                  "--eval-data", data] + small,
                                      standardOutput: log)
@@ -62,11 +63,4 @@ struct FineTuneCommandTests {
         #expect(text.contains("held-out before"), "stdout so far: \(text)")
         #expect(stillRunning, "the line arrived only when the run ended")
     }
-}
-
-/// `runAmalgam` with extra environment variables.
-func runAmalgamWithEnvironment(_ arguments: [String], environment: [String: String]) throws -> (status: Int32, out: String, err: String) {
-    let run = try Subprocess.run(amalgamBinary!, arguments, environment: environment)
-    guard case .exited(let status) = run.termination else { return (-1, run.out, run.err + "\n(killed by \(run.termination))") }
-    return (status, run.out, run.err)
 }

@@ -1,17 +1,6 @@
 import AmalgamCore
+import AmalgamTestSupport
 import Foundation
-
-/// The repository's `fixtures/` folder, found from this source file.
-let fixturesDirectory: String = {
-    var url = URL(fileURLWithPath: #filePath)
-    for _ in 0..<3 { url.deleteLastPathComponent() }
-    return url.appendingPathComponent("fixtures").path
-}()
-
-/// The bytes of a fixture file.
-func fixtureBytes(_ relativePath: String) throws -> [UInt8] {
-    Array(try Data(contentsOf: URL(fileURLWithPath: fixturesDirectory + "/" + relativePath)))
-}
 
 /// A minimal safetensors reader for the Core tests (the real reader lives in AmalgamCheckpoint, which
 /// Core must not depend on): name -> (dtype, shape, raw bytes).

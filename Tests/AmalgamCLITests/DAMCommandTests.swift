@@ -1,15 +1,15 @@
 import AmalgamCheckpoint
 import AmalgamCore
+import AmalgamTestSupport
 import Foundation
 import Testing
 
 /// `amalgam dam` as a user runs it, on the tiny llama of fixtures/gguf (a folder and its Q8_0 GGUF).
-@Suite(.enabled(if: amalgamBinary != nil, "the amalgam binary is not built next to the tests"))
+@Suite(.requires(amalgamProgram))
 struct DAMCommandTests {
     /// A run folder with two text files and a config; returns (dir, config path).
     func setUp(extra: String = "") throws -> (String, String) {
-        let dir = NSTemporaryDirectory() + "amalgam-dam-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = temporaryFolder("dam")
         try String(repeating: "Shall I compare thee to a summer's day? Thou art more lovely and more temperate. ", count: 6)
             .write(toFile: dir + "/a.txt", atomically: true, encoding: .utf8)
         try (0..<6).map { "{\"text\": \"Of man's first disobedience, and the fruit \($0) of that forbidden tree\"}" }.joined(separator: "\n")
@@ -34,7 +34,7 @@ struct DAMCommandTests {
 
     /// Plain, and with embedding and norm coefficients (`train_embeddings`, `train_norms`).
     @Test(arguments: [false, true])
-    func stopAndResumeWritesTheSameModelAsAStraightRun(_ embeddingsAndNorms: Bool) throws {
+    func damStoppedAtAStepAndResumedWritesTheSameModelAsAStraightRun(_ embeddingsAndNorms: Bool) throws {
         let (dir, config) = try setUp(extra: embeddingsAndNorms ? "train_embeddings: true\ntrain_norms: yes" : "")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let straight = try runAmalgam(["dam", config, dir + "/straight"])
@@ -65,7 +65,7 @@ struct DAMCommandTests {
         }
     }
 
-    @Test func unknownKeyIsNamedWithTheAcceptedOnes() throws {
+    @Test func damWithAMisspelledKeyFailsNamingItAndTheAcceptedKeys() throws {
         let (dir, config) = try setUp(extra: "temprature: 3")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let run = try runAmalgam(["dam", config, dir + "/out"])
@@ -74,7 +74,7 @@ struct DAMCommandTests {
         #expect(!FileManager.default.fileExists(atPath: dir + "/out"))
     }
 
-    @Test func aFlagThatIsNotABooleanIsRefused() throws {
+    @Test func damWithAFlagThatIsNotABooleanFailsSayingTrueOrFalse() throws {
         let (dir, config) = try setUp(extra: "train_norms: sometimes")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let run = try runAmalgam(["dam", config, dir + "/out"])

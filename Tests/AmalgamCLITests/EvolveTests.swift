@@ -4,6 +4,7 @@ import AmalgamEval
 import AmalgamMerge
 import AmalgamModels
 import AmalgamSearch
+import AmalgamTestSupport
 import AmalgamTokenizer
 import Foundation
 import Testing
@@ -88,7 +89,7 @@ import Testing
     }
 
     @Test func unknownAndMissingKeysAreErrorsNamingTheKey() throws {
-        let dir = scratchFolder("evolve-keys")
+        let dir = temporaryFolder("evolve-keys")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let inputs = try makeInputs(dir)
         let unknown = try #require(failure { _ = try configuration("m2n2", inputs, extra: "archive_sise: 4", budget: 3) })
@@ -106,7 +107,7 @@ import Testing
     }
 
     @Test func m2n2StoppedAndResumedEqualsUninterruptedAndExportsTheBestMember() throws {
-        let dir = scratchFolder("evolve-m2n2")
+        let dir = temporaryFolder("evolve-m2n2")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let inputs = try makeInputs(dir)
         var c = try configuration("m2n2", inputs, budget: 6)
@@ -148,7 +149,7 @@ import Testing
     }
 
     @Test func cmaesStoppedMidGenerationAndResumedEqualsUninterruptedAndItsRecipeMergesToTheModel() throws {
-        let dir = scratchFolder("evolve-cmaes")
+        let dir = temporaryFolder("evolve-cmaes")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let inputs = try makeInputs(dir)
         var c = try configuration("cmaes", inputs, budget: 8)
@@ -181,9 +182,10 @@ import Testing
 
     /// `amalgam evolve --resume` SIGKILLed at seeded moments (start-up, then inside the run), resumed until
     /// done, ends with the run folder of an uninterrupted run (archive, genome bytes, lineage, state).
-    @Test func m2n2KilledAtRandomMomentsAndResumedEqualsUninterrupted() throws {
-        let binary = try #require(amalgamBinary(), "build the `amalgam` program first (swift build -c release)")
-        let dir = scratchFolder("evolve-kill")
+    @Test(.requires(amalgamProgram))
+    func evolveM2N2KilledAtSeededMomentsAndResumedEndsAsAnUninterruptedRun() throws {
+        let binary = try amalgamProgram.require()
+        let dir = temporaryFolder("evolve-kill")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let inputs = try makeInputs(dir)
         let budget = 60
@@ -201,11 +203,11 @@ import Testing
             """.write(toFile: config, atomically: true, encoding: .utf8)
         let killer = KillResumeTests()
         func arguments(_ run: String) -> [String] { ["evolve", config, "--run-dir", run, "--resume", "--quiet"] }
-        #expect(try !killer.launch(binary, arguments(dir + "/whole"), folder: "", target: nil, jitter: 0))
+        #expect(try !killer.launch(binary, arguments(dir + "/whole"), folder: "", target: nil, polls: 0))
         let midRunKills = try killer.killAtSeededMoments(binary, arguments(dir + "/parts"), folder: dir + "/parts", total: budget, kills: 4,
-                                                         seed: 2027, startJitter: 0.3, jitter: 0.01, committed: killer.committedPasses)
+                                                         seed: 2027, startPolls: 1200, polls: 40, committed: killer.committedPasses)
         #expect(midRunKills >= 2, "too few kills landed inside the run to prove anything")
-        #expect(try !killer.launch(binary, arguments(dir + "/parts"), folder: "", target: nil, jitter: 0))
+        #expect(try !killer.launch(binary, arguments(dir + "/parts"), folder: "", target: nil, polls: 0))
         #expect(try runFolderSnapshot(dir + "/parts") == runFolderSnapshot(dir + "/whole"))
     }
 
@@ -220,9 +222,10 @@ import Testing
     /// `amalgam evolve` with `method: cmaes` SIGKILLed at seeded moments (start-up, mid-generation, between
     /// generations), resumed until done: the same candidates (recipes, per-example scores), CMA-ES state,
     /// best recipe file and best model bytes as an uninterrupted run.
-    @Test func cmaesKilledAtRandomMomentsAndResumedEqualsUninterrupted() throws {
-        let binary = try #require(amalgamBinary(), "build the `amalgam` program first (swift build -c release)")
-        let dir = scratchFolder("evolve-cmaes-kill")
+    @Test(.requires(amalgamProgram))
+    func evolveCMAESKilledAtSeededMomentsAndResumedEndsAsAnUninterruptedRun() throws {
+        let binary = try amalgamProgram.require()
+        let dir = temporaryFolder("evolve-cmaes-kill")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let inputs = try makeInputs(dir)
         let budget = 24
@@ -244,11 +247,11 @@ import Testing
         }
         let killer = KillResumeTests()
         func arguments(_ name: String) throws -> [String] { ["evolve", try config(name), "--run-dir", dir + "/" + name, "--resume", "--quiet"] }
-        #expect(try !killer.launch(binary, arguments("whole"), folder: "", target: nil, jitter: 0))
+        #expect(try !killer.launch(binary, arguments("whole"), folder: "", target: nil, polls: 0))
         let midRunKills = try killer.killAtSeededMoments(binary, arguments("parts"), folder: dir + "/parts", total: budget, kills: 4,
-                                                         seed: 2028, startJitter: 0.3, jitter: 0.01, committed: committedCandidates)
+                                                         seed: 2028, startPolls: 1200, polls: 40, committed: committedCandidates)
         #expect(midRunKills >= 2, "too few kills landed inside the run to prove anything")
-        #expect(try !killer.launch(binary, arguments("parts"), folder: "", target: nil, jitter: 0))
+        #expect(try !killer.launch(binary, arguments("parts"), folder: "", target: nil, polls: 0))
         let table = "SELECT evaluation, recipe, metrics, fitness, hex(scores) FROM candidates ORDER BY evaluation"
         let all = try rows(dir + "/whole", kind: EvolveRunner.cmaesKind, table)
         #expect(all.count == budget)

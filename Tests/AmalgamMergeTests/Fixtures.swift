@@ -1,8 +1,0 @@
-import Foundation
-
-/// The repository's `fixtures/` folder, found from this source file.
-let fixturesDirectory: String = {
-    var url = URL(fileURLWithPath: #filePath)
-    for _ in 0..<3 { url.deleteLastPathComponent() }
-    return url.appendingPathComponent("fixtures").path
-}()
