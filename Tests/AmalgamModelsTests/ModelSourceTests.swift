@@ -62,7 +62,9 @@ import Testing
     }
 
     @Test func aReferenceThatIsNotOnDiskIsNamed() throws {
-        #expect(throws: CheckpointError.modelNotFound(reference: "org/no-such-model")) { try ModelSource.open("org/no-such-model") }
+        // A path that cannot be a Hugging Face name (three components) is a local path that is not there.
+        #expect(throws: CheckpointError.modelNotFound(reference: "models/org/no-such-model")) { try ModelSource.open("models/org/no-such-model") }
+        // (`org/name` is a Hugging Face name: HubCacheTests check its errors with an explicit environment.)
         // a relative reference is tried against the base folder (configs that name models beside them)
         let source = try ModelSource.open("tiny-llama-hf", relativeTo: fixturesDirectory + "/gguf")
         #expect(source.path == fixturesDirectory + "/gguf/tiny-llama-hf" && source.reference == "tiny-llama-hf")
