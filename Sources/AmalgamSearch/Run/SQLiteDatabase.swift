@@ -26,7 +26,9 @@ public final class SQLiteDatabase {
 
     deinit {
         cache.removeAll()
-        sqlite3_close(handle)
+        // close_v2: a statement still held elsewhere (a caller's local outliving this object) defers the close to
+        // its finalization instead of failing it (sqlite3_close returns SQLITE_BUSY and leaks the connection).
+        sqlite3_close_v2(handle)
     }
 
     /// Runs one or more statements without results.
