@@ -9,8 +9,8 @@ struct DAMCommand: ParsableCommand {
         abstract: "Differentiable Adaptive Merging of Llama-family models: learn per-column merge coefficients by distillation.",
         discussion: """
             CONFIG.yml lists the source models (Hugging Face folders or Llama .gguf files), each with its own training
-            text (.txt, .jsonl of {"text": ...} or a folder of them), and the optimisation settings (README, "DAM on
-            language models", documents every key). The coefficients of every linear layer are learned so that the
+            text (.txt, .jsonl of {"text": ...} or a folder of them), and the optimisation settings (docs/dam.md
+            documents every key). The coefficients of every linear layer are learned so that the
             merged model reproduces each source on that source's text (KL at temperature T). The run folder
             (run_dir, default OUT_DIR.dam-run) holds the state; --resume continues it exactly. OUT_DIR is a Hugging
             Face folder (config and tokenizer copied from base_model or the first model) plus coefficients.safetensors.

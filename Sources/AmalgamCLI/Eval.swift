@@ -17,7 +17,7 @@ struct Eval: ParsableCommand {
     @Argument(help: "A model folder, a .gguf file, or a merge config YAML.")
     var model: String
 
-    @Argument(help: "Task files (JSONL with a header line; see README \"Evaluation\").")
+    @Argument(help: "Task files (JSONL with a header line; see docs/evaluation.md).")
     var tasks: [String]
 
     @Option(help: "Evaluate at most N examples per task (a seeded sample, kept in file order).")

@@ -11,11 +11,11 @@ import Foundation
 /// in a durable run folder.
 struct Evolve: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Evolve a merged model: M2N2 over checkpoints on disk, or CMA-ES over mergekit-evolve recipes (README \"Evolve\").",
+        abstract: "Evolve a merged model: M2N2 over checkpoints on disk, or CMA-ES over mergekit-evolve recipes (docs/evolve.md).",
         discussion: "The run lives in a run folder (SQLite + genome files): kill it at any moment and continue with --resume; the result is the same as an uninterrupted run."
     )
 
-    @Argument(help: "The evolve config (YAML; README \"Evolve\" lists every key).")
+    @Argument(help: "The evolve config (YAML; docs/evolve.md lists every key).")
     var config: String
 
     @Option(help: "The run folder (default: the config's run_dir, else evolve-runs/CONFIG_NAME).")
