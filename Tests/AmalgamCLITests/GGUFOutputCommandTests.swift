@@ -5,11 +5,7 @@ import Foundation
 import Testing
 
 /// data/SmolLM2-135M-Instruct.Q4_1.gguf (scripts/fetch-data.sh; not committed).
-private let smolLM2: String = {
-    var url = URL(fileURLWithPath: #filePath)
-    for _ in 0..<3 { url.deleteLastPathComponent() }
-    return url.appendingPathComponent("data/SmolLM2-135M-Instruct.Q4_1.gguf").path
-}()
+private let smolLM2 = repositoryRoot + "/data/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 private func mergeConfig(_ dir: String, base: String) throws -> String {
     let g = fixturesDirectory + "/gguf"

@@ -14,8 +14,8 @@ import Testing
         let commit = "0123456789abcdef0123456789abcdef01234567"
         let tag = "fedcba9876543210fedcba9876543210fedcba98"
         for (name, c, refs) in [("ft1", commit, ["main"]), ("ft2", tag, ["v1"]), ("ft3", commit, [String]())] {
-            try cacheRepository(cache: cache, repository: "test-org/\(name)-f32", commit: c,
-                                folder: fixturesDirectory + "/merge/models/\(name)-f32", refs: refs)
+            try makeCachedRepository(cache: cache, repository: "test-org/\(name)-f32", commit: c,
+                                     files: folderContents(fixturesDirectory + "/merge/models/\(name)-f32"), refs: refs)
         }
         // fixtures/merge/configs/linear.yml with hub names in place of the folders.
         let yaml = """
@@ -53,24 +53,6 @@ import Testing
         } catch {
             let message = String(describing: error)
             #expect(message.contains(cache + "/models--test-org--absent (no such folder)"), "\(message)")
-        }
-    }
-
-    /// A model folder laid out in a Hugging Face cache: blobs, relative symlinks, refs.
-    private func cacheRepository(cache: String, repository: String, commit: String, folder: String, refs: [String]) throws {
-        let fm = FileManager.default
-        let storage = cache + "/models--" + repository.replacingOccurrences(of: "/", with: "--")
-        let snapshot = storage + "/snapshots/" + commit
-        try fm.createDirectory(atPath: storage + "/blobs", withIntermediateDirectories: true)
-        try fm.createDirectory(atPath: snapshot, withIntermediateDirectories: true)
-        for (i, name) in try fm.contentsOfDirectory(atPath: folder).sorted().enumerated() {
-            let etag = String(format: "%040x", i + 1)
-            try fm.copyItem(atPath: folder + "/" + name, toPath: storage + "/blobs/" + etag)
-            try fm.createSymbolicLink(atPath: snapshot + "/" + name, withDestinationPath: "../../blobs/" + etag)
-        }
-        for ref in refs {
-            try fm.createDirectory(atPath: storage + "/refs", withIntermediateDirectories: true)
-            try commit.write(toFile: storage + "/refs/" + ref, atomically: true, encoding: .utf8)
         }
     }
 }

@@ -1,4 +1,5 @@
 import AmalgamCore
+import AmalgamTestSupport
 import AmalgamTokenizer
 import Foundation
 import Testing
@@ -6,14 +7,8 @@ import Testing
 /// fixtures/gguf/pre-tokenizers.json: for each tokenizer fixture, the ids transformers gives for llama.cpp's
 /// check text, their hash and the name llama.cpp's own converter chose (null: it knew none), written by
 /// scripts/fixtures/make_gguf_pre_fixtures.py with the refenv and the llama-cpp-python 0.3.36 sources.
-private let repository: String = {
-    var url = URL(fileURLWithPath: #filePath)
-    for _ in 0..<3 { url.deleteLastPathComponent() }
-    return url.path
-}()
-
 private func converterCases() throws -> [JSONValue] {
-    let data = try Data(contentsOf: URL(fileURLWithPath: repository + "/fixtures/gguf/pre-tokenizers.json"))
+    let data = try Data(contentsOf: URL(fileURLWithPath: repositoryRoot + "/fixtures/gguf/pre-tokenizers.json"))
     return try JSONValue.parse(Array(data))["tokenizers"]!.arrayValue!
 }
 
@@ -28,7 +23,7 @@ private func converterCases() throws -> [JSONValue] {
     }
 
     @Test func theCheckTextIsTheConverters() throws {
-        let data = try Data(contentsOf: URL(fileURLWithPath: repository + "/fixtures/gguf/pre-tokenizers.json"))
+        let data = try Data(contentsOf: URL(fileURLWithPath: repositoryRoot + "/fixtures/gguf/pre-tokenizers.json"))
         #expect(try JSONValue.parse(Array(data))["check_text"]?.stringValue == LlamaCppPreTokenizer.checkText)
     }
 
@@ -37,7 +32,7 @@ private func converterCases() throws -> [JSONValue] {
         #expect(cases.count >= 3)
         for c in cases {
             let folder = c["folder"]!.stringValue!
-            let tokenizer = try Tokenizer(contentsOf: repository + "/" + folder)
+            let tokenizer = try Tokenizer(contentsOf: repositoryRoot + "/" + folder)
             let ids = tokenizer.encode(LlamaCppPreTokenizer.checkText)
             #expect(ids == c["ids"]!.arrayValue!.map { $0.intValue! }, "\(folder): ids of the check text")
             #expect(LlamaCppPreTokenizer.checkHash(tokenizer) == c["hash"]!.stringValue!, "\(folder)")
