@@ -7,7 +7,7 @@ struct Amalgam: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "amalgam",
         abstract: "Merge neural networks (LLM checkpoints above all) on an ordinary CPU.",
-        version: "0.1.0",
+        version: "\(version) (commit \(BuildInfo.commit))",
         subcommands: [
             Inspect.self,
             Merge.self,
@@ -25,6 +25,9 @@ struct Amalgam: ParsableCommand {
             Download.self,
         ]
     )
+
+    /// The release version; the Python wheel (`scripts/wheel.sh`) takes its version from here.
+    static let version = "0.1.0"
 
     /// Parses and runs the subcommand. The library reports two things the user must hear about while it works:
     /// the downloads of Hugging Face models, and the leftovers of killed runs that outputs clean up.

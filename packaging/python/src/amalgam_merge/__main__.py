@@ -1,0 +1,3 @@
+from amalgam_merge import main
+
+main()
