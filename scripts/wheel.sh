@@ -49,9 +49,17 @@ strip "$STAGE/project/src/amalgam_merge/bin/amalgam"
 RAW=$(ls "$STAGE"/raw/*.whl)
 
 # auditwheel finds the shared libraries the binary needs outside the manylinux policy's list, copies them
-# into the wheel, points the binary's RPATH at them and names the oldest glibc the result needs.
+# into the wheel and points the binary's RPATH at them. The tag is the oldest manylinux policy whose glibc
+# the binary's symbols allow (tried from old to new; this machine's own glibc is the last resort).
 mkdir -p "$OUT"
-PATH="$TOOLS/bin:$PATH" "$TOOLS/bin/auditwheel" repair --wheel-dir "$STAGE/repaired" "$RAW" >&2
-WHEEL=$(ls "$STAGE"/repaired/*.whl)
+for plat in manylinux_2_17 manylinux_2_28 manylinux_2_31 manylinux_2_34 manylinux_2_35 manylinux_2_36 \
+            manylinux_2_37 manylinux_2_38 manylinux_2_39; do
+    if PATH="$TOOLS/bin:$PATH" "$TOOLS/bin/auditwheel" repair --plat "${plat}_x86_64" \
+            --wheel-dir "$STAGE/repaired" "$RAW" >"$STAGE/auditwheel.log" 2>&1; then
+        break
+    fi
+done
+WHEEL=$(ls "$STAGE"/repaired/*.whl 2>/dev/null) || { cat "$STAGE/auditwheel.log" >&2; exit 1; }
+echo "wheel: $(basename "$WHEEL") ($(du -h "$WHEEL" | cut -f1))" >&2
 mv "$WHEEL" "$OUT/"
 echo "$OUT/$(basename "$WHEEL")"
