@@ -54,7 +54,7 @@ fingerprint() {
 }
 
 # Working folders or partial files left beside outputs.
-leftovers() { find "$@" -maxdepth 1 -name '.*.partial-*' 2>/dev/null | wc -l; }
+leftovers() { find "$@" -maxdepth 1 -name '.*.partial*' 2>/dev/null | wc -l; }
 
 report() { # name kills finished-first compared mismatches leftovers
     printf '%-14s kills %3d  finished-first %3d  results compared %3d  mismatches %d  leftovers %d\n' "$@"
@@ -110,10 +110,10 @@ resumable() {
     report "$name" $k $f $c $bad "$(leftovers "$WORK" "$WORK/$name-parts-run" "$(dirname "$parts")")"
 }
 
-# finetune: checkpoint every step; --resume once a checkpoint exists.
+# finetune: checkpoint every step; --resume once the run folder exists.
 for i in $(seq 40); do echo "Line $i: the quick brown fox jumps over the lazy dog, then rests by the river."; done > "$WORK/train.txt"
 finetune() { # OUT RUN
-    local resume=(); [ -d "$2/checkpoint" ] && resume=(--resume)
+    local resume=(); [ -e "$2/run.sqlite" ] && resume=(--resume)
     $EXEC "$AMALGAM" finetune "$FIX/tiny-llama-hf" "$WORK/train.txt" "$1" --run-dir "$2" "${resume[@]}" --steps 6 \
         --checkpoint-every 1 --seq-len 16 --batch-tokens 32 --micro-batch-tokens 32 --seed 3
 }
