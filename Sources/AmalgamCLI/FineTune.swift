@@ -116,6 +116,7 @@ struct FineTune: ParsableCommand {
         printError("training \(run.trainer.parameters.count) tensors (\(formatCount(trainable)) parameters), \(run.totalSteps) steps of \(run.sequencesPerStep) sequences")
         // The run folder's store; one process at a time continues it (another one still running is named and refused).
         let folder = try runDir.map { try FineTuneRunFolder(path: $0, run: run, resume: resume) }
+        defer { withExtendedLifetime(folder) {} }
         if let folder, folder.resumed {
             printError("resumed at step \(run.step) (epoch \(run.epoch), sequence \(run.position))")
         }

@@ -117,7 +117,7 @@ public struct RunConfiguration: Sendable, Equatable, Codable {
         SHA256.hex(Array(entries.map { $0.key + "\u{1F}" + $0.value }.joined(separator: "\u{1E}").utf8))
     }
 
-    /// The keys whose values differ from `other`'s (present in one only, or with another value), each with
+    /// The keys whose values differ from `recorded`'s (present in one only, or with another value), each with
     /// both values: `lr: 0.01 (run) → 0.02 (now)`.
     public func differences(from recorded: RunConfiguration) -> [String] {
         let mine = Dictionary(entries.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
