@@ -2,6 +2,7 @@ import AmalgamCheckpoint
 import AmalgamCore
 import AmalgamEval
 import AmalgamModels
+import AmalgamSearch
 import AmalgamTokenizer
 import ArgumentParser
 import Foundation
@@ -113,15 +114,10 @@ struct FineTune: ParsableCommand {
         let run = try FineTuning(model: lm, data: packed, settings: settings)
         let trainable = run.trainer.parameters.reduce(0) { $0 + $1.count }
         printError("training \(run.trainer.parameters.count) tensors (\(formatCount(trainable)) parameters), \(run.totalSteps) steps of \(run.sequencesPerStep) sequences")
-        let checkpoint = runDir.map { $0 + "/checkpoint" }
-        // One process at a time continues a run folder: another one still running is named and refused.
-        let claim = try runDir.map { dir in
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            return try FolderClaim.take(dir)
-        }
-        defer { withExtendedLifetime(claim) {} }
-        if resume, let checkpoint {
-            try run.resume(from: checkpoint)
+        // The run folder's store; one process at a time continues it (another one still running is named and refused).
+        let folder = try runDir.map { try FineTuneRunFolder(path: $0, run: run, resume: resume) }
+        defer { withExtendedLifetime(folder) {} }
+        if let folder, folder.resumed {
             printError("resumed at step \(run.step) (epoch \(run.epoch), sequence \(run.position))")
         }
 
@@ -150,8 +146,8 @@ struct FineTune: ParsableCommand {
                 printLine(line)
             }
             let stopping = stopAt.map { s.step >= $0 } ?? false
-            if let checkpoint, (checkpointEvery > 0 && s.step % checkpointEvery == 0) || run.isFinished || stopping {
-                try run.saveCheckpoint(to: checkpoint)
+            if let folder, (checkpointEvery > 0 && s.step % checkpointEvery == 0) || run.isFinished || stopping {
+                try folder.save(run)
             }
             if stopping && !run.isFinished {
                 printLine("stopped after step \(s.step); continue with --resume --run-dir \(runDir!)")

@@ -195,7 +195,8 @@ struct DAMLlamaFixture {
         let folder = NSTemporaryDirectory() + "dam-llama-old-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let first = try DAMTrainer(configuration: c, family: DAMLlamaFixture.family(), datasets: datasets)
-        try first.run(runFolder: DAMRunFolder(path: folder, trainer: first, resume: false), until: 1)
+        try first.run(until: 1)
+        try writeLegacyDAMRunFolder(folder, trainer: first)
         let path = folder + "/configuration.json"
         let text = try String(contentsOfFile: path, encoding: .utf8)
         let old = text.split(separator: "\n").filter { !$0.contains("trainEmbeddings") && !$0.contains("trainNorms") }.joined(separator: "\n")

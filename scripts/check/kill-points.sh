@@ -6,9 +6,12 @@
 #
 #   scripts/check/kill-points.sh [KILLS=30] [SEED=2026] [WORK=/tmp/amalgam-kill-points]
 #
-# A "kill" is counted when the process was killed by the signal; a moment that fell after the process had
-# already finished counts as "finished first" (its result is compared too). Exit status 1 if any comparison
-# failed or any leftover remained.
+# A "kill" is counted when the process was killed by the signal; launches go on until KILLS kills have
+# landed for each command (at most 5 × KILLS launches). A moment that fell after the process had already
+# finished counts as "finished first" (its result is compared too). For the resumable commands, "mid-run"
+# counts the kills that found the run folder with at least one committed step and no output yet (read
+# with the sqlite3 program when it is installed). Exit status 1 if any comparison failed or any leftover
+# remained.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -54,11 +57,19 @@ fingerprint() {
 }
 
 # Working folders or partial files left beside outputs.
-leftovers() { find "$@" -maxdepth 1 -name '.*.partial-*' 2>/dev/null | wc -l; }
+leftovers() { find "$@" -maxdepth 1 -name '.*.partial*' 2>/dev/null | wc -l; }
 
-report() { # name kills finished-first compared mismatches leftovers
-    printf '%-14s kills %3d  finished-first %3d  results compared %3d  mismatches %d  leftovers %d\n' "$@"
+report() { # name kills finished-first compared mismatches leftovers [mid-run]
+    printf '%-14s kills %3d  finished-first %3d  results compared %3d  mismatches %d  leftovers %d' "$1" "$2" "$3" "$4" "$5" "$6"
+    [ -n "${7:-}" ] && printf '  mid-run %3d' "$7"
+    printf '\n'
     [ "$5" -eq 0 ] && [ "$6" -eq 0 ] || FAILED=1
+}
+
+# Steps committed in run folder $1 by query $2 (0 without the folder or the sqlite3 program).
+committed() {
+    [ -e "$1/run.sqlite" ] && command -v sqlite3 >/dev/null || { echo 0; return; }
+    local n; n=$(sqlite3 "$1/run.sqlite" "$2" 2>/dev/null); echo "${n:-0}"
 }
 
 # ---- merge: killed, then run again into the same output ----
@@ -75,8 +86,9 @@ EOF
 merge() { $EXEC "$AMALGAM" merge --quiet --seed 7 "$WORK/merge.yml" "$1"; }
 timed_window merge "$WORK/merge-whole"
 want=$(fingerprint "$WORK/merge-whole")
-k=0; f=0; c=0; bad=0
-for _ in $(seq "$KILLS"); do
+k=0; f=0; c=0; bad=0; launches=0
+while [ $k -lt "$KILLS" ] && [ $launches -lt $((5 * KILLS)) ]; do
+    launches=$((launches + 1))
     kill_at_random merge "$WORK/merge-parts"
     if [ "$KILLED" = 1 ]; then
         # Killed before its commit: nothing under the output's name, and the next run succeeds (removing the
@@ -89,15 +101,22 @@ done
 report merge $k $f $c $bad "$(leftovers "$WORK")"
 
 # ---- resumable commands: killed again and again with --resume until one run finishes ----
-# resumable NAME WHOLE_OUTPUT PARTS_OUTPUT COMMAND... (the command resumes its run when there is one;
-# everything of the interrupted runs is named $WORK/NAME-parts*)
+# resumable NAME WHOLE_OUTPUT PARTS_OUTPUT RUN_FOLDER STEP_QUERY COMMAND... (the command resumes its run
+# when there is one; everything of the interrupted runs is named $WORK/NAME-parts*)
 resumable() {
-    local name=$1 whole=$2 parts=$3; shift 3
-    local k=0 f=0 c=0 bad=0
+    local name=$1 whole=$2 parts=$3 run=$4 query=$5; shift 5
+    local k=0 f=0 c=0 bad=0 mid=0 launches=0
     want=$(fingerprint "$whole")
-    for _ in $(seq "$KILLS"); do
+    while [ $k -lt "$KILLS" ] && [ $launches -lt $((5 * KILLS)) ]; do
+        launches=$((launches + 1))
         kill_at_random "$@"
-        if [ "$KILLED" = 1 ]; then k=$((k + 1)); [ -e "$parts" ] || continue; fi
+        if [ "$KILLED" = 1 ]; then
+            k=$((k + 1))
+            if [ ! -e "$parts" ]; then
+                [ "$(committed "$run" "$query")" -gt 0 ] && mid=$((mid + 1))
+                continue
+            fi
+        fi
         # Finished (or killed after its output was complete): compare, then start over so that later kills
         # land in a fresh run too.
         f=$((f + 1)); c=$((c + 1))
@@ -107,18 +126,20 @@ resumable() {
     # Resume to the end and compare.
     "$@" >/dev/null 2>>"$WORK/stderr.log"; c=$((c + 1))
     [ "$(fingerprint "$parts")" = "$want" ] || bad=$((bad + 1))
-    report "$name" $k $f $c $bad "$(leftovers "$WORK" "$WORK/$name-parts-run" "$(dirname "$parts")")"
+    report "$name" $k $f $c $bad "$(leftovers "$WORK" "$WORK/$name-parts-run" "$(dirname "$parts")")" $mid
 }
 
-# finetune: checkpoint every step; --resume once a checkpoint exists.
+# finetune: checkpoint every step; --resume once the run folder exists.
 for i in $(seq 40); do echo "Line $i: the quick brown fox jumps over the lazy dog, then rests by the river."; done > "$WORK/train.txt"
 finetune() { # OUT RUN
-    local resume=(); [ -d "$2/checkpoint" ] && resume=(--resume)
+    local resume=(); [ -e "$2/run.sqlite" ] && resume=(--resume)
     $EXEC "$AMALGAM" finetune "$FIX/tiny-llama-hf" "$WORK/train.txt" "$1" --run-dir "$2" "${resume[@]}" --steps 6 \
         --checkpoint-every 1 --seq-len 16 --batch-tokens 32 --micro-batch-tokens 32 --seed 3
 }
 timed_window finetune "$WORK/finetune-whole" "$WORK/finetune-whole-run"
-resumable finetune "$WORK/finetune-whole" "$WORK/finetune-parts" finetune "$WORK/finetune-parts" "$WORK/finetune-parts-run"
+STEP="SELECT value FROM meta WHERE key = 'step'"
+resumable finetune "$WORK/finetune-whole" "$WORK/finetune-parts" "$WORK/finetune-parts-run" "$STEP" \
+    finetune "$WORK/finetune-parts" "$WORK/finetune-parts-run"
 
 # dam: the run folder is the config's run_dir; --resume continues it.
 printf 'Shall I compare thee to a summer'"'"'s day? Thou art more lovely and more temperate. %.0s' $(seq 6) > "$WORK/a.txt"
@@ -134,12 +155,13 @@ batch_size: 2
 seq_len: 12
 lr: 0.01
 optimiser: mofo
+checkpoint_every: 1
 run_dir: $WORK/dam-$which-run
 EOF
 done
 dam() { $EXEC "$AMALGAM" dam "$WORK/config-dam-$1.yml" "$WORK/dam-$1" --resume; }
 timed_window dam whole
-resumable dam "$WORK/dam-whole" "$WORK/dam-parts" dam parts
+resumable dam "$WORK/dam-whole" "$WORK/dam-parts" "$WORK/dam-parts-run" "$STEP" dam parts
 
 # evolve: two tiny models (the fixture, and its Q8_0 GGUF converted back) scored on a tiny task.
 "$AMALGAM" convert "$FIX/tiny-llama-q8_0.gguf" "$WORK/model-b" --dtype f32 >/dev/null 2>>"$WORK/stderr.log"
@@ -168,7 +190,9 @@ EOF
     done
     evolve() { $EXEC "$AMALGAM" evolve "$WORK/config-evolve-$1-$2.yml" --run-dir "$WORK/evolve-$1-$2-run" --resume --quiet; }
     timed_window evolve $method whole
-    resumable "evolve-$method" "$WORK/evolve-$method-whole-best" "$WORK/evolve-$method-parts-best" evolve $method parts
+    query=$STEP; [ $method = m2n2 ] && query="SELECT passes FROM state"
+    resumable "evolve-$method" "$WORK/evolve-$method-whole-best" "$WORK/evolve-$method-parts-best" "$WORK/evolve-$method-parts-run" \
+        "$query" evolve $method parts
 done
 
 echo "stderr of every run: $WORK/stderr.log"

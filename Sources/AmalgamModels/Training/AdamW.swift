@@ -211,3 +211,47 @@ extension AdamW {
         return "beta1=\(s.beta1) beta2=\(s.beta2) eps=\(s.epsilon) weight_decay=\(s.weightDecay) clip=\(s.clipNorm.map { "\($0)" } ?? "none") mofo=\(s.mofoFraction.map { "\($0)" } ?? "none") decays=\(decays.map { $0 ? "1" : "0" }.joined())"
     }
 }
+
+extension AdamW {
+    /// The state as one blob for a run store: a header line `amalgam-adamw <step> <settings>` then both
+    /// moments of every tensor, raw little-endian f32, in parameter order (first moment, then second).
+    public func stateBytes() -> [UInt8] {
+        var out = Array("amalgam-adamw \(stepCount) \(settingsText)\n".utf8)
+        out.reserveCapacity(out.count + 8 * parameters.reduce(0) { $0 + $1.count })
+        for i in parameters.indices {
+            for t in [firstMoment[i], secondMoment[i]] {
+                out.append(contentsOf: UnsafeRawBufferPointer(start: t.value, count: t.count * 4))
+            }
+        }
+        return out
+    }
+
+    /// Restores a state made by `stateBytes()`; throws naming `source` when it belongs to other settings or
+    /// other tensors.
+    public func restore(stateBytes bytes: [UInt8], source: String) throws(TrainingError) {
+        guard let newline = bytes.firstIndex(of: 10) else {
+            throw .optimizerState(path: source, reason: "not an Amalgam AdamW state (no header)")
+        }
+        let header = String(decoding: bytes[..<newline], as: UTF8.self).split(separator: " ", maxSplits: 2).map(String.init)
+        guard header.count == 3, header[0] == "amalgam-adamw", let step = Int(header[1]) else {
+            throw .optimizerState(path: source, reason: "not an Amalgam AdamW state (header `\(header.joined(separator: " "))`)")
+        }
+        guard header[2] == settingsText else {
+            throw .optimizerState(path: source, reason: "saved with settings \(header[2]), this run has \(settingsText)")
+        }
+        let expected = 8 * parameters.reduce(0) { $0 + $1.count }
+        guard bytes.count - newline - 1 == expected else {
+            throw .optimizerState(path: source, reason: "holds \(bytes.count - newline - 1) bytes of moments, this run's tensors need \(expected)")
+        }
+        var offset = newline + 1
+        bytes.withUnsafeBytes { raw in
+            for i in parameters.indices {
+                for t in [firstMoment[i], secondMoment[i]] {
+                    UnsafeMutableRawPointer(t.value).copyMemory(from: raw.baseAddress! + offset, byteCount: t.count * 4)
+                    offset += t.count * 4
+                }
+            }
+        }
+        stepCount = step
+    }
+}

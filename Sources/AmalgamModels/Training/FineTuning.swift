@@ -166,8 +166,64 @@ public final class FineTuning: @unchecked Sendable {
     }
 }
 
+/// Where a fine-tuning run stands, besides its weights and optimiser: what a run store's step record holds.
+public struct FineTunePosition: Sendable, Equatable, Codable {
+    /// Steps done.
+    public var step: Int
+    /// Epoch (0-based).
+    public var epoch: Int
+    /// Next index into the epoch's order.
+    public var position: Int
+    /// The data-order generator's state at the epoch's start (four words, as decimal text).
+    public var generator: [String]
+}
+
 extension FineTuning {
-    /// Saves a checkpoint folder atomically: `trainable.safetensors` (f32), `optimizer.safetensors`,
+    /// What a resumed run must share with the saved one: the settings, the data (and sequence length) and
+    /// the trained tensors.
+    public var checkpointConfiguration: [(String, String)] {
+        [("settings", settings.text), ("data", data.fingerprint), ("total_steps", String(totalSteps)),
+         ("trainable", trainer.parameters.map { "\($0.name)\($0.shape)" }.joined(separator: ","))]
+    }
+
+    /// The run's position (step, epoch, data position, generator state).
+    public var checkpointPosition: FineTunePosition {
+        let s = epochStartState
+        return FineTunePosition(step: step, epoch: epoch, position: position, generator: [s.0, s.1, s.2, s.3].map { String($0) })
+    }
+
+    /// The trainable weights as one blob: raw little-endian f32 of each tensor, in parameter order.
+    public func trainableBytes() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(4 * trainer.parameters.reduce(0) { $0 + $1.count })
+        for t in trainer.parameters { out.append(contentsOf: UnsafeRawBufferPointer(start: t.value, count: t.count * 4)) }
+        return out
+    }
+
+    /// Restores a state saved as `checkpointPosition`, `trainableBytes()` and the optimizer's `stateBytes()`;
+    /// throws naming `source` when it does not fit this run.
+    public func restore(position p: FineTunePosition, trainable: [UInt8], optimizer bytes: [UInt8], source: String) throws(TrainingError) {
+        let g = p.generator.compactMap { UInt64($0) }
+        guard g.count == 4 else { throw .runState(path: source, reason: "the generator state is not four 64-bit words") }
+        guard trainable.count == 4 * trainer.parameters.reduce(0, { $0 + $1.count }) else {
+            throw .runState(path: source, reason: "holds \(trainable.count) bytes of trained weights, this run trains \(trainer.parameters.reduce(0) { $0 + $1.count }) f32")
+        }
+        try optimizer.restore(stateBytes: bytes, source: source)
+        var offset = 0
+        trainable.withUnsafeBytes { raw in
+            for t in trainer.parameters {
+                UnsafeMutableRawPointer(t.value).copyMemory(from: raw.baseAddress! + offset, byteCount: t.count * 4)
+                offset += t.count * 4
+            }
+        }
+        generator = SeededGenerator(state: (g[0], g[1], g[2], g[3]))
+        epoch = p.epoch
+        startEpoch()
+        position = p.position
+        step = p.step
+    }
+
+    /// Saves a checkpoint folder atomically (the layout before the run store): `trainable.safetensors` (f32), `optimizer.safetensors`,
     /// `state.json` (step, epoch, position, the generator state at the epoch's start, settings, data
     /// fingerprint).
     public func saveCheckpoint(to path: String) throws(TrainingError) {

@@ -230,6 +230,7 @@ public final class DAMLlamaRun {
             out.abandon()
             throw .runFolder(path: output, reason: "\(error)")
         }
+        try runFolder.recordOutputs(["model": output], step: trainer.step)
     }
 }
 

@@ -51,11 +51,4 @@ final class DAMOptimiser {
     /// Steps taken.
     var stepCount: Int { adamw.stepCount }
 
-    func save(to path: String) throws(DAMError) {
-        do { try adamw.save(to: path) } catch { throw .runFolder(path: path, reason: "\(error)") }
-    }
-
-    func load(from path: String) throws(DAMError) {
-        do { try adamw.load(from: path) } catch { throw .runFolder(path: path, reason: "\(error)") }
-    }
 }

@@ -1,20 +1,27 @@
 import AmalgamCheckpoint
 import AmalgamCore
+import AmalgamModels
 import Foundation
 
-/// A DAM run's folder, every file written under a temporary name and renamed:
+/// A DAM run's folder: a `RunStore` (`RunFolder`, SQLite) holding the configuration (a resumed run must
+/// match it, except `steps`), one record per step (the loss terms and the gradient norm) and three blobs —
+/// `coefficients` (raw f32), `optimiser` (AdamW's moments and step) and `passes` (JSON) — all committed in
+/// one transaction per checkpoint, so a kill at any moment leaves the previous checkpoint or the new one.
+/// At the end `export` adds `coefficients.safetensors` (the raw coefficients, `<layer>.weight_coefficients`
+/// `[N, in]` and `<layer>.bias_coefficients` `[N]`) and `model.safetensors` (the merged model).
 ///
-/// - `configuration.json`: the settings (a resumed run must match them, except `steps`);
-/// - `state.safetensors`: `coefficients`, with `step` in the metadata; `optimiser.safetensors`: AdamW's
-///   moments and step (written first: a state whose step differs from the optimiser's is refused);
-/// - `history.json`: per step, the loss terms and the gradient norm; the pass counts;
-/// - at the end, `coefficients.safetensors` (the raw coefficients, `<layer>.weight_coefficients` `[N, in]`
-///   and `<layer>.bias_coefficients` `[N]`) and `model.safetensors` (the merged model, a normal checkpoint).
-public struct DAMRunFolder: Sendable {
+/// A folder of the layout before the run store (`state.safetensors`, `optimiser.safetensors`,
+/// `history.json`, `configuration.json`) is taken into the store on `--resume` (see `DAMLegacyRunFolder`).
+public final class DAMRunFolder {
     /// The folder.
     public let path: String
-    /// This process's claim on the folder: one process at a time continues a run.
-    private let claim: FolderClaim
+    /// The run's store (this process holds the folder's claim while it lives).
+    public let store: RunFolder
+    /// The last step committed to the store.
+    private var committed: Int
+
+    /// The kind recorded in the store.
+    public static let kind = "dam"
 
     /// What a checkpoint restores.
     struct State {
@@ -25,82 +32,106 @@ public struct DAMRunFolder: Sendable {
         var passes: DAMPassCount
     }
 
-    private struct History: Codable {
-        var step: Int
-        var loss: [DAMLoss]
-        var gradientNorms: [Double]
-        var passes: DAMPassCount
+    private struct Record: Codable {
+        var loss: DAMLoss
+        var gradientNorm: Double
     }
 
-    /// Opens (creating it if needed) the run folder at `path` for `configuration`. With `resume`, a saved
-    /// state is loaded into `trainer`; without it, an existing state is an error (nothing is overwritten).
+    /// Opens (creating it if needed) the run folder at `path` for `trainer`'s configuration. With `resume`,
+    /// a saved state is loaded into `trainer`; without it, an existing state is an error (nothing is overwritten).
     public init<F: DAMFamily>(path: String, trainer: DAMTrainer<F>, resume: Bool) throws(DAMError) {
         self.path = path
-        let fm = FileManager.default
-        do { try fm.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
-            throw .runFolder(path: path, reason: "cannot create the folder: \(error.localizedDescription)")
-        }
-        do throws(FileError) { claim = try FolderClaim.take(path) } catch {
-            throw .runFolder(path: path, reason: String(error.description.dropFirst(path.count + 2)))
-        }
-        let configPath = path + "/configuration.json"
-        if fm.fileExists(atPath: statePath) {
+        let legacy = DAMLegacyRunFolder(path: path)
+        let imported: State?
+        if legacy.isPresent && !RunFolder.exists(at: path) {
             guard resume else {
                 throw .runFolder(path: path, reason: "holds a DAM run already: pass --resume to continue it or choose another folder")
             }
-            guard let data = fm.contents(atPath: configPath), var saved = Self.savedConfiguration(data) else {
-                throw .runFolder(path: configPath, reason: "missing or unreadable; the run cannot be resumed")
-            }
-            saved.steps = trainer.configuration.steps
-            guard saved == trainer.configuration else {
-                throw .runFolder(path: configPath, reason: "the run was started with other settings (only --steps may change on resume)")
-            }
-            try trainer.restore(loadState())
-            try trainer.optimiser.load(from: optimiserPath)
-            guard trainer.optimiser.stepCount == trainer.step else {
-                throw .runFolder(path: optimiserPath, reason: "optimiser at step \(trainer.optimiser.stepCount), state at \(trainer.step): the last checkpoint was interrupted")
-            }
+            imported = try legacy.load(into: trainer)
+        } else {
+            imported = nil
         }
-        try write(Self.json(trainer.configuration), to: configPath)
+        do throws(SearchError) {
+            store = try RunFolder.openOrCreate(path: path, kind: Self.kind, durability: .process, resume: resume || imported != nil)
+            try store.checkConfiguration(Self.configuration(trainer.configuration))
+        } catch { throw Self.damError(error, path: path) }
+        committed = 0
+        if let imported {
+            try trainer.restore(imported)
+            try saveState(of: trainer)
+            legacy.remove()
+        } else if let step = try mapped({ () throws(SearchError) in try store.latestStep() }), step > 0 {
+            try trainer.restore(loadState(step: step))
+            let optimiser = try blob("optimiser")
+            do throws(TrainingError) { try trainer.optimiser.adamw.restore(stateBytes: optimiser, source: path + " (blob `optimiser`)") } catch {
+                throw .runFolder(path: path, reason: "\(error)")
+            }
+            guard trainer.optimiser.stepCount == trainer.step else {
+                throw .runFolder(path: path, reason: "optimiser at step \(trainer.optimiser.stepCount), state at \(trainer.step): the run folder is damaged")
+            }
+            committed = step
+        }
     }
 
-    /// A saved configuration.json. Folders written before `trainEmbeddings` / `trainNorms` existed lack
-    /// them: those runs trained neither.
-    static func savedConfiguration(_ data: Data) -> DAMConfiguration? {
-        if let c = try? JSONDecoder().decode(DAMConfiguration.self, from: data) { return c }
-        guard var object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return nil }
-        for key in ["trainEmbeddings", "trainNorms"] where object[key] == nil { object[key] = false }
-        guard let patched = try? JSONSerialization.data(withJSONObject: object) else { return nil }
-        return try? JSONDecoder().decode(DAMConfiguration.self, from: patched)
+    /// The configuration a resume must match: every setting but `steps`.
+    static func configuration(_ c: DAMConfiguration) throws(SearchError) -> RunConfiguration {
+        var configuration = try RunConfiguration(encoding: c)
+        configuration.entries.removeAll { $0.key == "steps" }
+        return configuration
     }
 
-    private var statePath: String { path + "/state.safetensors" }
-    private var optimiserPath: String { path + "/optimiser.safetensors" }
-
-    /// Writes the trainer's state (coefficients, optimiser, step) and history.
+    /// Commits the trainer's state (coefficients, optimiser, passes, the records of the steps since the last
+    /// commit) as one step of the store.
     public func saveState<F: DAMFamily>(of trainer: DAMTrainer<F>) throws(DAMError) {
-        try trainer.optimiser.save(to: optimiserPath)
-        let tensors = [(name: "coefficients", tensor: Tensor(trainer.coefficients, shape: [trainer.coefficients.count]))]
-        do {
-            try SafetensorsWriter.save(tensors, to: statePath,
-                                       metadata: [("format", "amalgam-dam"), ("step", String(trainer.step))])
-        } catch { throw .runFolder(path: statePath, reason: error.description) }
-        let history = History(step: trainer.step, loss: trainer.history, gradientNorms: trainer.gradientNorms, passes: trainer.passes)
-        try write(Self.json(history), to: path + "/history.json")
+        guard trainer.step > committed || trainer.step == 0 else { return }
+        var records: [RunStep.Record] = []
+        for step in (committed + 1)..<(trainer.step + 1) {
+            records.append(RunStep.Record(step: step, json: Self.json(Record(loss: trainer.history[step - 1], gradientNorm: trainer.gradientNorms[step - 1]))))
+        }
+        let coefficients = trainer.coefficients.withUnsafeBytes { [UInt8]($0) }
+        let step = RunStep(number: trainer.step, records: records, blobs: [
+            "coefficients": coefficients, "optimiser": trainer.optimiser.adamw.stateBytes(), "passes": Array(Self.json(trainer.passes).utf8),
+        ])
+        try mapped { () throws(SearchError) in try store.commit(step) }
+        committed = trainer.step
     }
 
-    func loadState() throws(DAMError) -> State {
-        let file: SafetensorsFile
-        do { file = try SafetensorsFile(path: statePath) } catch { throw .runFolder(path: statePath, reason: error.description) }
-        guard let stepText = file.metadata.first(where: { $0.key == "step" })?.value, let step = Int(stepText),
-              let coefficients = try? file.tensor("coefficients").floats()
-        else { throw .runFolder(path: statePath, reason: "no `step` metadata or `coefficients` tensor: not a DAM state file") }
-        let historyPath = path + "/history.json"
-        guard let data = FileManager.default.contents(atPath: historyPath),
-              let history = try? JSONDecoder().decode(History.self, from: data), history.step == step
-        else { throw .runFolder(path: historyPath, reason: "missing, unreadable, or not at step \(step) like state.safetensors") }
-        return State(step: step, coefficients: coefficients, history: history.loss,
-                     gradientNorms: history.gradientNorms, passes: history.passes)
+    func loadState(step: Int) throws(DAMError) -> State {
+        let bytes = try blob("coefficients")
+        let coefficients = bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        guard let passes = try? JSONDecoder().decode(DAMPassCount.self, from: Data(try blob("passes"))) else {
+            throw .runFolder(path: path, reason: "the blob `passes` is unreadable; the run folder is damaged")
+        }
+        let records = try mapped { () throws(SearchError) in try store.records(in: 1...step) }
+        var history: [DAMLoss] = [], norms: [Double] = []
+        for r in records {
+            guard let record = try? JSONDecoder().decode(Record.self, from: Data(r.json.utf8)) else {
+                throw .runFolder(path: path, reason: "the record of step \(r.step) is unreadable; the run folder is damaged")
+            }
+            history.append(record.loss)
+            norms.append(record.gradientNorm)
+        }
+        guard records.map(\.step) == Array(1...step) else {
+            throw .runFolder(path: path, reason: "holds \(records.count) step records for step \(step); the run folder is damaged")
+        }
+        return State(step: step, coefficients: coefficients, history: history, gradientNorms: norms, passes: passes)
+    }
+
+    private func blob(_ name: String) throws(DAMError) -> [UInt8] {
+        guard let bytes = try mapped({ () throws(SearchError) in try store.blob(name) }) else {
+            throw .runFolder(path: path, reason: "the blob `\(name)` is missing; the run folder is damaged")
+        }
+        return bytes
+    }
+
+    private func mapped<T>(_ body: () throws(SearchError) -> T) throws(DAMError) -> T {
+        do { return try body() } catch { throw Self.damError(error, path: path) }
+    }
+
+    /// A store's error as DAM's, naming the same path.
+    static func damError(_ error: SearchError, path: String) -> DAMError {
+        if case let .runFolder(p, reason) = error { return .runFolder(path: p, reason: reason) }
+        return .runFolder(path: path, reason: error.description)
     }
 
     /// Writes the raw coefficients and the merged model (`tensors`, e.g. `DAMMLPFamily.mergedTensors()`).
@@ -111,6 +142,12 @@ public struct DAMRunFolder: Sendable {
             try SafetensorsWriter.save(coefficients, to: coefficientsPath, metadata: metadata)
             try SafetensorsWriter.save(tensors, to: modelPath)
         } catch { throw .runFolder(path: path, reason: error.description) }
+        try recordOutputs(["coefficients": coefficientsPath, "model": modelPath], step: trainer.step)
+    }
+
+    /// Notes outputs written whole (through `AtomicOutput`) at `step` in the store.
+    public func recordOutputs(_ outputs: [String: String], step: Int) throws(DAMError) {
+        try mapped { () throws(SearchError) in try store.commit(RunStep(number: step, outputs: outputs)) }
     }
 
     /// The tensors and metadata of `coefficients.safetensors`: `<layer>.weight_coefficients` `[N, in]`,
@@ -124,11 +161,7 @@ public struct DAMRunFolder: Sendable {
         return (trainer.layout.namedTensors(trainer.coefficients), metadata)
     }
 
-    private func write(_ text: String, to file: String) throws(DAMError) {
-        do { try writeFileAtomically(text, to: file) } catch { throw .runFolder(path: file, reason: error.description) }
-    }
-
-    private static func json<T: Encodable>(_ value: T) -> String {
+    static func json<T: Encodable>(_ value: T) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"

@@ -121,7 +121,9 @@ public final class EvolveRunner {
             throw .runFolder(path: folder.path, reason: "has no evolve configuration; it is not an `amalgam evolve` run")
         }
         guard saved == configuration else {
-            throw .runFolder(path: folder.path, reason: "was started with another configuration (models, tasks, budget, seed or method settings differ); resume it with the same config or choose another run folder")
+            let differences = (try? RunConfiguration(encoding: configuration).differences(from: RunConfiguration(encoding: saved))) ?? []
+            let named = differences.isEmpty ? "models, tasks, budget, seed or method settings differ" : differences.prefix(5).joined(separator: "; ")
+            throw .runFolder(path: folder.path, reason: "was started with another configuration (\(named)); resume it with the same config or choose another run folder")
         }
     }
 
@@ -280,10 +282,26 @@ public final class EvolveRunner {
         return d
     }
 
-    func saveSearch(_ search: RecipeSearch, seconds: Double, in folder: RunFolder) throws(SearchError) {
-        guard let data = try? Self.jsonEncoder.encode(search) else { throw .runFolder(path: folder.path, reason: "cannot encode the CMA-ES state") }
-        try folder.setMeta("search", String(decoding: data, as: UTF8.self))
-        try folder.setMeta("seconds", "\(seconds)")
+    /// Commits the CMA-ES state after a generation as one step of the store: the `search` blob (the
+    /// `RecipeSearch` as JSON) and a record with the evaluations done and the seconds spent.
+    func saveSearch(_ search: RecipeSearch, seconds: Double, in store: any RunStore) throws(SearchError) {
+        guard let data = try? Self.jsonEncoder.encode(search) else { throw .runFolder(path: store.location, reason: "cannot encode the CMA-ES state") }
+        let record = "{\"evaluations\": \(search.evaluations), \"seconds\": \(seconds)}"
+        try store.commit(RunStep(number: search.evaluations, records: [RunStep.Record(step: search.evaluations, json: record)],
+                                 blobs: ["search": [UInt8](data)]))
+    }
+
+    /// The CMA-ES state and seconds of the last finished generation: from the store, or from `meta` in a
+    /// folder of the older format (main at d184d06 kept them there).
+    func savedSearch(in folder: RunFolder) throws(SearchError) -> (search: RecipeSearch, seconds: Double)? {
+        if let step = try folder.latestStep(), let bytes = try folder.blob("search") {
+            guard let search = try? Self.jsonDecoder.decode(RecipeSearch.self, from: Data(bytes)) else { return nil }
+            let record = try folder.records(in: step...step).first.flatMap { try? JSONValue.parse($0.json) }
+            return (search, record?["seconds"]?.doubleValue ?? 0)
+        }
+        guard let text = try folder.meta("search"),
+              let search = try? Self.jsonDecoder.decode(RecipeSearch.self, from: Data(text.utf8)) else { return nil }
+        return (search, Double(try folder.meta("seconds") ?? "0") ?? 0)
     }
 
     func runCMAES(resume: Bool, stopAfter: Int?, progress: (EvolveProgress) -> Void) throws(SearchError) -> EvolveResult {
@@ -294,12 +312,11 @@ public final class EvolveRunner {
         if resume {
             folder = try RunFolder.open(path: runDirectory, kind: Self.cmaesKind, durability: durability)
             try checkSaved(folder)
-            guard let text = try folder.meta("search"),
-                  let saved = try? Self.jsonDecoder.decode(RecipeSearch.self, from: Data(text.utf8)) else {
+            guard let saved = try savedSearch(in: folder) else {
                 throw .runFolder(path: runDirectory, reason: "the CMA-ES state is missing or unreadable; the run folder is damaged")
             }
-            search = saved
-            secondsBefore = Double(try folder.meta("seconds") ?? "0") ?? 0
+            search = saved.search
+            secondsBefore = saved.seconds
         } else {
             let fresh = try RecipeSearch(configuration: settings)
             search = fresh
@@ -357,9 +374,7 @@ public final class EvolveRunner {
                 }
                 return out
             }
-            try folder.database.transaction { () throws(SearchError) in
-                try saveSearch(search, seconds: secondsBefore + elapsed(), in: folder)
-            }
+            try saveSearch(search, seconds: secondsBefore + elapsed(), in: folder)
         }
         guard let winner = search.best, let index = search.evaluated.firstIndex(of: winner) else {
             throw .invalidConfiguration(key: "budget", reason: "\(configuration.budget) passes do not fit one CMA-ES generation; raise the budget or lower cmaes.population")

@@ -33,6 +33,9 @@ public final class RunFolder {
     /// How commits are made durable.
     public let durability: Durability
 
+    /// The kind of run (`m2n2`, `evolve-cmaes`, `dam`, `finetune`, …), as recorded in `meta.kind`.
+    public private(set) var kind = ""
+
     /// The database file inside a run folder.
     public static let databaseName = "run.sqlite"
     /// This process's claim on the folder (`run.lock`), when it continues the run.
@@ -48,6 +51,8 @@ public final class RunFolder {
     public static func create(path: String, kind: String, durability: Durability,
                               setUp: (RunFolder) throws(SearchError) -> Void) throws(SearchError) -> RunFolder {
         let fm = FileManager.default
+        // An empty folder (made by hand, or by an earlier version before its first step) is taken over.
+        if let entries = try? fm.contentsOfDirectory(atPath: path), entries.isEmpty { try? fm.removeItem(atPath: path) }
         if fm.fileExists(atPath: path) {
             throw .runFolder(path: path, reason: "already exists; pass --resume to continue it, or choose another run folder")
         }
@@ -64,7 +69,8 @@ public final class RunFolder {
             try folder.database.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             try folder.database.transaction { () throws(SearchError) in
                 try folder.setMeta("kind", kind)
-                try folder.setMeta("format", "1")
+                try folder.setMeta("format", String(formatVersion))
+                try folder.createStoreTables()
                 try setUp(folder)
             }
             try folder.database.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -89,13 +95,20 @@ public final class RunFolder {
         guard exists(at: path) else {
             throw .runFolder(path: path, reason: "no \(databaseName) here: not a run folder (start a new run without --resume)")
         }
-        let ownership = claim ? try claimFolder(path) : nil
+        return try open(path: path, kind: kind, durability: durability, ownership: claim ? try claimFolder(path) : nil)
+    }
+
+    /// `open`, with this process's claim on the folder already taken (`ownership`) or none (only looking).
+    static func open(path: String, kind: String, durability: Durability, ownership: FolderClaim?) throws(SearchError) -> RunFolder {
+        let claim = ownership != nil
         let folder = try RunFolder(path: path, durability: durability)
         folder.ownership = ownership
         let found = try folder.meta("kind")
         guard found == kind else {
             throw .runFolder(path: path, reason: "holds a `\(found ?? "?")` run, not `\(kind)`")
         }
+        folder.kind = kind
+        try folder.checkFormat(upgrade: claim)
         return folder
     }
 

@@ -57,8 +57,10 @@ public final class SQLiteDatabase {
         return statement
     }
 
-    /// Runs `body` in one transaction: committed when it returns, rolled back when it throws.
+    /// Runs `body` in one transaction: committed when it returns, rolled back when it throws. Inside another
+    /// transaction, `body` becomes part of it (committed or rolled back with it).
     public func transaction<R>(_ body: () throws(SearchError) -> R) throws(SearchError) -> R {
+        if sqlite3_get_autocommit(handle) == 0 { return try body() }
         try execute("BEGIN IMMEDIATE")
         do {
             let result = try body()
