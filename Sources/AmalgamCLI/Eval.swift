@@ -41,6 +41,8 @@ struct Eval: ParsableCommand {
     @Option(help: "For tasks with \"chat_template\": true: a system message before each prompt.")
     var system: String?
 
+    @OptionGroup var weightsOption: WeightsOption
+
     @Flag(help: "No progress line.")
     var quiet = false
 
@@ -58,7 +60,8 @@ struct Eval: ParsableCommand {
             throw CLIInputError("two task files are both named '\(dup)' (their records would overwrite each other); rename one in its header")
         }
         let start = Date()
-        let (lm, tokenizer, templates) = try EvalModelLoader.load(model, mergeSeed: mergeSeed, showProgress: !quiet && standardErrorIsTerminal)
+        let (lm, tokenizer, templates) = try EvalModelLoader.load(model, mergeSeed: mergeSeed, showProgress: !quiet && standardErrorIsTerminal,
+                                                               precision: weightsOption.precision)
         let formatter = try loaded.contains(where: \.spec.chatTemplate)
             ? ChatTemplateFormatter(ChatPrompt(templates: templates, choice: chatTemplate, tokenizer: tokenizer.config, system: system, modelPath: model))
             : nil
@@ -103,7 +106,8 @@ struct Eval: ParsableCommand {
 
 /// Opens what `amalgam eval` takes as a model: a folder, a GGUF file, or a merge config merged in memory.
 enum EvalModelLoader {
-    static func load(_ path: String, mergeSeed: UInt64, showProgress: Bool) throws -> (LlamaModel, Tokenizer, ChatTemplateSet) {
+    static func load(_ path: String, mergeSeed: UInt64, showProgress: Bool,
+                     precision: WeightPrecision = .native) throws -> (LlamaModel, Tokenizer, ChatTemplateSet) {
         let lower = path.lowercased()
         if lower.hasSuffix(".yml") || lower.hasSuffix(".yaml") {
             let stages = try MergeConfig.stages(contentsOf: path)
@@ -116,10 +120,10 @@ enum EvalModelLoader {
             })
             if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
             let extraEOS = merged.companionTexts["generation_config.json"].flatMap(eosIds) ?? []
-            let lm = try LlamaModel(config: merged.config, weights: merged.checkpoint, extraEOSTokenIds: extraEOS)
+            let lm = try LlamaModel(config: merged.config, weights: merged.checkpoint, extraEOSTokenIds: extraEOS, precision: precision)
             return (lm, try tokenizer(merged.companionTexts, what: path), try ChatTemplateSet(texts: merged.companionTexts, origin: path + ": "))
         }
-        let opened = try LanguageModel(path: path)
+        let opened = try LanguageModel(path: path, precision: precision)
         return (opened.model, opened.tokenizer, opened.templates)
     }
 

@@ -27,6 +27,8 @@ struct Evolve: ParsableCommand {
     @Option(help: "Overrides the config's seed.")
     var seed: UInt64?
 
+    @OptionGroup var weightsOption: WeightsOption
+
     @Flag(help: "No progress line.")
     var quiet = false
 
@@ -42,7 +44,8 @@ struct Evolve: ParsableCommand {
         let parent = (directory as NSString).deletingLastPathComponent
         if !parent.isEmpty { try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) }
         let tokenizer = try evolveTokenizer(configuration.models[0])
-        let runner = try EvolveRunner(configuration: configuration, runDirectory: directory, tokenizer: tokenizer)
+        let runner = try EvolveRunner(configuration: configuration, runDirectory: directory, tokenizer: tokenizer,
+                                      precision: weightsOption.precision)
         printError("\(resume && RunFolder.exists(at: directory) ? "resuming" : "starting") \(configuration.method.rawValue) run in \(directory): \(configuration.models.count) models, "
             + "\(runner.tasks.exampleCount) training examples (\(zip(runner.tasks.names, runner.tasks.trainCounts).map { "\($0) \($1)" }.joined(separator: ", "))), budget \(configuration.budget) passes")
         let draw = !quiet && standardErrorIsTerminal

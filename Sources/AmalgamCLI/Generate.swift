@@ -35,6 +35,8 @@ struct Generate: ParsableCommand {
     @Option(help: "The prompt as a JSON array of token ids, e.g. '[1, 2, 3]' (prints ids instead of text).")
     var ids: String?
 
+    @OptionGroup var weightsOption: WeightsOption
+
     @Option(help: "Tokens to generate at most.")
     var maxTokens = 32
 
@@ -73,14 +75,14 @@ struct Generate: ParsableCommand {
             stopTokenIds: try stopIds.map { try parseTokenIds($0, what: "--stop-ids") } ?? [],
             stopSequences: try stopSequence.map { [try parseTokenIds($0, what: "--stop-sequence")] } ?? [])
         if let ids {
-            let lm = try LlamaModel(folder: model)
+            let lm = try LlamaModel(folder: model, precision: weightsOption.precision)
             let start = Date()
             let generation = try lm.generate(prompt: try parseTokenIds(ids, what: "--ids"), options: options)
             print("[" + generation.tokens.map(String.init).joined(separator: ", ") + "]")
             report(generation, seconds: Date().timeIntervalSince(start))
             return
         }
-        let bundle = try LanguageModel(path: model)
+        let bundle = try LanguageModel(path: model, precision: weightsOption.precision)
         let promptIds = try encodePrompt(bundle)
         let start = Date()
         let silent = Set(bundle.model.eosTokenIds + options.stopTokenIds)

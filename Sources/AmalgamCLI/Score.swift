@@ -10,7 +10,7 @@ struct Score: ParsableCommand {
         abstract: "Score token sequences with a model: per-sequence log-likelihood, token count, perplexity."
     )
 
-    @Argument(help: "A model folder (config.json and safetensors), a .safetensors file or a Llama .gguf file (dequantized to f32 as read).")
+    @Argument(help: "A model folder (config.json and safetensors), a .safetensors file or a Llama .gguf file.")
     var model: String
 
     @Option(help: "A file with one JSON array of token ids per line.")
@@ -21,6 +21,8 @@ struct Score: ParsableCommand {
 
     @Option(help: "Tokens per forward pass: consecutive sequences are batched up to this many (bounds memory).")
     var tokensPerPass = 4096
+
+    @OptionGroup var weightsOption: WeightsOption
 
     @Flag(help: "Print JSON lines instead of a table.")
     var json = false
@@ -34,7 +36,7 @@ struct Score: ParsableCommand {
             sequences.append(try parseTokenIds(String(line), what: "\(idsFile):\(n + 1)"))
         }
         guard !sequences.isEmpty else { throw CLIInputError("\(idsFile): no sequences (one JSON array of ids per line)") }
-        let lm = try LlamaModel(source: ModelSource.open(model))
+        let lm = try LlamaModel(source: ModelSource.open(model), precision: weightsOption.precision)
         let batch = try TokenBatch(sequences)
         let scores = try lm.score(sequences, tokensPerPass: tokensPerPass)
         var totalLogLikelihood = 0.0, totalTokens = 0

@@ -5,8 +5,8 @@ import AmalgamTokenizer
 
 /// A model with what text needs: its tokenizer and chat templates, all from one `ModelSource` (a folder,
 /// a `.safetensors` file or a Llama `.gguf`, whose tokenizer and templates come from its metadata).
-/// `eval`, `generate`, `finetune` and `dam` open models through it, so a GGUF gives all of them the same
-/// f32-dequantized weights.
+/// `eval`, `generate`, `finetune` and `dam` open models through it; `precision` says how the engine holds
+/// the weights (nil: a GGUF's dequantized to f32, as `finetune` and `dam` need them).
 public struct LanguageModel {
     /// Where the model came from.
     public let source: ModelSource
@@ -16,16 +16,16 @@ public struct LanguageModel {
 
     /// Loads the model, its tokenizer and its chat templates; throws the `CheckpointError`, `ModelError` or
     /// `TokenizerError` naming the file at fault.
-    public init(source: ModelSource) throws {
+    public init(source: ModelSource, precision: WeightPrecision? = nil) throws {
         self.source = source
-        model = try LlamaModel(source: source)
+        model = try LlamaModel(source: source, precision: precision)
         tokenizer = try LanguageModel.tokenizer(of: source)
         templates = try LanguageModel.chatTemplates(of: source)
     }
 
     /// Opens `path` (`ModelSource.open`) and loads it.
-    public init(path: String) throws {
-        try self.init(source: ModelSource.open(path))
+    public init(path: String, precision: WeightPrecision? = nil) throws {
+        try self.init(source: ModelSource.open(path), precision: precision)
     }
 
     /// The model's tokenizer: tokenizer.json and tokenizer_config.json of its folder, or for a GGUF the

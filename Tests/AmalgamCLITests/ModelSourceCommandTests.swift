@@ -13,7 +13,8 @@ struct ModelSourceCommandTests {
 
     /// `amalgam score MODEL --json --dump-logits`: the log-likelihood of the one sequence and the logits file.
     func score(_ model: String, ids: String, dump: String) throws -> Double {
-        let run = try runAmalgam(["score", model, "--ids-file", ids, "--json", "--dump-logits", dump])
+        // --weights f32: a GGUF dequantized to f32, the weights dam and finetune read (native would keep its blocks)
+        let run = try runAmalgam(["score", model, "--ids-file", ids, "--json", "--dump-logits", dump, "--weights", "f32"])
         #expect(run.status == 0, "\(run.err)")
         let line = try JSONValue.parse(String(run.out.split(separator: "\n").first ?? ""))
         return line["log_likelihood"]?.doubleValue ?? .nan
@@ -38,7 +39,7 @@ struct ModelSourceCommandTests {
             {"id": "d0", "text": \(JSONValue.string(text).compactText())}
             """
         try task.write(toFile: dir + "/task.jsonl", atomically: true, encoding: .utf8)
-        let eval = try runAmalgam(["eval", gguf, dir + "/task.jsonl", "--out", dir + "/eval", "--quiet"])
+        let eval = try runAmalgam(["eval", gguf, dir + "/task.jsonl", "--out", dir + "/eval", "--quiet", "--weights", "f32"])
         #expect(eval.status == 0, "\(eval.err)")
         let record = try JSONValue.parse(String(contentsOfFile: dir + "/eval/one-document.jsonl", encoding: .utf8)
             .split(separator: "\n").first.map(String.init) ?? "")

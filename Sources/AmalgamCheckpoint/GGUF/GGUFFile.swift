@@ -152,6 +152,11 @@ public final class GGUFFile: TensorSource, @unchecked Sendable {
         file.bytes(offset: dataOffset + entry.offset, count: entry.byteCount)
     }
 
+    /// The stored bytes of a tensor as tensor storage (a view that keeps the mapping alive).
+    public func storage(_ entry: TensorEntry) -> TensorStorage {
+        TensorStorage(file: file, offset: dataOffset + entry.offset, count: entry.byteCount)
+    }
+
     /// The tensor in PyTorch shape: a view for plain types, dequantized to f32 for block types.
     public func tensor(_ name: String) throws(CheckpointError) -> Tensor {
         guard let e = entry(name) else { throw .tensorNotFound(path: path, tensor: name) }

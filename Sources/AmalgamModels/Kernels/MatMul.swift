@@ -18,7 +18,10 @@ public enum MatMul {
     /// out[T × W.rows] = x[T × W.cols] · Wᵀ (+ bias[W.rows]). `scratch` holds `scratchCount(for:)` floats.
     public static func forward(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows T: Int,
                                weight w: WeightMatrix, bias: UnsafePointer<Float>?, scratch: UnsafeMutablePointer<Float>?) {
-        if T < gemmMinimumRows {
+        if w.blockType != nil {
+            quantizedGroup([Product(out: out, weight: w, bias: bias)], x, rows: T)
+            return
+        } else if T < gemmMinimumRows {
             forwardGroup([Product(out: out, weight: w, bias: bias)], x, rows: T, scratch: scratch)
             return
         } else if w.tensor.dtype == .f32 {
@@ -46,13 +49,14 @@ public enum MatMul {
 
     /// Floats of scratch `forward` needs for this weight.
     public static func scratchCount(for w: WeightMatrix) -> Int {
-        w.tensor.dtype == .f32 ? 0 : panelRows(w) * w.cols
+        w.tensor.dtype == .f32 || w.blockType != nil ? 0 : panelRows(w) * w.cols
     }
 
     static func panelRows(_ w: WeightMatrix) -> Int { max(16, min(w.rows, panelElements / max(w.cols, 1))) }
 
     /// y[W.rows] = W · x[W.cols], parallel over rows.
     public static func gemv(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: WeightMatrix) {
+        if w.blockType != nil { quantizedGroup([Product(out: y, weight: w, bias: nil)], x, rows: 1); return }
         gemvGroup([Product(out: y, weight: w, bias: nil)], x)
     }
 
@@ -72,9 +76,16 @@ public enum MatMul {
 
     /// Several products of the same input x[T × cols] (q/k/v, gate/up). One-row inputs run as one
     /// parallel GEMV over all the weights' rows: one dispatch instead of one per weight, which matters
-    /// when decoding a token costs a few milliseconds.
+    /// when decoding a token costs a few milliseconds. Block-quantized weights run as one quantized
+    /// job for any T (`quantizedGroup`).
     public static func forwardGroup(_ products: [Product], _ x: UnsafePointer<Float>, rows T: Int,
                                     scratch: UnsafeMutablePointer<Float>?) {
+        if products.contains(where: { $0.weight.blockType != nil }) {
+            quantizedGroup(products.filter { $0.weight.blockType != nil }, x, rows: T)
+            let plain = products.filter { $0.weight.blockType == nil }
+            if !plain.isEmpty { forwardGroup(plain, x, rows: T, scratch: scratch) }
+            return
+        }
         guard T < gemmMinimumRows else {
             for p in products { forward(p.out, x, rows: T, weight: p.weight, bias: p.bias, scratch: scratch) }
             return

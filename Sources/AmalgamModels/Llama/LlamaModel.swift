@@ -4,7 +4,7 @@ import Foundation
 
 /// A Llama-family causal language model (llama incl. Llama 3 rope scaling, mistral with its sliding
 /// window, qwen2 with q/k/v biases, qwen3 with q/k norms, tied embeddings as in SmolLM2), run in f32
-/// over weights read in place in f32, bf16 or f16.
+/// over weights read in place in f32, bf16 or f16, or kept in a GGUF's block types (`WeightPrecision`).
 public final class LlamaModel: LogitsModel, @unchecked Sendable {
     /// The typed configuration.
     public let config: LlamaConfig
@@ -16,7 +16,10 @@ public final class LlamaModel: LogitsModel, @unchecked Sendable {
     let rope: RotaryEmbedding
 
     /// Loads from a config and any tensor source; throws naming the first missing or misshapen tensor.
-    public init(config raw: ModelConfig, weights source: TensorSource, extraEOSTokenIds: [Int] = []) throws(ModelError) {
+    /// `precision` says how to hold the weight matrices; nil keeps plain tensors in place and
+    /// dequantizes block-quantized ones to f32.
+    public init(config raw: ModelConfig, weights source: TensorSource, extraEOSTokenIds: [Int] = [],
+                precision: WeightPrecision? = nil) throws(ModelError) {
         let config: LlamaConfig
         do { config = try raw.llama() } catch { throw .checkpoint(error) }
         if let act = raw.raw["hidden_act"]?.stringValue, act != "silu" {
@@ -27,7 +30,7 @@ public final class LlamaModel: LogitsModel, @unchecked Sendable {
         }
         self.config = config
         self.source = source
-        weights = try LlamaWeights(config: config, raw: raw, source: source)
+        weights = try LlamaWeights(config: config, raw: raw, source: source, precision: precision)
         rope = try RotaryEmbedding(config, path: raw.path,
                                    section: raw.raw["rope_scaling"]?.objectValue != nil ? "rope_scaling" : "rope_parameters",
                                    topLevelOriginalMaxPositions: raw.raw["original_max_position_embeddings"]?.intValue)
@@ -36,17 +39,18 @@ public final class LlamaModel: LogitsModel, @unchecked Sendable {
         eosTokenIds = eos
     }
 
-    /// Loads an opened model: its config, its weights (a GGUF's dequantized to f32 as read) and the EOS
-    /// ids of its generation_config.json.
-    public convenience init(source: ModelSource) throws(ModelError) {
-        try self.init(config: source.config, weights: source.tensors, extraEOSTokenIds: source.generationEOSTokenIds)
+    /// Loads an opened model: its config, its weights (held as `precision` says; nil: a GGUF's
+    /// dequantized to f32 as read) and the EOS ids of its generation_config.json.
+    public convenience init(source: ModelSource, precision: WeightPrecision? = nil) throws(ModelError) {
+        try self.init(config: source.config, weights: source.tensors, extraEOSTokenIds: source.generationEOSTokenIds,
+                      precision: precision)
     }
 
     /// Loads a model folder, `.safetensors` or `.gguf` file as `ModelSource` opens it.
-    public convenience init(folder path: String) throws(ModelError) {
+    public convenience init(folder path: String, precision: WeightPrecision? = nil) throws(ModelError) {
         let source: ModelSource
         do { source = try ModelSource.open(path) } catch { throw .checkpoint(error) }
-        try self.init(source: source)
+        try self.init(source: source, precision: precision)
     }
 
     /// Vocabulary size.
@@ -153,8 +157,10 @@ public final class LlamaModel: LogitsModel, @unchecked Sendable {
 }
 
 extension LlamaModel {
-    /// The dtype of the projection weights (the first layer's q_proj).
+    /// The dtype of the projection weights (the first layer's q_proj; u8 when it is block-quantized).
     public var weightDType: DType { weights.layers.first?.q.tensor.dtype ?? weights.embed.tensor.dtype }
+    /// The GGUF block type of the projection weights (the first layer's q_proj) when they are kept quantized.
+    public var weightBlockType: GGMLType? { weights.layers.first?.q.blockType }
     /// Bytes per weight element as stored.
     public var weightBytesPerElement: Int { weightDType.byteSize }
 }

@@ -20,17 +20,17 @@ struct LlamaWeights: Sendable {
     var norm: [Float]                      // model.norm.weight [C]
     var lmHead: WeightMatrix               // lm_head.weight [V × C], or the embedding when tied
 
-    init(config: LlamaConfig, raw: ModelConfig, source: TensorSource) throws(ModelError) {
+    init(config: LlamaConfig, raw: ModelConfig, source: TensorSource, precision: WeightPrecision?) throws(ModelError) {
         let C = config.hiddenSize, I = config.intermediateSize, V = config.vocabSize
         let qDim = config.numAttentionHeads * config.headDim
         let kvDim = config.numKeyValueHeads * config.headDim
         func optional(_ name: String, _ count: Int) throws(ModelError) -> FloatBuffer? {
             source.info(name) == nil ? nil : FloatBuffer(try loadVector(source, name, count: count))
         }
-        embed = try loadMatrix(source, "model.embed_tokens.weight", rows: V, cols: C)
+        embed = try loadMatrix(source, "model.embed_tokens.weight", rows: V, cols: C, precision: precision)
         norm = try loadVector(source, "model.norm.weight", count: C)
         if source.info("lm_head.weight") != nil && !config.tieWordEmbeddings {
-            lmHead = try loadMatrix(source, "lm_head.weight", rows: V, cols: C)
+            lmHead = try loadMatrix(source, "lm_head.weight", rows: V, cols: C, precision: precision)
         } else if config.tieWordEmbeddings {
             lmHead = embed
         } else {
@@ -44,10 +44,10 @@ struct LlamaWeights: Sendable {
             let a = p + "self_attn.", m = p + "mlp."
             layers.append(LlamaLayerWeights(
                 inputNorm: try loadVector(source, p + "input_layernorm.weight", count: C),
-                q: try loadMatrix(source, a + "q_proj.weight", rows: qDim, cols: C),
-                k: try loadMatrix(source, a + "k_proj.weight", rows: kvDim, cols: C),
-                v: try loadMatrix(source, a + "v_proj.weight", rows: kvDim, cols: C),
-                o: try loadMatrix(source, a + "o_proj.weight", rows: C, cols: qDim),
+                q: try loadMatrix(source, a + "q_proj.weight", rows: qDim, cols: C, precision: precision),
+                k: try loadMatrix(source, a + "k_proj.weight", rows: kvDim, cols: C, precision: precision),
+                v: try loadMatrix(source, a + "v_proj.weight", rows: kvDim, cols: C, precision: precision),
+                o: try loadMatrix(source, a + "o_proj.weight", rows: C, cols: qDim, precision: precision),
                 qBias: try optional(a + "q_proj.bias", qDim),
                 kBias: try optional(a + "k_proj.bias", kvDim),
                 vBias: try optional(a + "v_proj.bias", kvDim),
@@ -55,9 +55,9 @@ struct LlamaWeights: Sendable {
                 qNorm: hasQKNorm ? try loadVector(source, a + "q_norm.weight", count: config.headDim) : nil,
                 kNorm: hasQKNorm ? try loadVector(source, a + "k_norm.weight", count: config.headDim) : nil,
                 postNorm: try loadVector(source, p + "post_attention_layernorm.weight", count: C),
-                gate: try loadMatrix(source, m + "gate_proj.weight", rows: I, cols: C),
-                up: try loadMatrix(source, m + "up_proj.weight", rows: I, cols: C),
-                down: try loadMatrix(source, m + "down_proj.weight", rows: C, cols: I),
+                gate: try loadMatrix(source, m + "gate_proj.weight", rows: I, cols: C, precision: precision),
+                up: try loadMatrix(source, m + "up_proj.weight", rows: I, cols: C, precision: precision),
+                down: try loadMatrix(source, m + "down_proj.weight", rows: C, cols: I, precision: precision),
                 gateBias: try optional(m + "gate_proj.bias", I),
                 upBias: try optional(m + "up_proj.bias", I),
                 downBias: try optional(m + "down_proj.bias", C),

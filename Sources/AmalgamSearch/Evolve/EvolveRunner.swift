@@ -8,12 +8,17 @@ import Foundation
 /// The architecture every candidate is loaded with: the first model's `config.json`.
 public struct EvolveArchitecture: Sendable {
     public let config: ModelConfig
+    /// How each candidate's weights are held for its fitness pass (nil: as merged).
+    public let precision: WeightPrecision?
 
-    public init(config: ModelConfig) { self.config = config }
+    public init(config: ModelConfig, precision: WeightPrecision? = nil) {
+        self.config = config
+        self.precision = precision
+    }
 
-    /// A Llama-family model over `weights` (no copy of mapped tensors).
+    /// A Llama-family model over `weights` (no copy of mapped tensors unless `precision` converts them).
     public func model(weights: any TensorSource) throws(SearchError) -> LlamaModel {
-        do { return try LlamaModel(config: config, weights: weights) } catch {
+        do { return try LlamaModel(config: config, weights: weights, precision: precision) } catch {
             throw .badData(path: weights.path, reason: "cannot load it as a \(config.modelType ?? "?") model: \(error)")
         }
     }
@@ -77,7 +82,7 @@ public final class EvolveRunner {
 
     /// Opens the models and tasks. `tokenizer` (the first model's) turns task text into tokens.
     public init(configuration: EvolveConfiguration, runDirectory: String, tokenizer: any TextTokenizer,
-                formatter: (any PromptFormatter)? = nil) throws(SearchError) {
+                formatter: (any PromptFormatter)? = nil, precision: WeightPrecision? = nil) throws(SearchError) {
         try configuration.validate()
         self.configuration = configuration
         self.runDirectory = runDirectory
@@ -89,7 +94,7 @@ public final class EvolveRunner {
             do { models.append(try ModelSource.open(path)) } catch { throw .badData(path: path, reason: error.description) }
         }
         self.models = models
-        architecture = EvolveArchitecture(config: models[0].config)
+        architecture = EvolveArchitecture(config: models[0].config, precision: precision)
     }
 
     var durability: RunFolder.Durability { RunFolder.Durability(rawValue: configuration.durability) ?? .process }
