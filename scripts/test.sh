@@ -29,5 +29,5 @@ swift test "${flags[@]}" --skip-build "$@"
 # whole suite ran (no arguments). FUZZ_SECONDS=0 leaves it out.
 fuzz_seconds="${FUZZ_SECONDS:-20}"
 if [ $# -eq 0 ] && [ "$fuzz_seconds" != 0 ]; then
-    scripts/check/fuzz.sh "$fuzz_seconds"
+    FUZZ_JOBS="${FUZZ_JOBS:-2}" scripts/check/fuzz.sh "$fuzz_seconds"
 fi
