@@ -26,3 +26,9 @@ fi
 flags=(-c release -Xswiftc -target-cpu -Xswiftc native)
 swift build "${flags[@]}" --build-tests
 swift test "${flags[@]}" --skip-build "$@"
+# Every parser fuzz target briefly (seed corpus + random inputs; docs/reliability.md "Fuzzing"), when the
+# whole suite ran (no arguments). FUZZ_SECONDS=0 leaves it out.
+fuzz_seconds="${FUZZ_SECONDS:-20}"
+if [ $# -eq 0 ] && [ "$fuzz_seconds" != 0 ]; then
+    FUZZ_JOBS="${FUZZ_JOBS:-2}" scripts/check/fuzz.sh "$fuzz_seconds"
+fi

@@ -41,7 +41,29 @@ public enum HubError: Error, CustomStringConvertible, Equatable {
         public var description: String { "\(folder) (\(finding))" }
     }
 
-    public var description: String {
+    /// The message, with any user name and password written into a URL (`https://user:secret@host/…`,
+    /// e.g. in HF_ENDPOINT or a redirect) replaced by `***`.
+    public var description: String { HubError.withoutURLCredentials(text) }
+
+    /// `text` with the user-information part of every `scheme://user:password@host` in it replaced by `***`.
+    public static func withoutURLCredentials(_ text: String) -> String {
+        var out = ""
+        var rest = Substring(text)
+        while let scheme = rest.range(of: "://") {
+            out += rest[..<scheme.upperBound]
+            let after = rest[scheme.upperBound...]
+            let end = after.firstIndex { "/?#) '\"\n\t".contains($0) } ?? after.endIndex
+            if let at = after[..<end].lastIndex(of: "@") {
+                out += "***"
+                rest = after[at...]
+            } else {
+                rest = after
+            }
+        }
+        return out + rest
+    }
+
+    private var text: String {
         switch self {
         case let .notCached(reference, searched, offline):
             let list = searched.map { "  " + $0.description }.joined(separator: "\n")
