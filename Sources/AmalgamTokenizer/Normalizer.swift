@@ -34,13 +34,14 @@ func makeNormalizer(_ node: JSONNode) throws(TokenizerError) -> any Normalizer {
     case "Nmt": return Nmt()
     case "ByteLevel": return ByteLevelNormalizer()
     case "Precompiled":
-        throw .unsupportedOption(path: node.file, key: node.key("precompiled_charsmap"), reason:
-            "SentencePiece's precompiled normalization map is not supported yet; if the model's sentencepiece normalization is plain NFKC, replace the normalizer by {\"type\": \"NFKC\"}")
+        let map = try node.required("precompiled_charsmap")
+        guard let text = map.value.stringValue else { throw map.invalid("expected a base64 string") }
+        return try Precompiled(base64: text, node: map)
     case "Sequence":
         return NormalizerSequence(stages: try node.array("normalizers").map { (n) throws(TokenizerError) in try makeNormalizer(n) })
     default:
         throw node.unsupported(type, supported: ["NFC", "NFD", "NFKC", "NFKD", "Lowercase", "Prepend", "Replace", "Strip", "StripAccents",
-                                                 "BertNormalizer", "Nmt", "ByteLevel", "Sequence"])
+                                                 "BertNormalizer", "Nmt", "ByteLevel", "Precompiled", "Sequence"])
     }
 }
 

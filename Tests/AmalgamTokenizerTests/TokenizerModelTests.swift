@@ -6,11 +6,12 @@ import Testing
 
 /// Tokenizers trained with `tokenizers` by scripts/fixtures/tokenizer_models.py (Unigram with byte
 /// fallback and with a regex Replace, WordPiece behind BERT's normalizer and pre-tokenizer, byte-level BPE
-/// behind DeepSeek-V3's three Split regexes, WordLevel behind Nmt/StripAccents/Punctuation/CTC) give the
+/// behind DeepSeek-V3's three Split regexes, WordLevel behind Nmt/StripAccents/Punctuation/CTC, and a
+/// Unigram trained by sentencepiece behind its Precompiled charsmap, as transformers converts T5) give the
 /// same ids and decodes as tokenizers 0.23.3 (models-ref.json).
 @Suite struct TokenizerModelTests {
     static let reference = try! readFixtureJSON("models-ref.json")
-    static let names = ["unigram", "unigram-first", "wordpiece", "bpe-deepseek", "wordlevel"]
+    static let names = ["unigram", "unigram-first", "wordpiece", "bpe-deepseek", "wordlevel", "unigram-spm"]
 
     static func tokenizer(_ name: String) throws -> Tokenizer {
         try Tokenizer(contentsOf: tokenizerFixtures + "/models/" + name)

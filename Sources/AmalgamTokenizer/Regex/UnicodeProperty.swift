@@ -11,6 +11,14 @@ enum UnicodeProperty: Sendable {
     func contains(_ v: UInt32) -> Bool {
         guard let s = Unicode.Scalar(v) else { return false }
         let p = s.properties
+        if isNewerThanOniguruma(p) {
+            switch self {
+            case let .categories(set): return set.contains(.unassigned)
+            case .any: return true
+            case let .script(ranges): return ranges.contains { $0.contains(v) }
+            default: return false
+            }
+        }
         switch self {
         case let .categories(set): return set.contains(p.generalCategory)
         case .decimalNumber: return p.generalCategory == .decimalNumber
@@ -120,9 +128,17 @@ enum UnicodeProperty: Sendable {
 /// `²` too) and connector punctuation; not the joiners Rust's regex adds.
 func isWordScalar(_ s: Unicode.Scalar) -> Bool {
     let p = s.properties
+    if isNewerThanOniguruma(p) { return false }
     if p.isAlphabetic { return true }
     switch p.generalCategory {
     case .nonspacingMark, .spacingMark, .enclosingMark, .decimalNumber, .letterNumber, .otherNumber, .connectorPunctuation: return true
     default: return false
     }
+}
+
+/// Whether a scalar was assigned after Unicode 16.0, the version of the Oniguruma tables in tokenizers
+/// 0.23: Oniguruma sees it as unassigned (`\p{Cn}`), so the engine does too.
+func isNewerThanOniguruma(_ p: Unicode.Scalar.Properties) -> Bool {
+    guard let age = p.age else { return false }
+    return age.major > 16
 }
