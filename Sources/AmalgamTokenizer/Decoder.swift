@@ -19,16 +19,24 @@ func makeDecoder(_ node: JSONNode) throws(TokenizerError) -> any Decoder {
         }
         return StripDecoder(content: scalar, start: try node.int("start", default: 0), stop: try node.int("stop", default: 0))
     case "Replace":
-        let pattern = try node.pattern("pattern")
-        guard let literal = literalPattern(pattern) else {
-            throw .unsupportedOption(path: node.file, key: node.key("pattern"),
-                                     reason: "the regex \(pattern.text) is not supported; only literal patterns are")
+        let content = Array(try node.string("content").utf8)
+        switch try node.splitPattern("pattern") {
+        case let .literal(bytes): return ReplaceDecoder(pattern: bytes, content: content)
+        case let .regex(regex): return RegexReplaceDecoder(replace: RegexReplace(regex: regex, content: content))
+        default: return RegexReplaceDecoder(replace: RegexReplace(regex: try regexOf(node, "pattern"), content: content))
         }
-        return ReplaceDecoder(pattern: Array(literal.utf8), content: Array(try node.string("content").utf8))
+    case "WordPiece":
+        return WordPieceDecoder(prefix: try node.string("prefix", default: "##"), cleanup: try node.bool("cleanup", default: true))
+    case "CTC":
+        return CTCDecoder(pad: try node.string("pad_token", default: "<pad>"),
+                          wordDelimiter: try node.string("word_delimiter_token", default: "|"), cleanup: try node.bool("cleanup", default: true))
+    case "BPEDecoder":
+        return BPESuffixDecoder(suffix: try node.string("suffix", default: "</w>"))
     case "Sequence":
         return DecoderSequence(stages: try node.array("decoders").map { (n) throws(TokenizerError) in try makeDecoder(n) })
     default:
-        throw node.unsupported(type, supported: ["ByteLevel", "Metaspace", "ByteFallback", "Fuse", "Strip", "Replace", "Sequence"])
+        throw node.unsupported(type, supported: ["ByteLevel", "Metaspace", "ByteFallback", "Fuse", "Strip", "Replace", "WordPiece", "CTC",
+                                                 "BPEDecoder", "Sequence"])
     }
 }
 
@@ -115,4 +123,68 @@ struct ReplaceDecoder: Decoder {
 struct DecoderSequence: Decoder {
     let stages: [any Decoder]
     func decodeChain(_ tokens: [String]) -> [String] { stages.reduce(tokens) { $1.decodeChain($0) } }
+}
+
+/// Replaces the matches of a regex in each token.
+struct RegexReplaceDecoder: Decoder {
+    let replace: RegexReplace
+    func decodeChain(_ tokens: [String]) -> [String] {
+        tokens.map { String(decoding: replace.replaceBytes(Array($0.utf8)), as: UTF8.self) }
+    }
+}
+
+/// The spaces BERT-style decoders take out before punctuation and contractions.
+func wordPieceCleanup(_ text: String) -> String {
+    var out = text
+    for (from, to) in [(" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"), (" 'm", "'m"),
+                       (" do not", " don't"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")] {
+        out = String(decoding: replaceBytes(Array(out.utf8), Array(from.utf8), Array(to.utf8)), as: UTF8.self)
+    }
+    return out
+}
+
+/// WordPiece tokens back to words: a continuation (`##x`) joins the previous token, others get a space.
+struct WordPieceDecoder: Decoder {
+    let prefix: String
+    let cleanup: Bool
+
+    func decodeChain(_ tokens: [String]) -> [String] {
+        tokens.enumerated().map { i, token in
+            var t = token
+            if i != 0 { t = t.utf8.starts(with: prefix.utf8) ? String(decoding: Array(t.utf8.dropFirst(prefix.utf8.count)), as: UTF8.self) : " " + t }
+            return cleanup ? wordPieceCleanup(t) : t
+        }
+    }
+}
+
+/// CTC output: repeated tokens collapsed, padding dropped, the word delimiter made a space.
+struct CTCDecoder: Decoder {
+    let pad: String
+    let wordDelimiter: String
+    let cleanup: Bool
+
+    func decodeChain(_ tokens: [String]) -> [String] {
+        var out: [String] = []
+        var previous: String?
+        for token in tokens {
+            defer { previous = token }
+            if token == previous { continue }
+            var t = String(decoding: replaceBytes(Array(token.utf8), Array(pad.utf8), []), as: UTF8.self)
+            if cleanup {
+                t = String(decoding: replaceBytes(Array(wordPieceCleanup(t).utf8), Array(wordDelimiter.utf8), [0x20]), as: UTF8.self)
+            }
+            if !t.isEmpty { out.append(t) }
+        }
+        return out
+    }
+}
+
+/// The end-of-word suffix of classic BPE (`</w>`) made a space, except on the last token.
+struct BPESuffixDecoder: Decoder {
+    let suffix: String
+    func decodeChain(_ tokens: [String]) -> [String] {
+        tokens.enumerated().map { i, token in
+            String(decoding: replaceBytes(Array(token.utf8), Array(suffix.utf8), i == tokens.count - 1 ? [] : [0x20]), as: UTF8.self)
+        }
+    }
 }

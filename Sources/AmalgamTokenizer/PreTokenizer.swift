@@ -48,16 +48,8 @@ func makePreTokenizer(_ node: JSONNode) throws(TokenizerError) -> any PreTokeniz
         return ByteLevelPreTokenizer(addPrefixSpace: try node.bool("add_prefix_space", default: true),
                                      useRegex: try node.bool("use_regex", default: true))
     case "Split":
-        let pattern = try node.pattern("pattern")
-        guard let split = SplitPattern.from(pattern) else {
-            throw .unsupportedOption(path: node.file, key: node.key("pattern"), reason:
-                "the regex \(pattern.text) is not one Amalgam knows (GPT-2's, Llama 3's, Qwen2's, or a literal)")
-        }
-        let behaviorName = try node.string("behavior")
-        guard let behavior = SplitBehavior(rawValue: behaviorName) else {
-            throw node.invalid("unknown behavior \"\(behaviorName)\"; expected Removed, Isolated, MergedWithPrevious, MergedWithNext or Contiguous")
-        }
-        return Split(pattern: split, behavior: behavior, invert: try node.bool("invert", default: false))
+        let split = try node.splitPattern("pattern")
+        return Split(pattern: split, behavior: try behavior(node, "behavior"), invert: try node.bool("invert", default: false))
     case "Digits":
         return Digits(individual: try node.bool("individual_digits", default: false))
     case "Metaspace":
@@ -66,11 +58,33 @@ func makePreTokenizer(_ node: JSONNode) throws(TokenizerError) -> any PreTokeniz
         return Whitespace()
     case "WhitespaceSplit":
         return WhitespaceSplit()
+    case "BertPreTokenizer":
+        return BertPreTokenizer()
+    case "Punctuation":
+        return Punctuation(behavior: node.optional("behavior") == nil ? .isolated : try behavior(node, "behavior"))
+    case "CharDelimiterSplit":
+        let delimiter = try node.string("delimiter")
+        guard delimiter.unicodeScalars.count == 1, let scalar = delimiter.unicodeScalars.first else {
+            throw try node.required("delimiter").invalid("expected one character")
+        }
+        return CharDelimiterSplit(delimiter: scalar)
     case "Sequence":
         return PreTokenizerSequence(stages: try node.array("pretokenizers").map { (n) throws(TokenizerError) in try makePreTokenizer(n) })
     default:
-        throw node.unsupported(type, supported: ["ByteLevel", "Split", "Digits", "Metaspace", "Whitespace", "WhitespaceSplit", "Sequence"])
+        throw node.unsupported(type, supported: ["ByteLevel", "Split", "Digits", "Metaspace", "Whitespace", "WhitespaceSplit",
+                                                 "BertPreTokenizer", "Punctuation", "CharDelimiterSplit", "Sequence"])
     }
+}
+
+/// A `behavior` key: how a split keeps its delimiters.
+private func behavior(_ node: JSONNode, _ key: String) throws(TokenizerError) -> SplitBehavior {
+    let name = try node.string(key)
+    // tokenizers writes the names in CamelCase; its Python API also accepts snake_case ones.
+    let camel = name.split(separator: "_").map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined()
+    guard let behavior = SplitBehavior(rawValue: camel) else {
+        throw try node.required(key).invalid("unknown behavior \"\(name)\"; expected Removed, Isolated, MergedWithPrevious, MergedWithNext or Contiguous")
+    }
+    return behavior
 }
 
 /// GPT-2's pre-tokenizer: an optional leading space, the GPT-2 regex, then the byte-level alphabet.
@@ -182,4 +196,37 @@ struct WhitespaceSplit: PreTokenizer {
 struct PreTokenizerSequence: PreTokenizer {
     let stages: [any PreTokenizer]
     func preTokenize(_ text: inout PreTokenized) { for stage in stages { stage.preTokenize(&text) } }
+}
+
+/// Punctuation as BERT defines it: ASCII punctuation (symbols included) or a Unicode P* category.
+func isBertPunctuation(_ s: Unicode.Scalar) -> Bool {
+    if s.value < 128 { return (0x21...0x2F).contains(s.value) || (0x3A...0x40).contains(s.value) || (0x5B...0x60).contains(s.value) || (0x7B...0x7E).contains(s.value) }
+    return UnicodeProperty.punctuation.contains(s.properties.generalCategory)
+}
+
+/// BERT's pre-tokenizer: cut on whitespace (dropped), then isolate each punctuation character.
+struct BertPreTokenizer: PreTokenizer {
+    func preTokenize(_ text: inout PreTokenized) {
+        text.materializeByteLevel()
+        text.split { SplitBehavior.removed.apply(scalarSegments($0) { $0.properties.isWhitespace }) }
+        text.split { SplitBehavior.isolated.apply(scalarSegments($0, isBertPunctuation)) }
+    }
+}
+
+/// Each punctuation character split off as `behavior` says.
+struct Punctuation: PreTokenizer {
+    let behavior: SplitBehavior
+    func preTokenize(_ text: inout PreTokenized) {
+        text.materializeByteLevel()
+        text.split { behavior.apply(scalarSegments($0, isBertPunctuation)) }
+    }
+}
+
+/// Cuts on one character, which is dropped.
+struct CharDelimiterSplit: PreTokenizer {
+    let delimiter: Unicode.Scalar
+    func preTokenize(_ text: inout PreTokenized) {
+        text.materializeByteLevel()
+        text.split { SplitBehavior.removed.apply(scalarSegments($0) { $0 == delimiter }) }
+    }
 }

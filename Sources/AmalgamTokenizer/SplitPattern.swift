@@ -1,6 +1,6 @@
 /// What a `Split` pre-tokenizer (or ByteLevel's built-in regex) cuts on. The regexes of GPT-2, Llama 3 and
-/// Qwen2 are matched by hand-written scanners over UTF-8 with the Unicode general categories, because a
-/// regex engine is both slower and a source of subtle differences from the onig engine tokenizers uses.
+/// Qwen2 are matched by hand-written scanners over UTF-8 with the Unicode general categories (the fast
+/// path); every other regex runs on `ScalarRegex`.
 enum SplitPattern: Sendable {
     /// A literal string (`{"String": s}`, or a regex without metacharacters).
     case literal([UInt8])
@@ -8,13 +8,15 @@ enum SplitPattern: Sendable {
     case gpt2
     /// Llama 3's pattern (`maxDigits` 3); Qwen2's is the same with single digits (`maxDigits` 1).
     case llama3(maxDigits: Int)
+    /// Any other regex.
+    case regex(ScalarRegex)
 
     static let gpt2Regex = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
     static let llama3Regex = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
     static let qwen2Regex = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
 
-    /// The pattern a regex or literal stands for, or nil if it is a regex we have no scanner for.
-    static func from(_ pattern: (text: String, isRegex: Bool)) -> SplitPattern? {
+    /// The pattern a regex or literal stands for: a scanner where one applies, else the compiled regex.
+    static func from(_ pattern: (text: String, isRegex: Bool)) throws(RegexSyntaxError) -> SplitPattern {
         if pattern.isRegex {
             switch pattern.text {
             case gpt2Regex: return .gpt2
@@ -23,7 +25,8 @@ enum SplitPattern: Sendable {
             default: break
             }
         }
-        return literalPattern(pattern).map { .literal(Array($0.utf8)) }
+        if let literal = literalPattern(pattern) { return .literal(Array(literal.utf8)) }
+        return .regex(try ScalarRegex(pattern.text))
     }
 
     /// The text cut into consecutive segments covering all of it, each flagged as a match or not.
@@ -52,6 +55,8 @@ enum SplitPattern: Sendable {
                 out.append((i..<end, true))
                 i = end
             }
+        case let .regex(regex):
+            return regex.segments(text)
         case let .llama3(maxDigits):
             let scanner = RegexScanner(text: text)
             var i = 0

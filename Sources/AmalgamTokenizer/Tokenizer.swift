@@ -2,7 +2,7 @@ import AmalgamCore
 import Foundation
 
 /// A Hugging Face tokenizer read from `tokenizer.json` (and `tokenizer_config.json` beside it), giving the
-/// same ids as the `tokenizers` library. Encoding runs: added tokens → normalizer → pre-tokenizer → BPE →
+/// same ids as the `tokenizers` library. Encoding runs: added tokens → normalizer → pre-tokenizer → model →
 /// post-processor; decoding: ids → token strings → decoder.
 public final class Tokenizer: Sendable {
     /// The tokenizer.json the tokenizer was read from.
@@ -12,7 +12,7 @@ public final class Tokenizer: Sendable {
     public let addedTokens: [AddedToken]
     let normalizer: (any Normalizer)?
     let preTokenizer: (any PreTokenizer)?
-    let model: BPE
+    let model: any TokenModel
     let postProcessor: (any PostProcessor)?
     let decoder: (any Decoder)?
     private let rawMatcher: AddedTokenMatcher
@@ -43,10 +43,7 @@ public final class Tokenizer: Sendable {
         let root = JSONNode(value: json, file: path, path: "")
         self.path = path
         self.config = config
-        let modelNode = try root.required("model")
-        let modelType = try modelNode.string("type", default: "BPE")
-        guard modelType == "BPE" else { throw modelNode.unsupported(modelType, supported: ["BPE"]) }
-        model = try BPE(modelNode)
+        model = try makeModel(try root.required("model"))
         normalizer = try root.optional("normalizer").map { (n) throws(TokenizerError) in try makeNormalizer(n) }
         preTokenizer = try root.optional("pre_tokenizer").map { (n) throws(TokenizerError) in try makePreTokenizer(n) }
         postProcessor = try root.optional("post_processor").map { (n) throws(TokenizerError) in try makePostProcessor(n) }
@@ -54,8 +51,7 @@ public final class Tokenizer: Sendable {
         let written = try (root.optional("added_tokens") == nil ? [] : root.array("added_tokens"))
             .map { (n) throws(TokenizerError) in try AddedToken(n) }
         let model = self.model, normalizer = self.normalizer
-        addedTokens = assignAddedTokenIds(written, vocabularyId: { model.vocab[ByteKey(bytes: ArraySlice($0.utf8))].map(Int.init) },
-                                          vocabularyCount: model.vocab.count)
+        addedTokens = assignAddedTokenIds(written, vocabularyId: { model.id(of: $0) }, vocabularyCount: model.vocabularyCount)
         addedByContent = Dictionary(addedTokens.map { ($0.content, $0) }, uniquingKeysWith: { _, last in last })
         addedText = Dictionary(addedTokens.map { ($0.id, $0.normalized ? normalizer?.normalize($0.content) ?? $0.content : $0.content) },
                                uniquingKeysWith: { _, last in last })
@@ -78,7 +74,7 @@ public final class Tokenizer: Sendable {
     /// The id of a token (an added token or a vocabulary entry), if there is one.
     public func id(of token: String) -> Int? {
         if let added = addedByContent[token] { return added.id }
-        return model.vocab[ByteKey(bytes: ArraySlice(token.utf8))].map(Int.init)
+        return model.id(of: token)
     }
 
     /// The text of a token id as decoding sees it (an added token's, else the vocabulary's).

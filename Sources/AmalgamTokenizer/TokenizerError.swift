@@ -87,6 +87,17 @@ struct JSONNode {
         .unsupportedType(path: file, key: key("type"), type: type, supported: supported)
     }
 
+    /// The pattern `name` as a split pattern (a scanner, a literal or a compiled regex); a regex Amalgam
+    /// cannot run is an error naming the file, the key, the pattern and why.
+    func splitPattern(_ name: String) throws(TokenizerError) -> SplitPattern {
+        let pattern = try self.pattern(name)
+        do {
+            return try SplitPattern.from(pattern)
+        } catch {
+            throw .unsupportedOption(path: file, key: key(name), reason: "the regex \(pattern.text) cannot be used: \(error)")
+        }
+    }
+
     /// A `{"String": s}` or `{"Regex": r}` pattern as tokenizers writes them.
     func pattern(_ name: String) throws(TokenizerError) -> (text: String, isRegex: Bool) {
         let node = try required(name)
