@@ -29,10 +29,10 @@ let package = Package(
         ),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .target(name: "AmalgamCore", dependencies: ["CAmalgamBLAS"]),
-        .target(name: "AmalgamCheckpoint", dependencies: ["AmalgamCore"]),
+        .target(name: "AmalgamCheckpoint", dependencies: ["AmalgamCore", "CAmalgamBLAS"]),
         .target(
             name: "AmalgamMerge",
-            dependencies: ["AmalgamCore", "AmalgamCheckpoint", .product(name: "Yams", package: "Yams")]
+            dependencies: ["AmalgamCore", "AmalgamCheckpoint", "CAmalgamBLAS", .product(name: "Yams", package: "Yams")]
         ),
         .target(name: "AmalgamTokenizer", dependencies: ["AmalgamCore"]),
         .target(name: "AmalgamModels", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "CAmalgamBLAS"]),

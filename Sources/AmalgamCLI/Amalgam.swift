@@ -11,6 +11,7 @@ struct Amalgam: ParsableCommand {
         subcommands: [
             Inspect.self,
             Merge.self,
+            ExtractLoRA.self,
             Convert.self,
             Tokenize.self,
             Score.self,

@@ -28,6 +28,8 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     case gguf(GGUFError)
     /// A Hugging Face reference (`org/name[@revision]`) that could not be found or fetched.
     case hub(HubError)
+    /// A `model+adapter` reference whose LoRA adapter cannot be read or does not fit the model.
+    case lora(LoRAError)
     case modelNotFound(reference: String)
 
     public var description: String {
@@ -77,6 +79,7 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
             return "invalid shard size '\(text)': use bytes or a size like 5GB, 500MB, 2GiB"
         case let .gguf(error): return error.description
         case let .hub(error): return error.description
+        case let .lora(error): return error.description
         case let .modelNotFound(reference):
             return "\(reference): no such folder or file; Amalgam reads local model folders (safetensors), .safetensors files, .gguf files and Hugging Face names `org/name[@revision]` (from the Hugging Face cache, downloaded when missing; see `amalgam download`)"
         }

@@ -50,6 +50,9 @@ public struct ModelSource: Sendable {
     /// Opens a model. `relativeTo` is tried for relative paths that do not exist as given (configs that
     /// name models relative to themselves).
     public static func open(_ reference: String, relativeTo base: String? = nil) throws(CheckpointError) -> ModelSource {
+        if let (model, adapter) = try LoRAReference.split(reference, relativeTo: base) {
+            return try openWithAdapter(reference: reference, model: model, adapter: adapter, relativeTo: base)
+        }
         let path = try resolve(reference, relativeTo: base)
         var isFolder: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
@@ -90,6 +93,18 @@ public struct ModelSource: Sendable {
             do { return try HubCache.resolve(reference) } catch { throw .hub(error) }
         }
         throw .modelNotFound(reference: reference)
+    }
+
+    /// `model+adapter`: the model's files with the adapter applied to its tensors as they are read.
+    private static func openWithAdapter(reference: String, model: String, adapter: String, relativeTo base: String?) throws(CheckpointError) -> ModelSource {
+        let source = try open(model, relativeTo: base)
+        let folder = try resolve(adapter, relativeTo: base)
+        let tensors: LoRATensorSource
+        do { tensors = try LoRATensorSource(base: source.tensors, adapter: LoRAAdapter(folder: folder), baseName: source.path) } catch { throw .lora(error) }
+        var config = source.config
+        if tensors.untiesEmbeddings { config.raw["tie_word_embeddings"] = .bool(false) }
+        return ModelSource(reference: reference, path: source.path, kind: source.kind, config: config, tensors: tensors, gguf: source.gguf,
+                           companions: source.companions, companionFolder: source.companionFolder, generated: source.generated)
     }
 
     private static func openGGUF(reference: String, path: String) throws(CheckpointError) -> ModelSource {

@@ -55,4 +55,21 @@ import Testing
             #expect(message.contains(cache + "/models--test-org--absent (no such folder)"), "\(message)")
         }
     }
+
+    @Test func aHubModelWithAHubAdapterMergesFromTheCache() throws {
+        let cache = temporaryFolder("hublora")
+        defer { try? FileManager.default.removeItem(atPath: cache) }
+        let commit = "0123456789abcdef0123456789abcdef01234567"
+        try makeCachedRepository(cache: cache, repository: "test-org/base-f32", commit: commit,
+                                 files: folderContents(fixturesDirectory + "/merge/models/base-f32"))
+        try makeCachedRepository(cache: cache, repository: "test-org/adapter", commit: commit,
+                                 files: folderContents(fixturesDirectory + "/lora/adapters/save"))
+        let saved = ["HF_HUB_CACHE", "HF_HUB_OFFLINE"].map { ($0, ProcessInfo.processInfo.environment[$0]) }
+        setenv("HF_HUB_CACHE", cache, 1)
+        setenv("HF_HUB_OFFLINE", "1", 1)
+        defer { for (name, value) in saved { if let value { setenv(name, value, 1) } else { unsetenv(name) } } }
+        let config = try MergeConfig(yaml: "merge_method: passthrough\ndtype: float32\nmodels:\n- model: test-org/base-f32+test-org/adapter\n",
+                                     path: cache + "/lora.yml")
+        try expectSameTensors(try runMerge(config), fixturesDirectory + "/lora/expected/passthrough-save")
+    }
 }

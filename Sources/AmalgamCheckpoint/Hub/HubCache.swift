@@ -123,7 +123,8 @@ public enum HubCache {
         let fm = FileManager.default
         func present(_ name: String) -> Bool { fm.fileExists(atPath: snapshot + "/" + name) }  // follows symlinks
         var missing: [String] = []
-        if !present("config.json") { missing.append("config.json") }
+        // A PEFT LoRA adapter (`model+org/adapter`) has adapter_config.json in place of config.json.
+        if !present("config.json") && !present("adapter_config.json") { missing.append("config.json") }
         let index = "model.safetensors.index.json"
         if present(index) {
             for shard in shardNames(indexAt: snapshot + "/" + index) ?? [] where !present(shard) { missing.append(shard) }

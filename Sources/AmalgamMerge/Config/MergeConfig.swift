@@ -1,3 +1,4 @@
+import AmalgamCheckpoint
 import AmalgamCore
 import Foundation
 
@@ -210,18 +211,20 @@ public struct MergeConfig: Sendable, Equatable {
     private static func modelReference(_ node: ConfigNode?, path: String, keyPath: String) throws(MergeError) -> String? {
         guard let node else { return nil }
         if case let .mapping(entries) = node, let m = entries.first(where: { $0.key == "model" })?.value {
-            // mergekit's long form `{model: {path: …}}` or `{model: PATH, lora: …}`.
+            // mergekit's long form `{model: {path: …}}` or `{model: PATH, lora: PATH}` (= `PATH+PATH`).
             let map = try ConfigMapping(node, path: path, keyPath: keyPath)
-            if map["lora"] != nil { throw .config(path: path, key: keyPath + ".lora", reason: "LoRA inputs are not supported; merge the adapter into the model first") }
-            return try modelReference(m, path: path, keyPath: keyPath + ".model")
+            try map.rejectUnknown(["model", "lora"])
+            let model = try modelReference(m, path: path, keyPath: keyPath + ".model")
+            guard let lora = map["lora"] else { return model }
+            guard let adapter = try modelReference(lora, path: path, keyPath: keyPath + ".lora"), let model else {
+                throw .config(path: path, key: keyPath + ".lora", reason: "expected an adapter path or Hugging Face name")
+            }
+            return LoRAReference.join(model: model, adapter: adapter)
         }
         if case let .mapping(entries) = node, let p = entries.first(where: { $0.key == "path" })?.value, let s = p.scalarText {
             return entries.first(where: { $0.key == "revision" })?.value.scalarText.map { s + "@" + $0 } ?? s
         }
         guard let s = node.scalarText, !s.isEmpty else { throw .config(path: path, key: keyPath, reason: "expected a model path") }
-        if s.contains("+") && !FileManager.default.fileExists(atPath: s) {
-            throw .config(path: path, key: keyPath, reason: "'\(s)' looks like a model+LoRA reference; LoRA inputs are not supported")
-        }
         return s
     }
 
