@@ -12,7 +12,7 @@ let package = Package(
     name: "Amalgam",
     products: [
         .library(name: "Amalgam", targets: [
-            "AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamTokenizer", "AmalgamModels", "AmalgamEval", "AmalgamSearch",
+            "AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamJinja", "AmalgamTokenizer", "AmalgamModels", "AmalgamEval", "AmalgamSearch",
         ]),
         .executable(name: "amalgam", targets: ["AmalgamCLI"]),
         .executable(name: "amalgam-bench", targets: ["AmalgamBench"]),
@@ -34,7 +34,9 @@ let package = Package(
             name: "AmalgamMerge",
             dependencies: ["AmalgamCore", "AmalgamCheckpoint", .product(name: "Yams", package: "Yams")]
         ),
-        .target(name: "AmalgamTokenizer", dependencies: ["AmalgamCore"]),
+        // The Jinja2 interpreter behind chat templates (lexer, parser, values, filters), apart from the tokenizer.
+        .target(name: "AmalgamJinja", dependencies: ["AmalgamCore"]),
+        .target(name: "AmalgamTokenizer", dependencies: ["AmalgamCore", "AmalgamJinja"]),
         .target(name: "AmalgamModels", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "CAmalgamBLAS"]),
         .target(name: "AmalgamEval", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamModels", "AmalgamTokenizer"]),
         .target(name: "AmalgamSearch", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamModels", "AmalgamTokenizer", "AmalgamEval", "CSQLite", .product(name: "Yams", package: "Yams")], exclude: ["Run/README.md"]),
@@ -57,6 +59,7 @@ let package = Package(
         .testTarget(name: "AmalgamCoreTests", dependencies: ["AmalgamCore", "AmalgamTestSupport"]),
         .testTarget(name: "AmalgamCheckpointTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamTestSupport"]),
         .testTarget(name: "AmalgamMergeTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamTestSupport"]),
+        .testTarget(name: "AmalgamJinjaTests", dependencies: ["AmalgamCore", "AmalgamJinja"]),
         .testTarget(name: "AmalgamTokenizerTests", dependencies: ["AmalgamCore", "AmalgamTokenizer", "AmalgamTestSupport"]),
         .testTarget(name: "AmalgamModelsTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamModels", "AmalgamTestSupport"]),
         .testTarget(name: "AmalgamEvalTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamModels", "AmalgamTokenizer", "AmalgamEval", "AmalgamTestSupport"]),
