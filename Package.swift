@@ -2,17 +2,21 @@
 // Amalgam: merge neural networks (LLM checkpoints above all) on an ordinary CPU.
 //
 // Layers, dependencies pointing one way:
-//   AmalgamCore (tensors, dtypes, kernels, JSON, mapped files)
-//     -> AmalgamCheckpoint (safetensors, Hugging Face folders, GGUF)
-//       -> AmalgamMerge (merge methods, mergekit YAML, streaming executor)
-//         -> the `amalgam` command (AmalgamCLI), the only target that prints or exits.
+//   AmalgamCore (tensors, dtypes, kernels, JSON, mapped files, seeded generator)
+//     -> AmalgamCheckpoint (safetensors, Hugging Face folders, GGUF); AmalgamJinja (the chat-template interpreter)
+//       -> AmalgamMerge (merge methods, mergekit YAML, streaming executor) / AmalgamModels (the engine)
+//          / AmalgamTokenizer (tokenizer.json pipelines, chat templates; uses AmalgamJinja)
+//         -> AmalgamEval (tasks, scoring)
+//           -> AmalgamSearch (algorithms: M2N2, CMA-ES, DAM, evolve, the run store)
+//             -> AmalgamLab (the reproductions `amalgam experiment` runs: digits MLP, test functions)
+//               -> the `amalgam` command (AmalgamCLI), the only target that prints or exits.
 import PackageDescription
 
 let package = Package(
     name: "Amalgam",
     products: [
         .library(name: "Amalgam", targets: [
-            "AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamJinja", "AmalgamTokenizer", "AmalgamModels", "AmalgamEval", "AmalgamSearch",
+            "AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamJinja", "AmalgamTokenizer", "AmalgamModels", "AmalgamEval", "AmalgamSearch", "AmalgamLab",
         ]),
         .executable(name: "amalgam", targets: ["AmalgamCLI"]),
         .executable(name: "amalgam-bench", targets: ["AmalgamBench"]),
@@ -40,10 +44,13 @@ let package = Package(
         .target(name: "AmalgamModels", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "CAmalgamBLAS"]),
         .target(name: "AmalgamEval", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamModels", "AmalgamTokenizer"]),
         .target(name: "AmalgamSearch", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamModels", "AmalgamTokenizer", "AmalgamEval", "CSQLite", .product(name: "Yams", package: "Yams")], exclude: ["Run/README.md"]),
+        // The published reproductions run by `amalgam experiment`: the digits MLP, M2N2 and DAM on digits,
+        // digits merge recipes, CMA-ES test functions. Nothing below depends on it.
+        .target(name: "AmalgamLab", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamModels", "AmalgamSearch", "CAmalgamBLAS"]),
         .executableTarget(
             name: "AmalgamCLI",
             dependencies: [
-                "AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamTokenizer", "AmalgamModels", "AmalgamEval", "AmalgamSearch",
+                "AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamTokenizer", "AmalgamModels", "AmalgamEval", "AmalgamSearch", "AmalgamLab",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             plugins: ["BuildInfo"]
@@ -52,7 +59,7 @@ let package = Package(
         .plugin(name: "BuildInfo", capability: .buildTool()),
         .executableTarget(
             name: "AmalgamBench",
-            dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamTokenizer", "AmalgamModels", "AmalgamEval", "AmalgamSearch"]
+            dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamTokenizer", "AmalgamModels", "AmalgamEval", "AmalgamSearch", "AmalgamLab"]
         ),
         // The one copy of the tests' fixture helpers (paths, temporary folders, the amalgam program of this build).
         .target(name: "AmalgamTestSupport", dependencies: ["AmalgamCore", "AmalgamSearch"], path: "Tests/AmalgamTestSupport"),
@@ -63,8 +70,9 @@ let package = Package(
         .testTarget(name: "AmalgamTokenizerTests", dependencies: ["AmalgamCore", "AmalgamTokenizer", "AmalgamTestSupport"]),
         .testTarget(name: "AmalgamModelsTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamModels", "AmalgamTestSupport"]),
         .testTarget(name: "AmalgamEvalTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamModels", "AmalgamTokenizer", "AmalgamEval", "AmalgamTestSupport"]),
-        .testTarget(name: "AmalgamSearchTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamModels", "AmalgamTokenizer", "AmalgamEval", "AmalgamSearch", "AmalgamTestSupport"]),
+        .testTarget(name: "AmalgamSearchTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamModels", "AmalgamTokenizer", "AmalgamEval", "AmalgamSearch", "AmalgamLab", "AmalgamTestSupport"]),
+        .testTarget(name: "AmalgamLabTests", dependencies: ["AmalgamCore", "AmalgamModels", "AmalgamSearch", "AmalgamLab", "AmalgamTestSupport"]),
         // Every test that runs the `amalgam` program (the one built next to the test bundle), as a user would.
-        .testTarget(name: "AmalgamCLITests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamModels", "AmalgamTokenizer", "AmalgamEval", "AmalgamSearch", "AmalgamTestSupport"]),
+        .testTarget(name: "AmalgamCLITests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamModels", "AmalgamTokenizer", "AmalgamEval", "AmalgamSearch", "AmalgamLab", "AmalgamTestSupport"]),
     ]
 )
