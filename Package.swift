@@ -2,17 +2,21 @@
 // Amalgam: merge neural networks (LLM checkpoints above all) on an ordinary CPU.
 //
 // Layers, dependencies pointing one way:
-//   AmalgamCore (tensors, dtypes, kernels, JSON, mapped files)
-//     -> AmalgamCheckpoint (safetensors, Hugging Face folders, GGUF)
-//       -> AmalgamMerge (merge methods, mergekit YAML, streaming executor)
-//         -> the `amalgam` command (AmalgamCLI), the only target that prints or exits.
+//   AmalgamCore (tensors, dtypes, kernels, JSON, mapped files, seeded generator)
+//     -> AmalgamCheckpoint (safetensors, Hugging Face folders, GGUF); AmalgamJinja (the chat-template interpreter)
+//       -> AmalgamMerge (merge methods, mergekit YAML, streaming executor) / AmalgamModels (the engine)
+//          / AmalgamTokenizer (tokenizer.json pipelines, chat templates; uses AmalgamJinja)
+//         -> AmalgamEval (tasks, scoring)
+//           -> AmalgamSearch (algorithms: M2N2, CMA-ES, DAM, evolve, the run store)
+//             -> AmalgamLab (the reproductions `amalgam experiment` runs: digits MLP, test functions)
+//               -> the `amalgam` command (AmalgamCLI), the only target that prints or exits.
 import PackageDescription
 
 let package = Package(
     name: "Amalgam",
     products: [
         .library(name: "Amalgam", targets: [
-            "AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamTokenizer", "AmalgamModels", "AmalgamEval", "AmalgamSearch",
+            "AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamJinja", "AmalgamTokenizer", "AmalgamModels", "AmalgamEval", "AmalgamSearch", "AmalgamLab",
         ]),
         .executable(name: "amalgam", targets: ["AmalgamCLI"]),
         .executable(name: "amalgam-bench", targets: ["AmalgamBench"]),
@@ -34,14 +38,19 @@ let package = Package(
             name: "AmalgamMerge",
             dependencies: ["AmalgamCore", "AmalgamCheckpoint", "CAmalgamBLAS", .product(name: "Yams", package: "Yams")]
         ),
-        .target(name: "AmalgamTokenizer", dependencies: ["AmalgamCore"]),
+        // The Jinja2 interpreter behind chat templates (lexer, parser, values, filters), apart from the tokenizer.
+        .target(name: "AmalgamJinja", dependencies: ["AmalgamCore"]),
+        .target(name: "AmalgamTokenizer", dependencies: ["AmalgamCore", "AmalgamJinja"]),
         .target(name: "AmalgamModels", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "CAmalgamBLAS"]),
         .target(name: "AmalgamEval", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamModels", "AmalgamTokenizer"]),
         .target(name: "AmalgamSearch", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamModels", "AmalgamTokenizer", "AmalgamEval", "CSQLite", .product(name: "Yams", package: "Yams")], exclude: ["Run/README.md"]),
+        // The published reproductions run by `amalgam experiment`: the digits MLP, M2N2 and DAM on digits,
+        // digits merge recipes, CMA-ES test functions. Nothing below depends on it.
+        .target(name: "AmalgamLab", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamModels", "AmalgamSearch", "CAmalgamBLAS"]),
         .executableTarget(
             name: "AmalgamCLI",
             dependencies: [
-                "AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamTokenizer", "AmalgamModels", "AmalgamEval", "AmalgamSearch",
+                "AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamTokenizer", "AmalgamModels", "AmalgamEval", "AmalgamSearch", "AmalgamLab",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             plugins: ["BuildInfo"]
@@ -50,18 +59,20 @@ let package = Package(
         .plugin(name: "BuildInfo", capability: .buildTool()),
         .executableTarget(
             name: "AmalgamBench",
-            dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamTokenizer", "AmalgamModels", "AmalgamEval", "AmalgamSearch"]
+            dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamTokenizer", "AmalgamModels", "AmalgamEval", "AmalgamSearch", "AmalgamLab"]
         ),
         // The one copy of the tests' fixture helpers (paths, temporary folders, the amalgam program of this build).
         .target(name: "AmalgamTestSupport", dependencies: ["AmalgamCore", "AmalgamSearch"], path: "Tests/AmalgamTestSupport"),
         .testTarget(name: "AmalgamCoreTests", dependencies: ["AmalgamCore", "AmalgamTestSupport"]),
         .testTarget(name: "AmalgamCheckpointTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamTestSupport"]),
         .testTarget(name: "AmalgamMergeTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamTestSupport"]),
+        .testTarget(name: "AmalgamJinjaTests", dependencies: ["AmalgamCore", "AmalgamJinja"]),
         .testTarget(name: "AmalgamTokenizerTests", dependencies: ["AmalgamCore", "AmalgamTokenizer", "AmalgamTestSupport"]),
         .testTarget(name: "AmalgamModelsTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamModels", "AmalgamTestSupport"]),
         .testTarget(name: "AmalgamEvalTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamModels", "AmalgamTokenizer", "AmalgamEval", "AmalgamTestSupport"]),
-        .testTarget(name: "AmalgamSearchTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamModels", "AmalgamTokenizer", "AmalgamEval", "AmalgamSearch", "AmalgamTestSupport"]),
+        .testTarget(name: "AmalgamSearchTests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamModels", "AmalgamTokenizer", "AmalgamEval", "AmalgamSearch", "AmalgamLab", "AmalgamTestSupport"]),
+        .testTarget(name: "AmalgamLabTests", dependencies: ["AmalgamCore", "AmalgamModels", "AmalgamSearch", "AmalgamLab", "AmalgamTestSupport"]),
         // Every test that runs the `amalgam` program (the one built next to the test bundle), as a user would.
-        .testTarget(name: "AmalgamCLITests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamModels", "AmalgamTokenizer", "AmalgamEval", "AmalgamSearch", "AmalgamTestSupport"]),
+        .testTarget(name: "AmalgamCLITests", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamModels", "AmalgamTokenizer", "AmalgamEval", "AmalgamSearch", "AmalgamLab", "AmalgamTestSupport"]),
     ]
 )

@@ -1,4 +1,5 @@
 import AmalgamCore
+import AmalgamLab
 import AmalgamSearch
 import ArgumentParser
 import Foundation

@@ -1,3 +1,5 @@
+import AmalgamJinja
+
 /// Turns generated token ids into text one token at a time, without re-decoding the whole sequence:
 /// each step decodes only the tokens since the last emitted text (plus the ones before it, for
 /// context), and holds text back while it ends in an incomplete UTF-8 sequence, so a multi-byte

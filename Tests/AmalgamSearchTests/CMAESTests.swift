@@ -1,4 +1,5 @@
 import AmalgamCore
+import AmalgamLab
 import AmalgamSearch
 import AmalgamTestSupport
 import Foundation

@@ -1,5 +1,6 @@
 import AmalgamCheckpoint
 import AmalgamCore
+import AmalgamLab
 import AmalgamModels
 import AmalgamSearch
 import AmalgamTestSupport

@@ -132,7 +132,7 @@ public final class AdamW: @unchecked Sendable {
         // the k-th largest magnitude: index n − k of the ascending order
         var lo = 0, hi = n - 1
         let target = n - k
-        var rng = SplitMix64(seed: 0x5EED)
+        var rng = SeededGenerator(seed: 0x5EED)  // the pivots only; the selected set does not depend on them
         while lo < hi {
             a.swapAt(lo + Int(rng.next() % UInt64(hi - lo + 1)), hi)
             let pivot = a[hi]

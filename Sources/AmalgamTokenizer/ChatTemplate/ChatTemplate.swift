@@ -1,4 +1,5 @@
 import AmalgamCore
+import AmalgamJinja
 
 /// A Hugging Face chat template (Jinja2 source from `tokenizer_config.json` or GGUF metadata), compiled
 /// once and rendered as transformers' `apply_chat_template(messages, tokenize=False, …)` renders it:
@@ -9,33 +10,25 @@ public struct ChatTemplate: @unchecked Sendable {
     public let source: String
     /// Where the template came from, for messages (e.g. `tokenizer_config.json: chat_template`).
     public let origin: String
-    private let body: [Statement]
+    private let compiled: JinjaTemplate
 
     /// Compiles a template; throws a syntax error naming the template line, or an unsupported
     /// construct (a tag the interpreter does not implement).
     public init(source: String, origin: String = "chat template") throws(ChatTemplateError) {
         self.source = source
         self.origin = origin
-        let lexer = try JinjaLexer(source: source, origin: origin)
-        var parser = JinjaParser(tokens: lexer.tokens, origin: origin)
-        body = try parser.parseTemplate()
+        compiled = try JinjaTemplate(source: source, origin: origin)
     }
 
     /// The prompt text for `messages` (each a JSON object: `role`, `content`, maybe `tool_calls`, …).
     /// `variables` are the other names the template sees: `bos_token`, `eos_token`, `tools`,
     /// `enable_thinking`, …; `tools` and `documents` are `none` unless given, as in transformers.
     public func render(messages: [JSONValue], addGenerationPrompt: Bool, variables: [String: JSONValue] = [:]) throws(ChatTemplateError) -> String {
-        let globals = Scope(parent: nil)
-        for name in ["range", "namespace", "dict", "raise_exception", "strftime_now"] { globals.variables[name] = .builtin(name) }
-        globals.variables["tools"] = JinjaValue.none
-        globals.variables["documents"] = JinjaValue.none
-        for (k, v) in variables { globals.variables[k] = JinjaValue(v) }
-        globals.variables["messages"] = .list(messages.map { JinjaValue(ChatTemplate.aliasingReasoning($0)) })
-        globals.variables["add_generation_prompt"] = .bool(addGenerationPrompt)
-        var out = ""
-        let interpreter = JinjaInterpreter(origin: origin)
-        _ = try interpreter.render(body, scope: Scope(parent: globals), into: &out)
-        return out
+        var globals: [String: JSONValue] = ["tools": .null, "documents": .null]
+        for (k, v) in variables { globals[k] = v }
+        globals["messages"] = .array(messages.map(ChatTemplate.aliasingReasoning))
+        globals["add_generation_prompt"] = .bool(addGenerationPrompt)
+        return try compiled.render(variables: globals)
     }
 
     /// The prompt for a simple conversation of (role, content) messages.

@@ -1,4 +1,5 @@
 import AmalgamCore
+import AmalgamModels
 
 /// The digits-style MLP as a `LogitsModel` (the engine's model abstraction): in → hidden (ReLU) → out logits, over one flat parameter vector laid
 /// out as [W1 (in × hidden, row-major), b1 (hidden), W2 (hidden × out, row-major), b2 (out)] — the

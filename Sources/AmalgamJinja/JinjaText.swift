@@ -1,7 +1,7 @@
 /// Python `str` operations on Swift strings, by code point (Swift's own compare grapheme clusters
 /// under canonical equivalence, which Python does not).
-enum PythonString {
-    static func find(_ s: [UInt8], _ sub: [UInt8], from start: Int = 0) -> Int? {
+public enum PythonString {
+    public static func find(_ s: [UInt8], _ sub: [UInt8], from start: Int = 0) -> Int? {
         guard !sub.isEmpty else { return start <= s.count ? start : nil }
         guard s.count >= sub.count, start <= s.count - sub.count else { return nil }
         var i = start

@@ -1,4 +1,8 @@
+import AmalgamCheckpoint
+import AmalgamCore
+import AmalgamMerge
 import AmalgamModels
+import AmalgamSearch
 
 /// Scores a `FlatGenomeStore`'s candidate as an MLP classifier: 1 per correctly labelled example.
 public final class MLPScorer: CandidateScorer {

@@ -1,3 +1,5 @@
+import AmalgamCore
+import AmalgamModels
 import Foundation
 
 extension MLPClassifier {

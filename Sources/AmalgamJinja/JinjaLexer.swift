@@ -26,7 +26,7 @@ struct JinjaLexer {
     private var line = 1
     private(set) var tokens: [JinjaToken] = []
 
-    init(source: String, origin: String) throws(ChatTemplateError) {
+    init(source: String, origin: String) throws(JinjaError) {
         self.origin = origin
         // newline normalisation and keep_trailing_newline=False
         var text = source.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n")
@@ -43,7 +43,7 @@ struct JinjaLexer {
         return i + u.count <= bytes.count && bytes[i..<(i + u.count)].elementsEqual(u)
     }
 
-    private func fail(_ message: String) -> ChatTemplateError { ChatTemplateError(.syntax, origin: origin, line: line, message) }
+    private func fail(_ message: String) -> JinjaError { JinjaError(.syntax, origin: origin, line: line, message) }
 
     private mutating func emit(_ kind: JinjaToken.Kind) { tokens.append(JinjaToken(kind: kind, line: line)) }
 
@@ -54,7 +54,7 @@ struct JinjaLexer {
 
     private static func isSpace(_ b: UInt8) -> Bool { b == 0x20 || (b >= 0x09 && b <= 0x0D) || (b >= 0x1C && b <= 0x1F) }
 
-    private mutating func tokenize() throws(ChatTemplateError) {
+    private mutating func tokenize() throws(JinjaError) {
         var lineStarting = true
         while pos < bytes.count {
             // the next tag opener
@@ -120,18 +120,18 @@ struct JinjaLexer {
         }
     }
 
-    private mutating func comment() throws(ChatTemplateError) {
+    private mutating func comment() throws(JinjaError) {
         let startLine = line
         var i = pos
         while i + 1 < bytes.count, !(bytes[i] == UInt8(ascii: "#") && bytes[i + 1] == UInt8(ascii: "}")) { i += 1 }
-        guard i + 1 < bytes.count else { throw ChatTemplateError(.syntax, origin: origin, line: startLine, "a comment {# is never closed with #}") }
+        guard i + 1 < bytes.count else { throw JinjaError(.syntax, origin: origin, line: startLine, "a comment {# is never closed with #}") }
         let sign: UInt8 = i > pos && (bytes[i - 1] == UInt8(ascii: "-") || bytes[i - 1] == UInt8(ascii: "+")) ? bytes[i - 1] : 0
         advance(to: i + 2)
         closeTag(sign: sign, trims: true)
     }
 
     /// `{% raw %}…{% endraw %}`: the text in between, verbatim.
-    private mutating func raw() throws(ChatTemplateError) {
+    private mutating func raw() throws(JinjaError) {
         let startLine = line
         // the raw tag's own end was consumed by expressionTokens; find {%[-+]? endraw [-+]?%}
         var i = pos
@@ -158,7 +158,7 @@ struct JinjaLexer {
             }
             i += 1
         }
-        throw ChatTemplateError(.syntax, origin: origin, line: startLine, "{% raw %} is never closed with {% endraw %}")
+        throw JinjaError(.syntax, origin: origin, line: startLine, "{% raw %} is never closed with {% endraw %}")
     }
 
     private static let operators: [String] = [
@@ -168,13 +168,13 @@ struct JinjaLexer {
 
     /// The tokens of an expression or statement up to its closer (`}}` or `%}`, with an optional `-`/`+`
     /// before it), skipping closers inside brackets as jinja2 does.
-    private mutating func expressionTokens(closer: String) throws(ChatTemplateError) {
+    private mutating func expressionTokens(closer: String) throws(JinjaError) {
         let startLine = line
         var depth = 0
         while true {
             while let b = at(pos), JinjaLexer.isSpace(b) { advance(to: pos + 1) }
             guard let b = at(pos) else {
-                throw ChatTemplateError(.syntax, origin: origin, line: startLine, "a tag is never closed with \(closer)")
+                throw JinjaError(.syntax, origin: origin, line: startLine, "a tag is never closed with \(closer)")
             }
             if depth == 0 {
                 if startsWith(closer, at: pos) {
@@ -208,7 +208,7 @@ struct JinjaLexer {
         }
     }
 
-    private mutating func number() throws(ChatTemplateError) {
+    private mutating func number() throws(JinjaError) {
         var end = pos
         func digits() { while let c = at(end), (c >= 0x30 && c <= 0x39) || c == UInt8(ascii: "_") { end += 1 } }
         digits()
@@ -239,12 +239,12 @@ struct JinjaLexer {
     }
 
     /// A quoted string with Python's backslash escapes.
-    private mutating func stringLiteral(quote: UInt8) throws(ChatTemplateError) -> String {
+    private mutating func stringLiteral(quote: UInt8) throws(JinjaError) -> String {
         let startLine = line
         var i = pos + 1
         var out: [UInt8] = []
         while true {
-            guard let c = at(i) else { throw ChatTemplateError(.syntax, origin: origin, line: startLine, "a string is never closed") }
+            guard let c = at(i) else { throw JinjaError(.syntax, origin: origin, line: startLine, "a string is never closed") }
             if c == quote { break }
             if c == UInt8(ascii: "\\"), let e = at(i + 1) {
                 i += 2

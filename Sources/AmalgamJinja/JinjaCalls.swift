@@ -4,7 +4,7 @@ import Foundation
 /// `raise_exception`, `strftime_now`), and the Python methods of strings, dicts and lists that chat
 /// templates use.
 extension JinjaInterpreter {
-    func call(_ callee: Expression, _ args: Arguments, scope: Scope, line: Int) throws(ChatTemplateError) -> JinjaValue {
+    func call(_ callee: Expression, _ args: Arguments, scope: Scope, line: Int) throws(JinjaError) -> JinjaValue {
         if case let .attribute(objectExpression, name) = callee.kind {
             let object = try evaluate(objectExpression, scope)
             switch object {
@@ -29,7 +29,7 @@ extension JinjaInterpreter {
 
     static let dictMethods: Set<String> = ["get", "items", "keys", "values"]
 
-    private func callMacro(_ m: JinjaMacro, _ args: Arguments, scope: Scope, line: Int) throws(ChatTemplateError) -> JinjaValue {
+    private func callMacro(_ m: JinjaMacro, _ args: Arguments, scope: Scope, line: Int) throws(JinjaError) -> JinjaValue {
         let a = try bind(args, scope)
         guard a.positional.count <= m.parameters.count else {
             throw fail(line, "macro '\(m.name)' takes \(m.parameters.count) arguments, \(a.positional.count) given")
@@ -54,7 +54,7 @@ extension JinjaInterpreter {
         return .string(out)
     }
 
-    private func builtin(_ name: String, _ a: Bound, line: Int) throws(ChatTemplateError) -> JinjaValue {
+    private func builtin(_ name: String, _ a: Bound, line: Int) throws(JinjaError) -> JinjaValue {
         switch name {
         case "range":
             let ints = a.positional.compactMap(\.integer)
@@ -79,7 +79,7 @@ extension JinjaInterpreter {
             ns.values = d
             return .namespace(ns)
         case "raise_exception":
-            throw ChatTemplateError(.raised, origin: origin, line: line, a.positional.first?.text ?? "")
+            throw JinjaError(.raised, origin: origin, line: line, a.positional.first?.text ?? "")
         case "strftime_now":
             guard case let .string(format)? = a.positional.first else { throw fail(line, "strftime_now() takes a format string") }
             var now = time(nil)
@@ -94,8 +94,8 @@ extension JinjaInterpreter {
     }
 
     /// Python methods of strings, dicts and lists (the read-only ones: the sandbox forbids mutation).
-    func method(_ name: String, of object: JinjaValue, _ a: Bound, line: Int) throws(ChatTemplateError) -> JinjaValue {
-        func str(_ index: Int, _ what: String) throws(ChatTemplateError) -> String? {
+    func method(_ name: String, of object: JinjaValue, _ a: Bound, line: Int) throws(JinjaError) -> JinjaValue {
+        func str(_ index: Int, _ what: String) throws(JinjaError) -> String? {
             guard let v = a.get(index, what) else { return nil }
             if case .none = v { return nil }
             guard case let .string(s) = v else { throw fail(line, "\(name)(): \(what) must be a string, not \(v.typeName)") }

@@ -26,12 +26,12 @@ enum Flow { case normal, breakLoop, continueLoop }
 struct JinjaInterpreter {
     let origin: String
 
-    func fail(_ line: Int, _ message: String) -> ChatTemplateError { ChatTemplateError(.runtime, origin: origin, line: line, message) }
-    func unsupported(_ line: Int, _ construct: String) -> ChatTemplateError { ChatTemplateError(.unsupported, origin: origin, line: line, construct) }
+    func fail(_ line: Int, _ message: String) -> JinjaError { JinjaError(.runtime, origin: origin, line: line, message) }
+    func unsupported(_ line: Int, _ construct: String) -> JinjaError { JinjaError(.unsupported, origin: origin, line: line, construct) }
 
     // MARK: statements
 
-    func render(_ statements: [Statement], scope: Scope, into out: inout String) throws(ChatTemplateError) -> Flow {
+    func render(_ statements: [Statement], scope: Scope, into out: inout String) throws(JinjaError) -> Flow {
         for s in statements {
             let flow = try execute(s, scope: scope, into: &out)
             if flow != .normal { return flow }
@@ -39,7 +39,7 @@ struct JinjaInterpreter {
         return .normal
     }
 
-    private func execute(_ s: Statement, scope: Scope, into out: inout String) throws(ChatTemplateError) -> Flow {
+    private func execute(_ s: Statement, scope: Scope, into out: inout String) throws(JinjaError) -> Flow {
         switch s.kind {
         case let .text(t):
             out += t
@@ -83,7 +83,7 @@ struct JinjaInterpreter {
         return .normal
     }
 
-    private func bind(_ targets: [String], to value: JinjaValue, in scope: Scope, line: Int) throws(ChatTemplateError) {
+    private func bind(_ targets: [String], to value: JinjaValue, in scope: Scope, line: Int) throws(JinjaError) {
         if targets.count == 1 {
             scope.variables[targets[0]] = value
             return
@@ -96,7 +96,7 @@ struct JinjaInterpreter {
     }
 
     private func loop(targets: [String], iterable: Expression, filter: Expression?, body: [Statement], otherwise: [Statement],
-                      line: Int, scope: Scope, into out: inout String) throws(ChatTemplateError) -> Flow {
+                      line: Int, scope: Scope, into out: inout String) throws(JinjaError) -> Flow {
         var items = try iterate(try evaluate(iterable, scope), line: iterable.line)
         if let filter {
             var kept: [JinjaValue] = []
@@ -120,7 +120,7 @@ struct JinjaInterpreter {
     }
 
     /// The items a `for` sees: list elements, dict keys, string characters; undefined is empty.
-    func iterate(_ value: JinjaValue, line: Int) throws(ChatTemplateError) -> [JinjaValue] {
+    func iterate(_ value: JinjaValue, line: Int) throws(JinjaError) -> [JinjaValue] {
         switch value {
         case .undefined: return []
         case let .list(a), let .tuple(a): return a
@@ -133,12 +133,12 @@ struct JinjaInterpreter {
 
     // MARK: expressions
 
-    func evaluate(_ e: Expression, _ scope: Scope) throws(ChatTemplateError) -> JinjaValue {
+    func evaluate(_ e: Expression, _ scope: Scope) throws(JinjaError) -> JinjaValue {
         switch e.kind {
         case let .literal(v): return v
         case let .name(n): return scope.lookup(n) ?? .undefined("'\(n)' is undefined")
-        case let .list(items): return .list(try items.map { (x) throws(ChatTemplateError) in try evaluate(x, scope) })
-        case let .tuple(items): return .tuple(try items.map { (x) throws(ChatTemplateError) in try evaluate(x, scope) })
+        case let .list(items): return .list(try items.map { (x) throws(JinjaError) in try evaluate(x, scope) })
+        case let .tuple(items): return .tuple(try items.map { (x) throws(JinjaError) in try evaluate(x, scope) })
         case let .dict(pairs):
             var d = JinjaDict()
             for (k, v) in pairs {
@@ -151,7 +151,7 @@ struct JinjaInterpreter {
         case let .index(object, index):
             return try element(try evaluate(object, scope), try evaluate(index, scope), line: e.line)
         case let .slice(object, start, stop, step):
-            func bound(_ x: Expression?) throws(ChatTemplateError) -> Int? {
+            func bound(_ x: Expression?) throws(JinjaError) -> Int? {
                 guard let x else { return nil }
                 let v = try evaluate(x, scope)
                 if case .none = v { return nil }
@@ -197,7 +197,7 @@ struct JinjaInterpreter {
             return .bool(true)
         case let .conditional(condition, then, otherwise):
             if try evaluate(condition, scope).truthy { return try evaluate(then, scope) }
-            return try otherwise.map { (x) throws(ChatTemplateError) in try evaluate(x, scope) } ?? .undefined("the conditional expression had no else branch")
+            return try otherwise.map { (x) throws(JinjaError) in try evaluate(x, scope) } ?? .undefined("the conditional expression had no else branch")
         }
     }
 
@@ -208,7 +208,7 @@ struct JinjaInterpreter {
     }
 
     /// `obj.name`: a dict key, a namespace or loop attribute; missing gives undefined.
-    func attribute(_ object: JinjaValue, _ name: String, line: Int) throws(ChatTemplateError) -> JinjaValue {
+    func attribute(_ object: JinjaValue, _ name: String, line: Int) throws(JinjaError) -> JinjaValue {
         switch object {
         case let .undefined(why): throw fail(line, why)
         case let .dict(d): return d[name] ?? .undefined("'dict object' has no attribute '\(name)'")
@@ -222,7 +222,7 @@ struct JinjaInterpreter {
     }
 
     /// `obj[index]`: dict key, list or string position (negative from the end); missing gives undefined.
-    func element(_ object: JinjaValue, _ index: JinjaValue, line: Int) throws(ChatTemplateError) -> JinjaValue {
+    func element(_ object: JinjaValue, _ index: JinjaValue, line: Int) throws(JinjaError) -> JinjaValue {
         switch object {
         case let .undefined(why): throw fail(line, why)
         case let .dict(d):
@@ -249,7 +249,7 @@ struct JinjaInterpreter {
     }
 
     /// Python slicing `[start:stop:step]` of a list, tuple or string.
-    func slice(_ object: JinjaValue, _ start: Int?, _ stop: Int?, _ step: Int?, line: Int) throws(ChatTemplateError) -> JinjaValue {
+    func slice(_ object: JinjaValue, _ start: Int?, _ stop: Int?, _ step: Int?, line: Int) throws(JinjaError) -> JinjaValue {
         let step = step ?? 1
         guard step != 0 else { throw fail(line, "slice step cannot be zero") }
         func indices(_ n: Int) -> [Int] {
@@ -280,11 +280,11 @@ struct JinjaInterpreter {
 
     // MARK: operators
 
-    func binary(_ op: String, _ a: JinjaValue, _ b: JinjaValue, line: Int) throws(ChatTemplateError) -> JinjaValue {
+    func binary(_ op: String, _ a: JinjaValue, _ b: JinjaValue, line: Int) throws(JinjaError) -> JinjaValue {
         if op == "~" { return .string(a.text + b.text) }
         if case let .undefined(why) = a { throw fail(line, why) }
         if case let .undefined(why) = b { throw fail(line, why) }
-        func typeError() -> ChatTemplateError {
+        func typeError() -> JinjaError {
             fail(line, "unsupported operand type(s) for \(op): '\(a.typeName)' and '\(b.typeName)'")
         }
         switch (op, a, b) {
@@ -346,7 +346,7 @@ struct JinjaInterpreter {
         }
     }
 
-    func compare(_ op: String, _ a: JinjaValue, _ b: JinjaValue, line: Int) throws(ChatTemplateError) -> Bool {
+    func compare(_ op: String, _ a: JinjaValue, _ b: JinjaValue, line: Int) throws(JinjaError) -> Bool {
         switch op {
         case "==": return a.equals(b)
         case "!=": return !a.equals(b)
@@ -368,7 +368,7 @@ struct JinjaInterpreter {
     }
 
     /// Python's `item in container`.
-    func contains(_ container: JinjaValue, _ item: JinjaValue, line: Int) throws(ChatTemplateError) -> Bool {
+    func contains(_ container: JinjaValue, _ item: JinjaValue, line: Int) throws(JinjaError) -> Bool {
         switch container {
         case .undefined: return false
         case let .string(s):

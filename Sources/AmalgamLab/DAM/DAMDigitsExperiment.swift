@@ -1,6 +1,8 @@
+import AmalgamCheckpoint
 import AmalgamCore
 import AmalgamMerge
 import AmalgamModels
+import AmalgamSearch
 import Foundation
 
 /// DAM against the other ways of merging the digits pair (`DigitsPair`): the base, each specialist,

@@ -1,6 +1,8 @@
 import AmalgamCheckpoint
 import AmalgamCore
+import AmalgamMerge
 import AmalgamModels
+import AmalgamSearch
 import Foundation
 
 /// The released M2N2 experiment: a 64-256-10 MLP on scikit-learn's digits (first 80 % train, last 20 %

@@ -1,4 +1,8 @@
+import AmalgamCheckpoint
+import AmalgamCore
+import AmalgamMerge
 import AmalgamModels
+import AmalgamSearch
 
 extension DigitsRecipeExperiment {
     /// The shared digits testbed (`DigitsPair`): a base trained on every digit and two specialists

@@ -14,18 +14,18 @@ extension JinjaInterpreter {
         }
     }
 
-    func bind(_ args: Arguments, _ scope: Scope) throws(ChatTemplateError) -> Bound {
+    func bind(_ args: Arguments, _ scope: Scope) throws(JinjaError) -> Bound {
         var keyword: [String: JinjaValue] = [:]
         for (k, v) in args.keyword { keyword[k] = try evaluate(v, scope) }
-        return Bound(positional: try args.positional.map { (x) throws(ChatTemplateError) in try evaluate(x, scope) }, keyword: keyword)
+        return Bound(positional: try args.positional.map { (x) throws(JinjaError) in try evaluate(x, scope) }, keyword: keyword)
     }
 
-    func applyFilter(_ name: String, to value: JinjaValue, _ args: Arguments, scope: Scope, line: Int) throws(ChatTemplateError) -> JinjaValue {
+    func applyFilter(_ name: String, to value: JinjaValue, _ args: Arguments, scope: Scope, line: Int) throws(JinjaError) -> JinjaValue {
         try filter(name, value, try bind(args, scope), line: line)
     }
 
-    func filter(_ name: String, _ value: JinjaValue, _ a: Bound, line: Int) throws(ChatTemplateError) -> JinjaValue {
-        func string(_ v: JinjaValue?, _ what: String) throws(ChatTemplateError) -> String {
+    func filter(_ name: String, _ value: JinjaValue, _ a: Bound, line: Int) throws(JinjaError) -> JinjaValue {
+        func string(_ v: JinjaValue?, _ what: String) throws(JinjaError) -> String {
             guard case let .string(s)? = v else { throw fail(line, "filter '\(name)': \(what) must be a string, got \(v?.typeName ?? "nothing")") }
             return s
         }
@@ -87,9 +87,9 @@ extension JinjaInterpreter {
         case "join":
             var items = try iterate(value, line: line)
             if let attribute = a.get(1, "attribute") {
-                items = try items.map { (x) throws(ChatTemplateError) in try lookupPath(x, attribute, line: line) }
+                items = try items.map { (x) throws(JinjaError) in try lookupPath(x, attribute, line: line) }
             }
-            let separator = try a.get(0, "d").map { (x) throws(ChatTemplateError) in try string(x, "the separator") } ?? ""
+            let separator = try a.get(0, "d").map { (x) throws(JinjaError) in try string(x, "the separator") } ?? ""
             return .string(items.map(\.text).joined(separator: separator))
         case "replace":
             let old = try string(a.get(0, "old"), "old"), new = try string(a.get(1, "new"), "new")
@@ -109,7 +109,7 @@ extension JinjaInterpreter {
             let rest = Array(a.positional.dropFirst(byAttribute ? 1 : 0))
             var kept: [JinjaValue] = []
             for item in try iterate(value, line: line) {
-                let subject = try attribute.map { (x) throws(ChatTemplateError) in try lookupPath(item, x, line: line) } ?? item
+                let subject = try attribute.map { (x) throws(JinjaError) in try lookupPath(item, x, line: line) } ?? item
                 let passes: Bool
                 if let testName = rest.first {
                     guard case let .string(t) = testName else { throw fail(line, "filter '\(name)': the test name must be a string") }
@@ -124,7 +124,7 @@ extension JinjaInterpreter {
             let items = try iterate(value, line: line)
             if let attribute = a.keyword["attribute"] {
                 let fallback = a.keyword["default"]
-                return .list(try items.map { (x) throws(ChatTemplateError) -> JinjaValue in
+                return .list(try items.map { (x) throws(JinjaError) -> JinjaValue in
                     let v = try lookupPath(x, attribute, line: line)
                     if v.isUndefined, let fallback { return fallback }
                     return v
@@ -132,7 +132,7 @@ extension JinjaInterpreter {
             }
             guard case let .string(f)? = a.positional.first else { throw fail(line, "filter 'map' needs attribute=… or a filter name") }
             let rest = Bound(positional: Array(a.positional.dropFirst()), keyword: a.keyword)
-            return .list(try items.map { (x) throws(ChatTemplateError) in try filter(f, x, rest, line: line) })
+            return .list(try items.map { (x) throws(JinjaError) in try filter(f, x, rest, line: line) })
         case "string": return .string(value.text)
         case "safe": return value
         case "int":
@@ -163,7 +163,7 @@ extension JinjaInterpreter {
             }
         case "round":
             let precision = a.get(0, "precision")?.integer ?? 0
-            let method = (try a.get(1, "method").map { (x) throws(ChatTemplateError) in try string(x, "method") }) ?? "common"
+            let method = (try a.get(1, "method").map { (x) throws(JinjaError) in try string(x, "method") }) ?? "common"
             guard let x = value.number else { throw fail(line, undefinedOr(value, "filter 'round' needs a number, got \(value.typeName)")) }
             if method == "common", let i = value.integer, precision >= 0 { return .int(i) }
             let scale = Foundation.pow(10, Double(precision))
@@ -181,12 +181,12 @@ extension JinjaInterpreter {
             let caseSensitive = a.get(1, "case_sensitive")?.truthy ?? false
             let attribute = a.get(2, "attribute")
             let items = try iterate(value, line: line)
-            let keys = try items.map { (x) throws(ChatTemplateError) -> JinjaValue in
-                let k = try attribute.map { (p) throws(ChatTemplateError) in try lookupPath(x, p, line: line) } ?? x
+            let keys = try items.map { (x) throws(JinjaError) -> JinjaValue in
+                let k = try attribute.map { (p) throws(JinjaError) in try lookupPath(x, p, line: line) } ?? x
                 if !caseSensitive, case let .string(s) = k { return .string(s.lowercased()) }
                 return k
             }
-            var failure: ChatTemplateError?
+            var failure: JinjaError?
             // a stable sort, as Python's
             let order = items.indices.sorted { i, j in
                 guard let lt = keys[i].lessThan(keys[j]), let gt = keys[j].lessThan(keys[i]) else {
@@ -204,7 +204,7 @@ extension JinjaInterpreter {
             var seen: [JinjaValue] = []
             var out: [JinjaValue] = []
             for x in try iterate(value, line: line) {
-                var k = try attribute.map { (p) throws(ChatTemplateError) in try lookupPath(x, p, line: line) } ?? x
+                var k = try attribute.map { (p) throws(JinjaError) in try lookupPath(x, p, line: line) } ?? x
                 if !caseSensitive, case let .string(s) = k { k = .string(s.lowercased()) }
                 if !seen.contains(where: { $0.equals(k) }) {
                     seen.append(k)
@@ -241,7 +241,7 @@ extension JinjaInterpreter {
     }
 
     /// An attribute path such as `"function.name"` (as selectattr, map and sort take it); integer parts index.
-    func lookupPath(_ value: JinjaValue, _ path: JinjaValue, line: Int) throws(ChatTemplateError) -> JinjaValue {
+    func lookupPath(_ value: JinjaValue, _ path: JinjaValue, line: Int) throws(JinjaError) -> JinjaValue {
         if let i = path.integer { return try element(value, .int(i), line: line) }
         guard case let .string(p) = path else { throw fail(line, "an attribute name must be a string") }
         var v = value
@@ -252,12 +252,12 @@ extension JinjaInterpreter {
         return v
     }
 
-    func applyTest(_ name: String, to value: JinjaValue, _ args: Arguments, scope: Scope, line: Int) throws(ChatTemplateError) -> Bool {
+    func applyTest(_ name: String, to value: JinjaValue, _ args: Arguments, scope: Scope, line: Int) throws(JinjaError) -> Bool {
         try test(name, value, try bind(args, scope), line: line)
     }
 
-    func test(_ name: String, _ value: JinjaValue, _ a: Bound, line: Int) throws(ChatTemplateError) -> Bool {
-        func other() throws(ChatTemplateError) -> JinjaValue {
+    func test(_ name: String, _ value: JinjaValue, _ a: Bound, line: Int) throws(JinjaError) -> Bool {
+        func other() throws(JinjaError) -> JinjaValue {
             guard let o = a.positional.first else { throw fail(line, "the test '\(name)' needs an argument") }
             return o
         }
@@ -327,7 +327,7 @@ struct JSONDumper {
     let interpreter: JinjaInterpreter
     let line: Int
 
-    func dump(_ value: JinjaValue, level: Int, into out: inout String) throws(ChatTemplateError) {
+    func dump(_ value: JinjaValue, level: Int, into out: inout String) throws(JinjaError) {
         switch value {
         case .none: out += "null"
         case let .bool(b): out += b ? "true" : "false"
@@ -352,7 +352,7 @@ struct JSONDumper {
         }
     }
 
-    private func object(_ keys: [String], _ get: (String) -> JinjaValue, level: Int, into out: inout String) throws(ChatTemplateError) {
+    private func object(_ keys: [String], _ get: (String) -> JinjaValue, level: Int, into out: inout String) throws(JinjaError) {
         guard !keys.isEmpty else { out += "{}"; return }
         out += "{"
         for (k, key) in keys.enumerated() {

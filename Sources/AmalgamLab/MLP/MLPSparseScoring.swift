@@ -1,4 +1,5 @@
 import AmalgamCore
+import AmalgamModels
 
 /// The hot loop of evolving a classifier: scoring one parameter vector on a fixed batch, fused per block
 /// of rows (first layer, ReLU, second layer and arg-max never leave L1).

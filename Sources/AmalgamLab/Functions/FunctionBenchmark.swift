@@ -1,4 +1,8 @@
+import AmalgamCheckpoint
 import AmalgamCore
+import AmalgamMerge
+import AmalgamModels
+import AmalgamSearch
 import Foundation
 
 /// The classic test functions CMA-ES is measured on (minimum 0; at 0 except Rosenbrock, at 1).

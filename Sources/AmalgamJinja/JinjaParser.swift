@@ -12,7 +12,7 @@ struct JinjaParser {
     }
 
     /// The whole template.
-    mutating func parseTemplate() throws(ChatTemplateError) -> [Statement] {
+    mutating func parseTemplate() throws(JinjaError) -> [Statement] {
         let (body, end) = try parseStatements(until: [])
         if let end { throw fail("unexpected {% \(end) %}", line: current.line) }
         return body
@@ -23,12 +23,12 @@ struct JinjaParser {
     private var current: JinjaToken { tokens[i] }
     private var line: Int { tokens[i].line }
 
-    private func fail(_ message: String, line: Int? = nil) -> ChatTemplateError {
-        ChatTemplateError(.syntax, origin: origin, line: line ?? self.line, message)
+    private func fail(_ message: String, line: Int? = nil) -> JinjaError {
+        JinjaError(.syntax, origin: origin, line: line ?? self.line, message)
     }
 
-    private func unsupported(_ construct: String, line: Int? = nil) -> ChatTemplateError {
-        ChatTemplateError(.unsupported, origin: origin, line: line ?? self.line, construct)
+    private func unsupported(_ construct: String, line: Int? = nil) -> JinjaError {
+        JinjaError(.unsupported, origin: origin, line: line ?? self.line, construct)
     }
 
     private func isOp(_ op: String) -> Bool { current.kind == .op(op) }
@@ -44,17 +44,17 @@ struct JinjaParser {
         return false
     }
 
-    private mutating func expectOp(_ op: String) throws(ChatTemplateError) {
+    private mutating func expectOp(_ op: String) throws(JinjaError) {
         guard skipOp(op) else { throw fail("expected '\(op)', found \(describe(current))") }
     }
 
-    private mutating func expectName() throws(ChatTemplateError) -> String {
+    private mutating func expectName() throws(JinjaError) -> String {
         guard case let .name(n) = current.kind else { throw fail("expected a name, found \(describe(current))") }
         i += 1
         return n
     }
 
-    private mutating func expectBlockEnd() throws(ChatTemplateError) {
+    private mutating func expectBlockEnd() throws(JinjaError) {
         guard current.kind == .blockEnd else { throw fail("expected the end of the tag (%}), found \(describe(current))") }
         i += 1
     }
@@ -78,7 +78,7 @@ struct JinjaParser {
     // MARK: statements
 
     /// Statements until a block tag whose name is in `ends` (returned, with its `{%` and name consumed).
-    private mutating func parseStatements(until ends: Set<String>) throws(ChatTemplateError) -> ([Statement], String?) {
+    private mutating func parseStatements(until ends: Set<String>) throws(JinjaError) -> ([Statement], String?) {
         var body: [Statement] = []
         while true {
             let t = current
@@ -109,7 +109,7 @@ struct JinjaParser {
         }
     }
 
-    private mutating func parseTag(_ tag: String, line: Int) throws(ChatTemplateError) -> Statement {
+    private mutating func parseTag(_ tag: String, line: Int) throws(JinjaError) -> Statement {
         i += 1
         switch tag {
         case "if": return try parseIf(line: line)
@@ -138,7 +138,7 @@ struct JinjaParser {
         }
     }
 
-    private mutating func parseIf(line: Int) throws(ChatTemplateError) -> Statement {
+    private mutating func parseIf(line: Int) throws(JinjaError) -> Statement {
         var branches: [(Expression, [Statement])] = []
         var condition = try parseTuple()
         while true {
@@ -160,7 +160,7 @@ struct JinjaParser {
         }
     }
 
-    private mutating func parseFor(line: Int) throws(ChatTemplateError) -> Statement {
+    private mutating func parseFor(line: Int) throws(JinjaError) -> Statement {
         var targets = [try expectName()]
         while skipOp(",") { targets.append(try expectName()) }
         guard skipName("in") else { throw fail("expected 'in' in {% for %}") }
@@ -179,7 +179,7 @@ struct JinjaParser {
         return Statement(kind: .loop(targets: targets, iterable: iterable, filter: filter, body: body, otherwise: otherwise), line: line)
     }
 
-    private mutating func parseSet(line: Int) throws(ChatTemplateError) -> Statement {
+    private mutating func parseSet(line: Int) throws(JinjaError) -> Statement {
         let first = try expectName()
         if skipOp(".") {
             let attribute = try expectName()
@@ -203,7 +203,7 @@ struct JinjaParser {
         return Statement(kind: .capture(name: first, body: body), line: line)
     }
 
-    private mutating func parseMacro(line: Int) throws(ChatTemplateError) -> Statement {
+    private mutating func parseMacro(line: Int) throws(JinjaError) -> Statement {
         let name = try expectName()
         try expectOp("(")
         var parameters: [(name: String, defaultValue: Expression?)] = []
@@ -224,7 +224,7 @@ struct JinjaParser {
     // MARK: expressions
 
     /// An expression, or a tuple of them without parentheses (`a, b`).
-    private mutating func parseTuple(withConditional: Bool = true) throws(ChatTemplateError) -> Expression {
+    private mutating func parseTuple(withConditional: Bool = true) throws(JinjaError) -> Expression {
         let line = self.line
         let first = withConditional ? try parseExpression() : try parseOr()
         guard isOp(",") else { return first }
@@ -236,7 +236,7 @@ struct JinjaParser {
         return Expression(kind: .tuple(items), line: line)
     }
 
-    mutating func parseExpression() throws(ChatTemplateError) -> Expression {
+    mutating func parseExpression() throws(JinjaError) -> Expression {
         let line = self.line
         let value = try parseOr()
         guard skipName("if") else { return value }
@@ -245,7 +245,7 @@ struct JinjaParser {
         return Expression(kind: .conditional(condition: condition, then: value, otherwise: otherwise), line: line)
     }
 
-    private mutating func parseOr() throws(ChatTemplateError) -> Expression {
+    private mutating func parseOr() throws(JinjaError) -> Expression {
         var left = try parseAnd()
         while isName("or") {
             let line = self.line
@@ -255,7 +255,7 @@ struct JinjaParser {
         return left
     }
 
-    private mutating func parseAnd() throws(ChatTemplateError) -> Expression {
+    private mutating func parseAnd() throws(JinjaError) -> Expression {
         var left = try parseNot()
         while isName("and") {
             let line = self.line
@@ -265,7 +265,7 @@ struct JinjaParser {
         return left
     }
 
-    private mutating func parseNot() throws(ChatTemplateError) -> Expression {
+    private mutating func parseNot() throws(JinjaError) -> Expression {
         if isName("not") {
             let line = self.line
             i += 1
@@ -274,7 +274,7 @@ struct JinjaParser {
         return try parseCompare()
     }
 
-    private mutating func parseCompare() throws(ChatTemplateError) -> Expression {
+    private mutating func parseCompare() throws(JinjaError) -> Expression {
         let line = self.line
         let left = try parseMath1()
         var chain: [(String, Expression)] = []
@@ -294,7 +294,7 @@ struct JinjaParser {
         return chain.isEmpty ? left : Expression(kind: .compare(left, chain), line: line)
     }
 
-    private mutating func parseBinary(_ ops: [String], next: (inout JinjaParser) throws(ChatTemplateError) -> Expression) throws(ChatTemplateError) -> Expression {
+    private mutating func parseBinary(_ ops: [String], next: (inout JinjaParser) throws(JinjaError) -> Expression) throws(JinjaError) -> Expression {
         var left = try next(&self)
         while case let .op(o) = current.kind, ops.contains(o) {
             let line = self.line
@@ -304,23 +304,23 @@ struct JinjaParser {
         return left
     }
 
-    private mutating func parseMath1() throws(ChatTemplateError) -> Expression {
-        try parseBinary(["+", "-"]) { (p) throws(ChatTemplateError) in try p.parseConcat() }
+    private mutating func parseMath1() throws(JinjaError) -> Expression {
+        try parseBinary(["+", "-"]) { (p) throws(JinjaError) in try p.parseConcat() }
     }
 
-    private mutating func parseConcat() throws(ChatTemplateError) -> Expression {
-        try parseBinary(["~"]) { (p) throws(ChatTemplateError) in try p.parseMath2() }
+    private mutating func parseConcat() throws(JinjaError) -> Expression {
+        try parseBinary(["~"]) { (p) throws(JinjaError) in try p.parseMath2() }
     }
 
-    private mutating func parseMath2() throws(ChatTemplateError) -> Expression {
-        try parseBinary(["*", "/", "//", "%"]) { (p) throws(ChatTemplateError) in try p.parsePow() }
+    private mutating func parseMath2() throws(JinjaError) -> Expression {
+        try parseBinary(["*", "/", "//", "%"]) { (p) throws(JinjaError) in try p.parsePow() }
     }
 
-    private mutating func parsePow() throws(ChatTemplateError) -> Expression {
-        try parseBinary(["**"]) { (p) throws(ChatTemplateError) in try p.parseUnary() }
+    private mutating func parsePow() throws(JinjaError) -> Expression {
+        try parseBinary(["**"]) { (p) throws(JinjaError) in try p.parseUnary() }
     }
 
-    private mutating func parseUnary(withFilter: Bool = true) throws(ChatTemplateError) -> Expression {
+    private mutating func parseUnary(withFilter: Bool = true) throws(JinjaError) -> Expression {
         let line = self.line
         var node: Expression
         if skipOp("-") {
@@ -335,7 +335,7 @@ struct JinjaParser {
         return node
     }
 
-    private mutating func parsePrimary() throws(ChatTemplateError) -> Expression {
+    private mutating func parsePrimary() throws(JinjaError) -> Expression {
         let t = current
         let line = t.line
         switch t.kind {
@@ -390,7 +390,7 @@ struct JinjaParser {
         }
     }
 
-    private mutating func parsePostfix(_ start: Expression) throws(ChatTemplateError) -> Expression {
+    private mutating func parsePostfix(_ start: Expression) throws(JinjaError) -> Expression {
         var node = start
         while true {
             let line = self.line
@@ -415,7 +415,7 @@ struct JinjaParser {
         }
     }
 
-    private mutating func parseSubscript(_ node: Expression, line: Int) throws(ChatTemplateError) -> Expression {
+    private mutating func parseSubscript(_ node: Expression, line: Int) throws(JinjaError) -> Expression {
         var parts: [Expression?] = []
         var isSlice = false
         var currentPart: Expression?
@@ -440,7 +440,7 @@ struct JinjaParser {
                                        step: parts.count > 2 ? parts[2] : nil), line: line)
     }
 
-    private mutating func parseCallArguments() throws(ChatTemplateError) -> Arguments {
+    private mutating func parseCallArguments() throws(JinjaError) -> Arguments {
         try expectOp("(")
         var args = Arguments()
         var first = true
@@ -461,7 +461,7 @@ struct JinjaParser {
         return args
     }
 
-    private mutating func parseFilterExpression(_ start: Expression) throws(ChatTemplateError) -> Expression {
+    private mutating func parseFilterExpression(_ start: Expression) throws(JinjaError) -> Expression {
         var node = start
         while true {
             let line = self.line

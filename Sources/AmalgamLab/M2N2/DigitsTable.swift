@@ -1,4 +1,8 @@
+import AmalgamCheckpoint
 import AmalgamCore
+import AmalgamMerge
+import AmalgamModels
+import AmalgamSearch
 import Dispatch
 
 /// Progress of the whole experiment: jobs done out of the total, and the job that just finished.

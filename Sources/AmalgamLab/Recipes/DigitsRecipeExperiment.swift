@@ -1,6 +1,8 @@
 import AmalgamCheckpoint
 import AmalgamCore
+import AmalgamMerge
 import AmalgamModels
+import AmalgamSearch
 import Foundation
 
 /// CMA-ES recipe search (mergekit-evolve's genome) on the digits MLP: two specialists (digits 0–4 and

@@ -1,3 +1,4 @@
+import AmalgamLab
 import AmalgamModels
 import Testing
 

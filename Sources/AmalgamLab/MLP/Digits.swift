@@ -1,3 +1,5 @@
+import AmalgamCore
+import AmalgamModels
 import Foundation
 
 /// scikit-learn's digits: 1797 8×8 images (64 features 0–16, not normalised) and labels 0–9.

@@ -1,5 +1,8 @@
+import AmalgamCheckpoint
 import AmalgamCore
+import AmalgamMerge
 import AmalgamModels
+import AmalgamSearch
 
 /// A base MLP and two specialists on scikit-learn's digits, the shared testbed of the merging methods
 /// that start from fine-tunes of one base (DAM, task arithmetic, TIES, CMA-ES over recipes, M2N2):

@@ -1,3 +1,5 @@
+import AmalgamCore
+import AmalgamModels
 import CAmalgamBLAS
 
 /// A two-layer perceptron classifier `inputs → hidden (ReLU) → outputs` over one flat parameter vector

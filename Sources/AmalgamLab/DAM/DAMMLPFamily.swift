@@ -1,5 +1,8 @@
+import AmalgamCheckpoint
 import AmalgamCore
+import AmalgamMerge
 import AmalgamModels
+import AmalgamSearch
 
 /// DAM over `MLPClassifier`s: layers `fc1` (W1, b1) and `fc2` (W2, b2). A weight is stored
 /// `[inputs × outputs]`, so DAM's input column j (of PyTorch's `[out, in]`) is row j of ours: fc1 has 64
