@@ -45,7 +45,9 @@ for dom in shakespeare milton; do
          --steps 16 --seq-len 256 --batch-tokens 2048 --micro-batch-tokens 1024 --lr 1e-4 --min-lr 1e-5 --warmup 2
          --schedule cosine --clip 1.0 --seed 1 --eval-data "$heldout" --eval-sequences 8
          --run-dir "$out/run-$dom" --checkpoint-every 4)
-    if [ -f "$out/run-$dom/checkpoint/state.json" ]; then cmd+=(--resume); fi
+    # A run folder left by an interrupted run (run.sqlite, or an older amalgam's checkpoint/) is continued:
+    # finetune refuses a folder holding steps without --resume.
+    if [ -f "$out/run-$dom/run.sqlite" ] || [ -f "$out/run-$dom/checkpoint/state.json" ]; then cmd+=(--resume); fi
     step "${cmd[*]}"
     { echo "# command (cwd $PWD): ${cmd[*]}"; date -u; } >> "$out/$dom.log"
     # One line per step (loss, learning rate, gradient norm, tokens/s, ETA) on the terminal and in the log.
