@@ -32,18 +32,18 @@ let package = Package(
             providers: [.apt(["libopenblas-dev"])]
         ),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
-        .target(name: "AmalgamCore", dependencies: ["CAmalgamBLAS"]),
+        .target(name: "AmalgamCore", dependencies: ["CAmalgamBLAS", .product(name: "Yams", package: "Yams")]),
         .target(name: "AmalgamCheckpoint", dependencies: ["AmalgamCore", "CAmalgamBLAS"]),
         .target(
             name: "AmalgamMerge",
-            dependencies: ["AmalgamCore", "AmalgamCheckpoint", "CAmalgamBLAS", .product(name: "Yams", package: "Yams")]
+            dependencies: ["AmalgamCore", "AmalgamCheckpoint", "CAmalgamBLAS"]
         ),
         // The Jinja2 interpreter behind chat templates (lexer, parser, values, filters), apart from the tokenizer.
         .target(name: "AmalgamJinja", dependencies: ["AmalgamCore"]),
         .target(name: "AmalgamTokenizer", dependencies: ["AmalgamCore", "AmalgamJinja"]),
         .target(name: "AmalgamModels", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "CAmalgamBLAS"]),
         .target(name: "AmalgamEval", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamModels", "AmalgamTokenizer"]),
-        .target(name: "AmalgamSearch", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamModels", "AmalgamTokenizer", "AmalgamEval", "CSQLite", .product(name: "Yams", package: "Yams")], exclude: ["Run/README.md"]),
+        .target(name: "AmalgamSearch", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamModels", "AmalgamTokenizer", "AmalgamEval", "CSQLite"], exclude: ["Run/README.md"]),
         // The published reproductions run by `amalgam experiment`: the digits MLP, M2N2 and DAM on digits,
         // digits merge recipes, CMA-ES test functions. Nothing below depends on it.
         .target(name: "AmalgamLab", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamModels", "AmalgamSearch", "CAmalgamBLAS"]),

@@ -8,7 +8,7 @@ import PackageDescription
 // `Amalgam` is a link to the repository root, so the dependency is named `amalgam` whatever the clone folder is called.
 let amalgam: Target.Dependency = .product(name: "Amalgam", package: "Amalgam")
 let fuzzTargets = ["FuzzJSON", "FuzzSafetensors", "FuzzGGUF", "FuzzMergeYAML", "FuzzConfigJSON",
-                   "FuzzTokenizerJSON", "FuzzChatTemplate", "FuzzTaskFile"]
+                   "FuzzTokenizerJSON", "FuzzChatTemplate", "FuzzTaskFile", "FuzzAdapterConfig"]
 
 let package = Package(
     name: "AmalgamFuzz",

@@ -211,8 +211,8 @@ struct ObjectReader {
     }
 
     func regex(_ key: String, _ pattern: String) throws(EvalError) {
-        do { _ = try NSRegularExpression(pattern: pattern) } catch {
-            throw fail(key, "'\(pattern)' is not a valid regular expression")
+        do { _ = try ScalarRegex(pattern, dialect: .python) } catch {
+            throw fail(key, "'\(pattern)' is not a valid regular expression: \(error)")
         }
     }
 }

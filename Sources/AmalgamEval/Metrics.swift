@@ -1,3 +1,4 @@
+import AmalgamCore
 import Foundation
 
 /// A metric's value over the examples and its standard error.
@@ -84,24 +85,30 @@ public enum AnswerExtraction {
     /// What a prediction without a match becomes (lm-eval's fallback).
     public static let invalid = "[invalid]"
 
-    /// The first capture group (or the whole match) of the first or last match of the rule's regex.
+    /// The first capture group (or the whole match) of the first or last match of the rule's regex
+    /// (Python's syntax, as lm-eval writes it; run on Amalgam's bounded regex engine).
     public static func extract(_ text: String, rule: AnswerRule) -> String? {
-        guard let regex = try? NSRegularExpression(pattern: rule.answerRegex) else { return nil }
-        let range = NSRange(text.startIndex..., in: text)
-        let matches = regex.matches(in: text, range: range)
+        guard let regex = try? ScalarRegex(rule.answerRegex, dialect: .python) else { return nil }
+        let matches = regex.allMatches(in: text, limit: rule.takeLast ? .max : 1)
         guard let match = rule.takeLast ? matches.last : matches.first else { return nil }
-        var group = match.numberOfRanges > 1 ? match.range(at: 1) : match.range
-        if group.location == NSNotFound { group = match.range }
-        guard let r = Range(group, in: text) else { return nil }
-        return String(text[r]).trimmingCharacters(in: .whitespaces)
+        let answer = (regex.groupCount > 0 ? match.text(in: text, group: 1) : nil) ?? match.text(in: text)
+        return answer?.trimmingCharacters(in: .whitespaces)
     }
 
     /// The text after removing every `ignorePatterns` match (and lowercased when `ignoreCase`).
     public static func normalize(_ text: String, rule: AnswerRule) -> String {
         var out = text
         for pattern in rule.ignorePatterns {
-            guard let regex = try? NSRegularExpression(pattern: pattern) else { continue }
-            out = regex.stringByReplacingMatches(in: out, range: NSRange(out.startIndex..., in: out), withTemplate: "")
+            guard let regex = try? ScalarRegex(pattern, dialect: .python) else { continue }
+            var kept: [UInt8] = []
+            let bytes = Array(out.utf8)
+            var previous = 0
+            for match in regex.allMatches(in: out) {
+                kept += bytes[previous..<match.range.lowerBound]
+                previous = match.range.upperBound
+            }
+            kept += bytes[previous...]
+            out = String(decoding: kept, as: UTF8.self)
         }
         return rule.ignoreCase ? out.lowercased() : out
     }

@@ -16,3 +16,6 @@ public enum MergeError: Error, CustomStringConvertible {
         }
     }
 }
+
+/// Merge configurations are read with AmalgamCore's configuration reader; its errors are `.config`.
+extension MergeError: ConfigErrorReporting {}

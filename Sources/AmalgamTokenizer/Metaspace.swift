@@ -1,3 +1,4 @@
+import AmalgamCore
 /// SentencePiece's handling of spaces: each space becomes "▁" (U+2581) and a "▁" is put before the text,
 /// so a word is encoded the same at the start of the text as after a space.
 struct MetaspaceOptions: Sendable {

@@ -1,3 +1,4 @@
+import AmalgamCore
 import Foundation
 
 /// The first pipeline stage: rewrites the text of each segment between added tokens (`normalizer`).

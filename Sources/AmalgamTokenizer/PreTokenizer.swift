@@ -1,3 +1,4 @@
+import AmalgamCore
 /// A piece of text between pre-tokenizer splits, as UTF-8.
 struct Piece {
     var bytes: ArraySlice<UInt8>

@@ -1,3 +1,4 @@
+import AmalgamCore
 /// What a `Split` pre-tokenizer (or ByteLevel's built-in regex) cuts on. The regexes of GPT-2, Llama 3 and
 /// Qwen2 are matched by hand-written scanners over UTF-8 with the Unicode general categories (the fast
 /// path); every other regex runs on `ScalarRegex`.

@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds="${1:-60}"
 shift || true
-all=(FuzzJSON FuzzSafetensors FuzzGGUF FuzzMergeYAML FuzzConfigJSON FuzzTokenizerJSON FuzzChatTemplate FuzzTaskFile)
+all=(FuzzJSON FuzzSafetensors FuzzGGUF FuzzMergeYAML FuzzConfigJSON FuzzTokenizerJSON FuzzChatTemplate FuzzTaskFile FuzzAdapterConfig)
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=("${all[@]}")
 jobs="${FUZZ_JOBS:-1}"

@@ -6,14 +6,18 @@ import Foundation
 public enum FuzzInput {
     nonisolated(unsafe) private static var folder: String?
 
+    /// The process's scratch folder the inputs are written to (made on first use).
+    public static var scratchFolder: String {
+        if let folder { return folder }
+        let root = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory()
+        let dir = (root as NSString).appendingPathComponent("amalgam-fuzz-\(getpid())")
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        folder = dir
+        return dir
+    }
+
     public static func withFile<R>(_ data: UnsafePointer<UInt8>, _ size: Int, name: String, _ body: (String) -> R) -> R {
-        if folder == nil {
-            let root = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory()
-            let dir = (root as NSString).appendingPathComponent("amalgam-fuzz-\(getpid())")
-            try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            folder = dir
-        }
-        let path = (folder! as NSString).appendingPathComponent(name)
+        let path = (scratchFolder as NSString).appendingPathComponent(name)
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         precondition(fd >= 0, "cannot write \(path)")
         var written = 0

@@ -134,8 +134,8 @@ public struct LoRAAdapter: Sendable {
         var useRSLoRA: Bool
         var fanInFanOut: Bool
         var loraBias: Bool
-        var rankPattern: [(pattern: String, regex: NSRegularExpression, value: Int)] = []
-        var alphaPattern: [(pattern: String, regex: NSRegularExpression, value: Double)] = []
+        var rankPattern: [(pattern: String, regex: ScalarRegex, value: Int)] = []
+        var alphaPattern: [(pattern: String, regex: ScalarRegex, value: Double)] = []
         var modulesToSave: [String]
 
         init(_ c: JSONObject, path: String) throws(LoRAError) {
@@ -169,23 +169,22 @@ public struct LoRAAdapter: Sendable {
             }
         }
 
-        /// PEFT's pattern lookup: the first key K (in file order) for which the module name matches `(.*\.)?(K)$`.
-        static func regex(_ key: String, path: String, key field: String) throws(LoRAError) -> NSRegularExpression {
-            do { return try NSRegularExpression(pattern: "^(.*\\.)?(" + key + ")$") } catch {
-                throw .invalidConfig(path: path, key: field + "." + key, reason: "not a valid regular expression")
+        /// PEFT's pattern lookup: the first key K (in file order) for which the module name matches
+        /// `(.*\.)?(K)$` from its start (Python's `re.match`), run on Amalgam's bounded regex engine so that
+        /// no adapter file can make the lookup take exponential time.
+        static func regex(_ key: String, path: String, key field: String) throws(LoRAError) -> ScalarRegex {
+            do { return try ScalarRegex("^(.*\\.)?(" + key + ")$", dialect: .python) } catch {
+                throw .invalidConfig(path: path, key: field + "." + key, reason: "not a regular expression Amalgam runs: \(error)")
             }
         }
 
-        static func matches(_ regex: NSRegularExpression, _ module: String) -> Bool {
-            regex.firstMatch(in: module, range: NSRange(module.startIndex..., in: module)) != nil
-        }
+        static func matches(_ regex: ScalarRegex, _ module: String) -> Bool { regex.isFound(in: module) }
 
         func rank(for module: String) -> Int { rankPattern.first { Self.matches($0.regex, module) }?.value ?? rank }
         func alpha(for module: String) -> Double { alphaPattern.first { Self.matches($0.regex, module) }?.value ?? alpha }
     }
 }
 
-extension LoRAAdapter.Settings: @unchecked Sendable {}
 
 fileprivate extension String {
     /// The string without `suffix`, or nil when it does not end with it.

@@ -84,7 +84,7 @@ public struct MergeConfig: Sendable, Equatable {
 
     /// Parses and validates YAML text; `path` is used in messages.
     public init(yaml: String, path: String = "(config)") throws(MergeError) {
-        try self.init(node: ConfigNode.parse(yaml: yaml, path: path), text: yaml, path: path, isStage: false)
+        try self.init(node: ConfigNode.parse(yaml: yaml, path: path, as: MergeError.self), text: yaml, path: path, isStage: false)
     }
 
     /// Reads a file of one or more `---`-separated merges (mergekit-mega's format: every stage names
@@ -94,7 +94,7 @@ public struct MergeConfig: Sendable, Equatable {
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
             throw .config(path: path, key: "(file)", reason: "cannot read: \(error.localizedDescription)")
         }
-        let documents = try ConfigNode.parseAll(yaml: text, path: path)
+        let documents = try ConfigNode.parseAll(yaml: text, path: path, as: MergeError.self)
         if documents.count <= 1 { return [try MergeConfig(yaml: text, path: path)] }
         let texts = text.components(separatedBy: "\n---").map { $0.hasPrefix("---") ? String($0.dropFirst(3)) : $0 }
             .filter { !$0.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty }
@@ -125,7 +125,7 @@ public struct MergeConfig: Sendable, Equatable {
     init(node: ConfigNode, text: String, path: String, isStage: Bool) throws(MergeError) {
         self.path = path
         sourceText = text
-        let root = try ConfigMapping(node, path: path, keyPath: "")
+        let root = try ConfigMapping<MergeError>(node, path: path, keyPath: "")
         try root.rejectUnknown(Self.topLevelKeys + (isStage ? ["out_path", "name"] : []))
         outPath = try root.string("out_path")
         name = try root.string("name")
@@ -142,7 +142,7 @@ public struct MergeConfig: Sendable, Equatable {
         if let items = try root.sequence("models") {
             var models: [InputModel] = []
             for (i, item) in items.enumerated() {
-                let m = try ConfigMapping(item, path: path, keyPath: "models[\(i)]")
+                let m = try ConfigMapping<MergeError>(item, path: path, keyPath: "models[\(i)]")
                 try m.rejectUnknown(["model", "parameters"])
                 guard let ref = try Self.modelReference(m["model"], path: path, keyPath: m.child("model")) else {
                     throw .config(path: path, key: m.child("model"), reason: "missing; each entry of `models` needs `model: PATH`")
@@ -155,11 +155,11 @@ public struct MergeConfig: Sendable, Equatable {
             slices = try items.enumerated().map { (i, item) throws(MergeError) in try Self.outputSlice(item, path: path, keyPath: "slices[\(i)]") }
         }
         if root["modules"] != nil {
-            let modules = try ConfigMapping(root["modules"]!, path: path, keyPath: "modules")
+            let modules = try ConfigMapping<MergeError>(root["modules"]!, path: path, keyPath: "modules")
             guard modules.entries.count == 1 else {
                 throw .config(path: path, key: "modules", reason: "Amalgam merges single-module (text) models; give exactly one module, or use `models`/`slices`")
             }
-            let module = try ConfigMapping(modules.entries[0].value, path: path, keyPath: modules.child(modules.entries[0].key))
+            let module = try ConfigMapping<MergeError>(modules.entries[0].value, path: path, keyPath: modules.child(modules.entries[0].key))
             try module.rejectUnknown(["slices", "models", "parameters"])
             if let items = try module.sequence("slices") {
                 slices = try items.enumerated().map { (i, item) throws(MergeError) in try Self.outputSlice(item, path: path, keyPath: module.child("slices[\(i)]")) }
@@ -167,7 +167,7 @@ public struct MergeConfig: Sendable, Equatable {
             if let items = try module.sequence("models") {
                 var models: [InputModel] = []
                 for (i, item) in items.enumerated() {
-                    let m = try ConfigMapping(item, path: path, keyPath: module.child("models[\(i)]"))
+                    let m = try ConfigMapping<MergeError>(item, path: path, keyPath: module.child("models[\(i)]"))
                     try m.rejectUnknown(["model", "parameters"])
                     guard let ref = try Self.modelReference(m["model"], path: path, keyPath: m.child("model")) else {
                         throw .config(path: path, key: m.child("model"), reason: "missing")
@@ -212,7 +212,7 @@ public struct MergeConfig: Sendable, Equatable {
         guard let node else { return nil }
         if case let .mapping(entries) = node, let m = entries.first(where: { $0.key == "model" })?.value {
             // mergekit's long form `{model: {path: …}}` or `{model: PATH, lora: PATH}` (= `PATH+PATH`).
-            let map = try ConfigMapping(node, path: path, keyPath: keyPath)
+            let map = try ConfigMapping<MergeError>(node, path: path, keyPath: keyPath)
             try map.rejectUnknown(["model", "lora"])
             let model = try modelReference(m, path: path, keyPath: keyPath + ".model")
             guard let lora = map["lora"] else { return model }
@@ -228,7 +228,7 @@ public struct MergeConfig: Sendable, Equatable {
         return s
     }
 
-    private static func dtype(_ map: ConfigMapping, _ key: String) throws(MergeError) -> DType? {
+    private static func dtype(_ map: ConfigMapping<MergeError>, _ key: String) throws(MergeError) -> DType? {
         guard let name = try map.string(key) else { return nil }
         guard let d = DType(torchName: name), [.bf16, .f16, .f32].contains(d) else {
             throw .config(path: map.path, key: key, reason: "'\(name)' is not accepted; use bfloat16, float16 or float32")
@@ -237,7 +237,7 @@ public struct MergeConfig: Sendable, Equatable {
     }
 
     private static func outputSlice(_ node: ConfigNode, path: String, keyPath: String) throws(MergeError) -> OutputSlice {
-        let map = try ConfigMapping(node, path: path, keyPath: keyPath)
+        let map = try ConfigMapping<MergeError>(node, path: path, keyPath: keyPath)
         try map.rejectUnknown(["sources", "base_model", "residual_weight", "parameters"])
         if map["residual_weight"] != nil {
             throw .config(path: path, key: map.child("residual_weight"), reason: "not supported (mergekit ignores it too)")
@@ -247,7 +247,7 @@ public struct MergeConfig: Sendable, Equatable {
         }
         var sources: [InputSlice] = []
         for (i, item) in items.enumerated() {
-            let s = try ConfigMapping(item, path: path, keyPath: map.child("sources[\(i)]"))
+            let s = try ConfigMapping<MergeError>(item, path: path, keyPath: map.child("sources[\(i)]"))
             try s.rejectUnknown(["model", "layer_range", "parameters"])
             guard let model = try modelReference(s["model"], path: path, keyPath: s.child("model")) else {
                 throw .config(path: path, key: s.child("model"), reason: "missing")
@@ -279,21 +279,21 @@ public struct MergeConfig: Sendable, Equatable {
     }
 
     private static func tokenizerSettings(_ node: ConfigNode, path: String) throws(MergeError) -> TokenizerSettings {
-        let map = try ConfigMapping(node, path: path, keyPath: "tokenizer")
+        let map = try ConfigMapping<MergeError>(node, path: path, keyPath: "tokenizer")
         try map.rejectUnknown(["source", "tokens", "pad_to_multiple_of"])
         let source = try map["source"].map { n throws(MergeError) in try tokenizerSource(n, path: path, keyPath: "tokenizer.source") } ?? .union
         var tokens: [String: TokenEmbedding] = [:]
         if let t = map["tokens"] {
-            let tm = try ConfigMapping(t, path: path, keyPath: "tokenizer.tokens")
+            let tm = try ConfigMapping<MergeError>(t, path: path, keyPath: "tokenizer.tokens")
             for (tok, cfg) in tm.entries {
-                let c = try ConfigMapping(cfg, path: path, keyPath: tm.child(tok))
+                let c = try ConfigMapping<MergeError>(cfg, path: path, keyPath: tm.child(tok))
                 try c.rejectUnknown(["source", "force"])
                 let force = c["force"]?.bool ?? false
                 guard let src = c["source"] else { tokens[tok] = .automatic; continue }
                 if let s = src.scalarText {
                     tokens[tok] = .model(s, force: force)
                 } else {
-                    let sm = try ConfigMapping(src, path: path, keyPath: c.child("source"))
+                    let sm = try ConfigMapping<MergeError>(src, path: path, keyPath: c.child("source"))
                     try sm.rejectUnknown(["kind", "model", "token_id", "token"])
                     let kind = try sm.string("kind")
                     if kind == "zero" {

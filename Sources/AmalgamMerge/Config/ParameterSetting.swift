@@ -1,3 +1,5 @@
+import AmalgamCore
+
 /// A parameter as a mergekit config writes it, before it is resolved for a tensor: a scalar, a list
 /// (a gradient over layers when numeric, a step lookup otherwise), or a list of `{filter, value}`
 /// entries where the first filter that is a substring of the tensor name wins.
@@ -118,7 +120,7 @@ public indirect enum ParameterSetting: Sendable, Equatable {
     }
 
     private static func conditional(_ node: ConfigNode, path: String, keyPath: String) throws(MergeError) -> ConditionalSetting {
-        let map = try ConfigMapping(node, path: path, keyPath: keyPath)
+        let map = try ConfigMapping<MergeError>(node, path: path, keyPath: keyPath)
         try map.rejectUnknown(["filter", "pattern", "value"])
         guard let valueNode = map["value"] else {
             throw .config(path: path, key: map.child("value"), reason: "missing; a conditional parameter needs `value` (and optionally `filter`)")
@@ -140,7 +142,7 @@ public typealias ParameterSettings = [String: ParameterSetting]
 extension ParameterSettings {
     static func decode(_ node: ConfigNode?, path: String, keyPath: String) throws(MergeError) -> ParameterSettings? {
         guard let node else { return nil }
-        let map = try ConfigMapping(node, path: path, keyPath: keyPath)
+        let map = try ConfigMapping<MergeError>(node, path: path, keyPath: keyPath)
         var result: ParameterSettings = [:]
         for (k, v) in map.entries where !v.isNull {
             result[k] = try ParameterSetting.decode(v, path: path, keyPath: map.child(k))

@@ -90,9 +90,7 @@ public struct LoRAExtraction: Sendable {
         var warnings: [String] = []
         let exclude = try Self.regexes(options.excludeRegexes, option: "--exclude-regex")
         let include = try Self.regexes(options.includeRegexes, option: "--include-regex")
-        func matches(_ list: [NSRegularExpression], _ name: String) -> Bool {
-            list.contains { $0.firstMatch(in: name, range: NSRange(name.startIndex..., in: name)) != nil }
-        }
+        func matches(_ list: [ScalarRegex], _ name: String) -> Bool { list.contains { $0.isFound(in: name) } }
         var embedLoRA = options.embedLoRA
         let ftVocab = fineTuned.tensors.info("model.embed_tokens.weight")?.shape.first
         let baseVocab = base.tensors.info("model.embed_tokens.weight")?.shape.first
@@ -155,11 +153,11 @@ public struct LoRAExtraction: Sendable {
         }.map(\.element)
     }
 
-    private static func regexes(_ patterns: [String], option: String) throws(LoRAError) -> [NSRegularExpression] {
-        var result: [NSRegularExpression] = []
+    private static func regexes(_ patterns: [String], option: String) throws(LoRAError) -> [ScalarRegex] {
+        var result: [ScalarRegex] = []
         for p in patterns {
-            do { result.append(try NSRegularExpression(pattern: p)) } catch {
-                throw .extraction(reason: "\(option) '\(p)' is not a valid regular expression")
+            do { result.append(try ScalarRegex(p, dialect: .python)) } catch {
+                throw .extraction(reason: "\(option) '\(p)' is not a valid regular expression: \(error)")
             }
         }
         return result

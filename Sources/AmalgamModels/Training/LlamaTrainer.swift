@@ -99,9 +99,9 @@ public final class LlamaTrainer: @unchecked Sendable {
     /// or matches nothing.
     public init(model: LlamaModel, trainable selection: TrainableSelection) throws(TrainingError) {
         self.model = model
-        let regex: NSRegularExpression?
+        let regex: ScalarRegex?
         if case let .pattern(p) = selection {
-            do { regex = try NSRegularExpression(pattern: p) } catch { throw .badPattern(pattern: p, reason: "\(error.localizedDescription)") }
+            do { regex = try ScalarRegex(p, dialect: .python) } catch { throw .badPattern(pattern: p, reason: error.description) }
         } else {
             regex = nil
         }
@@ -110,7 +110,7 @@ public final class LlamaTrainer: @unchecked Sendable {
             case .all: return true
             case .none: return false
             case let .names(set): return set.contains(name)
-            case .pattern: return regex!.firstMatch(in: name, range: NSRange(name.startIndex..., in: name)) != nil
+            case .pattern: return regex!.isFound(in: name)
             }
         }
         var params: [TrainableTensor] = []

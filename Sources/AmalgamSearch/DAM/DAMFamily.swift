@@ -48,6 +48,11 @@ public enum DAMError: Error, Equatable, CustomStringConvertible {
     /// A source model or its data cannot be read or run.
     case source(path: String, reason: String)
 
+    /// A key of a DAM configuration file (AmalgamCore's configuration reader), named with its file.
+    public static func config(path: String, key: String, reason: String) -> DAMError {
+        .invalidConfiguration(key: key, reason: "\(reason) (in \(path))")
+    }
+
     public var description: String {
         switch self {
         case let .invalidConfiguration(key, reason): return "invalid DAM setting `\(key)`: \(reason)"
@@ -59,3 +64,5 @@ public enum DAMError: Error, Equatable, CustomStringConvertible {
         }
     }
 }
+
+extension DAMError: ConfigErrorReporting {}

@@ -60,78 +60,57 @@ public struct DAMLlamaSettings: Sendable, Equatable {
 
     /// Parses YAML text (`path` names it in messages).
     public init(yaml: String, path: String) throws(DAMError) {
-        func bad(_ e: MergeError) -> DAMError {
-            if case let .config(_, key, reason) = e { return .invalidConfiguration(key: key, reason: "\(reason) (in \(path))") }
-            return .invalidConfiguration(key: "(file)", reason: "\(e)")
+        let root = try ConfigValue<DAMError>(ConfigNode.parse(yaml: yaml, path: path, as: DAMError.self), path: path, keyPath: "")
+            .mapping(accepting: Self.keys)
+        guard let models = try root.value("models")?.items(), models.count >= 2 else {
+            throw root.fail("models", "list at least two entries, each `model:` and `data:`")
         }
-        do {
-            let root = try ConfigMapping(ConfigNode.parse(yaml: yaml, path: path), path: path, keyPath: "")
-            try root.rejectUnknown(Self.keys)
-            guard let models = try root.sequence("models"), models.count >= 2 else {
-                throw DAMError.invalidConfiguration(key: "models", reason: "list at least two entries, each `model:` and `data:` (in \(path))")
+        for value in models {
+            let m = try value.mapping(accepting: Self.modelKeys)
+            guard let model = try m.string("model"), let data = try m.string("data") else {
+                throw value.fail("needs both `model:` (folder or .gguf) and `data:` (.txt, .jsonl or folder)")
             }
-            for (i, node) in models.enumerated() {
-                let m = try ConfigMapping(node, path: path, keyPath: "models[\(i)]")
-                try m.rejectUnknown(Self.modelKeys)
-                guard let model = try m.string("model"), let data = try m.string("data") else {
-                    throw DAMError.invalidConfiguration(key: "models[\(i)]", reason: "needs both `model:` (folder or .gguf) and `data:` (.txt, .jsonl or folder) (in \(path))")
-                }
-                sources.append(Source(model: model, data: data))
-            }
-            baseModel = try root.string("base_model")
-            runDirectory = try root.string("run_dir")
-            if let v = try root.int("seq_len") { sequenceLength = v }
-            var c = DAMConfiguration()
-            if let v = try root.int("steps") { c.steps = v }
-            if let v = try root.int("batch_size") { c.batchSize = v }
-            if let v = try root.double("temperature") { c.temperature = v }
-            if let v = try root.string("f") {
-                guard let f = DAMScaleFunction(rawValue: v) else { throw DAMError.invalidConfiguration(key: "f", reason: "`\(v)`: accepted tanh, identity") }
-                c.scaleFunction = f
-            }
-            if let v = try root.int("top_k") { c.topK = v == 0 ? nil : v }
-            if let v = try root.double("lr") { c.learningRate = v }
-            if let v = try root.double("lambda_sim") { c.similarityWeight = v }
-            if let v = try root.double("l1") { c.l1Weight = v }
-            if let v = try root.double("l2") { c.l2Weight = v }
-            if let v = try root.string("optimiser") {
-                guard let o = DAMConfiguration.Optimiser(rawValue: v.lowercased()) else {
-                    throw DAMError.invalidConfiguration(key: "optimiser", reason: "`\(v)`: accepted adamw, mofo")
-                }
-                c.optimiser = o
-            }
-            if let v = try root.double("mofo_fraction") { c.mofoFraction = v }
-            if let v = try root.double("clip") { c.gradientClip = v == 0 ? nil : v }
-            if let v = try root.double("weight_decay") { c.weightDecay = v }
-            if let v = try root.double("beta1") { c.beta1 = v }
-            if let v = try root.double("beta2") { c.beta2 = v }
-            if let v = try root.double("epsilon") { c.epsilon = v }
-            if let v = try root.string("init") {
-                guard let i = DAMInitialisation(rawValue: v) else {
-                    throw DAMError.invalidConfiguration(key: "init", reason: "`\(v)`: accepted uniform, softmax-random")
-                }
-                c.initialisation = i
-            }
-            if let v = try root.int("seed") {
-                guard v >= 0 else { throw DAMError.invalidConfiguration(key: "seed", reason: "\(v) is negative") }
-                c.seed = UInt64(v)
-            }
-            if let v = try root.int("checkpoint_every") { c.checkpointEvery = v }
-            for (key, flag) in [("train_embeddings", \DAMConfiguration.trainEmbeddings), ("train_norms", \DAMConfiguration.trainNorms)] {
-                guard let node = root[key] else { continue }
-                guard let on = node.bool else {
-                    throw DAMError.invalidConfiguration(key: key, reason: "expected true or false (in \(path))")
-                }
-                c[keyPath: flag] = on
-            }
-            dam = c
-        } catch let e as DAMError {
-            throw e
-        } catch let e as MergeError {
-            throw bad(e)
-        } catch {
-            throw .invalidConfiguration(key: "(file)", reason: "\(error)")
+            sources.append(Source(model: model, data: data))
         }
+        baseModel = try root.string("base_model")
+        runDirectory = try root.string("run_dir")
+        if let v = try root.int("seq_len") { sequenceLength = v }
+        var c = DAMConfiguration()
+        if let v = try root.int("steps") { c.steps = v }
+        if let v = try root.int("batch_size") { c.batchSize = v }
+        if let v = try root.double("temperature") { c.temperature = v }
+        if let v = try root.string("f") {
+            guard let f = DAMScaleFunction(rawValue: v) else { throw root.fail("f", "`\(v)`: accepted tanh, identity") }
+            c.scaleFunction = f
+        }
+        if let v = try root.int("top_k") { c.topK = v == 0 ? nil : v }
+        if let v = try root.double("lr") { c.learningRate = v }
+        if let v = try root.double("lambda_sim") { c.similarityWeight = v }
+        if let v = try root.double("l1") { c.l1Weight = v }
+        if let v = try root.double("l2") { c.l2Weight = v }
+        if let v = try root.string("optimiser") {
+            guard let o = DAMConfiguration.Optimiser(rawValue: v.lowercased()) else {
+                throw root.fail("optimiser", "`\(v)`: accepted adamw, mofo")
+            }
+            c.optimiser = o
+        }
+        if let v = try root.double("mofo_fraction") { c.mofoFraction = v }
+        if let v = try root.double("clip") { c.gradientClip = v == 0 ? nil : v }
+        if let v = try root.double("weight_decay") { c.weightDecay = v }
+        if let v = try root.double("beta1") { c.beta1 = v }
+        if let v = try root.double("beta2") { c.beta2 = v }
+        if let v = try root.double("epsilon") { c.epsilon = v }
+        if let v = try root.string("init") {
+            guard let i = DAMInitialisation(rawValue: v) else {
+                throw root.fail("init", "`\(v)`: accepted uniform, softmax-random")
+            }
+            c.initialisation = i
+        }
+        if let v = try root.uint64("seed") { c.seed = v }
+        if let v = try root.int("checkpoint_every") { c.checkpointEvery = v }
+        if let v = try root.bool("train_embeddings") { c.trainEmbeddings = v }
+        if let v = try root.bool("train_norms") { c.trainNorms = v }
+        dam = c
         guard sequenceLength >= 2 else { throw .invalidConfiguration(key: "seq_len", reason: "\(sequenceLength) < 2") }
         try dam.validate()
     }

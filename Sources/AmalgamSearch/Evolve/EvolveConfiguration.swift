@@ -1,5 +1,5 @@
+import AmalgamCore
 import Foundation
-import Yams
 
 /// Which search `amalgam evolve` runs.
 public enum EvolveMethod: String, Sendable, Codable, CaseIterable {
@@ -128,87 +128,75 @@ public struct EvolveConfiguration: Sendable, Codable, Equatable {
 
     /// Parses YAML text; `path` names the file in messages and anchors relative paths.
     public init(yaml: String, path: String) throws(SearchError) {
-        let root: Node?
-        do { root = try Yams.compose(yaml: yaml) } catch {
-            throw .config(path: path, key: "(file)", reason: "not valid YAML: \(error)")
-        }
-        guard let root else { throw .config(path: path, key: "(file)", reason: "the file is empty") }
-        let reader = KeyReader(path: path, base: (path as NSString).deletingLastPathComponent)
-        let top = try reader.mapping(root, "(file)", keys: Self.topKeys)
-        guard let methodText = try reader.string(top["method"], "method") else {
-            throw .config(path: path, key: "method", reason: "missing; give `method: m2n2` or `method: cmaes`")
+        let top = try ConfigValue<SearchError>(ConfigNode.parse(yaml: yaml, path: path, as: SearchError.self), path: path, keyPath: "")
+            .mapping(accepting: Self.topKeys)
+        guard let methodText = try top.string("method", nonEmpty: true) else {
+            throw top.fail("method", "missing; give `method: m2n2` or `method: cmaes`")
         }
         guard let method = EvolveMethod(rawValue: methodText) else {
-            throw .config(path: path, key: "method", reason: "`\(methodText)` is not a method; use m2n2 or cmaes")
+            throw top.fail("method", "`\(methodText)` is not a method; use m2n2 or cmaes")
         }
         self.method = method
-        guard let modelNodes = top["models"], case let .sequence(seq) = modelNodes, !seq.isEmpty else {
-            throw .config(path: path, key: "models", reason: "give a list of at least one model folder or .gguf file")
+        guard let models = try top.value("models")?.items(), !models.isEmpty else {
+            throw top.fail("models", "give a list of at least one model folder or .gguf file")
         }
-        models = try seq.enumerated().map { i, n throws(SearchError) in try reader.existingPath(n, "models[\(i)]") }
-        guard let taskNodes = top["tasks"], case let .sequence(taskSeq) = taskNodes, !taskSeq.isEmpty else {
-            throw .config(path: path, key: "tasks", reason: "give a list of at least one task (`- path: FILE.jsonl`)")
+        self.models = try models.map { m throws(SearchError) in try m.existingPath() }
+        guard let taskValues = try top.value("tasks")?.items(), !taskValues.isEmpty else {
+            throw top.fail("tasks", "give a list of at least one task (`- path: FILE.jsonl`)")
         }
         var tasks: [EvolveTaskEntry] = []
-        for (i, node) in taskSeq.enumerated() {
-            let key = "tasks[\(i)]"
-            if case .scalar = node {
-                tasks.append(EvolveTaskEntry(path: try reader.existingPath(node, key)))
+        for value in taskValues {
+            if case .scalar = value.node {
+                tasks.append(EvolveTaskEntry(path: try value.existingPath()))
                 continue
             }
-            let t = try reader.mapping(node, key, keys: Self.taskKeys)
-            guard t["path"] != nil else { throw .config(path: path, key: key + ".path", reason: "missing: the task file") }
-            var entry = EvolveTaskEntry(path: try reader.existingPath(t["path"]!, key + ".path"))
-            entry.weight = try reader.double(t["weight"], key + ".weight") ?? 1
-            entry.trainExamples = try reader.int(t["train_examples"], key + ".train_examples", minimum: 1)
-            entry.testExamples = try reader.int(t["test_examples"], key + ".test_examples", minimum: 1)
-            entry.trainSplit = try reader.string(t["train_split"], key + ".train_split") ?? "train"
-            guard entry.weight.isFinite, entry.weight >= 0 else {
-                throw .config(path: path, key: key + ".weight", reason: "\(entry.weight) is not a weight ≥ 0")
-            }
+            let t = try value.mapping(accepting: Self.taskKeys)
+            guard let file = t.value("path") else { throw t.fail("path", "missing: the task file") }
+            var entry = EvolveTaskEntry(path: try file.existingPath())
+            entry.weight = try t.double("weight", finite: true) ?? 1
+            entry.trainExamples = try t.int("train_examples", minimum: 1)
+            entry.testExamples = try t.int("test_examples", minimum: 1)
+            entry.trainSplit = try t.string("train_split", nonEmpty: true) ?? "train"
+            guard entry.weight >= 0 else { throw t.fail("weight", "\(entry.weight) is not a weight ≥ 0") }
             tasks.append(entry)
         }
         self.tasks = tasks
-        guard let budget = try reader.int(top["budget"], "budget", minimum: 1) else {
-            throw .config(path: path, key: "budget", reason: "missing: the number of forward passes (candidates scored)")
+        guard let budget = try top.int("budget", minimum: 1) else {
+            throw top.fail("budget", "missing: the number of forward passes (candidates scored)")
         }
         self.budget = budget
-        seed = try reader.uint(top["seed"], "seed") ?? 0
-        output = try reader.string(top["output"], "output")
-        recipeOutput = try reader.string(top["recipe_output"], "recipe_output")
-        runDirectory = try reader.string(top["run_dir"], "run_dir")
-        batchSize = try reader.int(top["batch_size"], "batch_size", minimum: 1) ?? 16
-        durability = try reader.string(top["durability"], "durability") ?? "process"
+        seed = try top.uint64("seed") ?? 0
+        output = try top.string("output", nonEmpty: true)
+        recipeOutput = try top.string("recipe_output", nonEmpty: true)
+        runDirectory = try top.string("run_dir", nonEmpty: true)
+        batchSize = try top.int("batch_size", minimum: 1) ?? 16
+        durability = try top.string("durability", nonEmpty: true) ?? "process"
         guard ["process", "machine"].contains(durability) else {
-            throw .config(path: path, key: "durability", reason: "`\(durability)` is not one of process, machine")
+            throw top.fail("durability", "`\(durability)` is not one of process, machine")
         }
-        if let node = top["m2n2"] {
-            let m = try reader.mapping(node, "m2n2", keys: Self.m2n2Keys)
-            m2n2.archiveSize = try reader.int(m["archive_size"], "m2n2.archive_size", minimum: 2) ?? m2n2.archiveSize
-            m2n2.alpha = try reader.double(m["alpha"], "m2n2.alpha") ?? 1
-            m2n2.attraction = try reader.bool(m["attraction"], "m2n2.attraction") ?? true
-            m2n2.splitPoint = try reader.bool(m["split_point"], "m2n2.split_point") ?? true
-            m2n2.mutation = try reader.double(m["mutation"], "m2n2.mutation").map { Float($0) }
+        if let section = top.value("m2n2") {
+            let m = try section.mapping(accepting: Self.m2n2Keys)
+            m2n2.archiveSize = try m.int("archive_size", minimum: 2) ?? m2n2.archiveSize
+            m2n2.alpha = try m.double("alpha", finite: true) ?? 1
+            m2n2.attraction = try m.bool("attraction") ?? true
+            m2n2.splitPoint = try m.bool("split_point") ?? true
+            m2n2.mutation = try m.double("mutation", finite: true).map { Float($0) }
         }
-        if let node = top["cmaes"] {
-            let c = try reader.mapping(node, "cmaes", keys: Self.cmaesKeys)
-            cmaes.mergeMethod = try reader.string(c["merge_method"], "cmaes.merge_method") ?? ""
-            if let n = c["base_model"] { cmaes.baseModel = try reader.existingPath(n, "cmaes.base_model") }
-            cmaes.layerGranularity = try reader.int(c["layer_granularity"], "cmaes.layer_granularity", minimum: 0) ?? 0
-            cmaes.population = try reader.int(c["population"], "cmaes.population", minimum: 2)
-            cmaes.sigma0 = try reader.double(c["sigma0"], "cmaes.sigma0") ?? 1.0 / 6
-            cmaes.restarts = try reader.bool(c["restarts"], "cmaes.restarts") ?? true
-            cmaes.dtype = try reader.string(c["dtype"], "cmaes.dtype") ?? "bfloat16"
-            if let f = c["filters"] {
-                guard case let .sequence(items) = f else { throw .config(path: path, key: "cmaes.filters", reason: "give a list of tensor-name substrings") }
-                cmaes.filters = try items.enumerated().map { i, n throws(SearchError) in
-                    guard let s = try reader.string(n, "cmaes.filters[\(i)]") else { throw .config(path: path, key: "cmaes.filters[\(i)]", reason: "empty") }
-                    return s
-                }
+        if let section = top.value("cmaes") {
+            let c = try section.mapping(accepting: Self.cmaesKeys)
+            cmaes.mergeMethod = try c.string("merge_method", nonEmpty: true) ?? ""
+            cmaes.baseModel = try c.value("base_model")?.existingPath()
+            cmaes.layerGranularity = try c.int("layer_granularity", minimum: 0) ?? 0
+            cmaes.population = try c.int("population", minimum: 2)
+            cmaes.sigma0 = try c.double("sigma0", finite: true) ?? 1.0 / 6
+            cmaes.restarts = try c.bool("restarts") ?? true
+            cmaes.dtype = try c.string("dtype", nonEmpty: true) ?? "bfloat16"
+            if let filters = c.value("filters") {
+                cmaes.filters = try filters.items().map { f throws(SearchError) in try f.string(nonEmpty: true) }
             }
-            cmaes.normalize = try reader.bool(c["normalize"], "cmaes.normalize")
-            cmaes.allowNegativeWeights = try reader.bool(c["allow_negative_weights"], "cmaes.allow_negative_weights") ?? false
-            cmaes.mergeSeed = try reader.uint(c["merge_seed"], "cmaes.merge_seed") ?? 0
+            cmaes.normalize = try c.bool("normalize")
+            cmaes.allowNegativeWeights = try c.bool("allow_negative_weights") ?? false
+            cmaes.mergeSeed = try c.uint64("merge_seed") ?? 0
         }
         try validate(path: path)
     }
@@ -243,83 +231,4 @@ public struct EvolveConfiguration: Sendable, Codable, Equatable {
 
     /// The task weights by task file, in order (for messages and the fitness).
     public var taskPaths: [String] { tasks.map(\.path) }
-}
-
-/// Walks the YAML nodes, naming the key path in every error.
-private struct KeyReader {
-    let path: String
-    let base: String
-
-    func mapping(_ node: Node, _ key: String, keys: [String]) throws(SearchError) -> [String: Node] {
-        guard case let .mapping(map) = node else { throw .config(path: path, key: key, reason: "expected a mapping of keys") }
-        var out: [String: Node] = [:]
-        for (k, v) in map {
-            guard let name = k.string else { throw .config(path: path, key: key, reason: "keys must be strings") }
-            let full = key == "(file)" ? name : key + "." + name
-            guard keys.contains(name) else {
-                throw .config(path: path, key: full, reason: "unknown key; accepted here: \(keys.joined(separator: ", "))")
-            }
-            if out[name] != nil { throw .config(path: path, key: full, reason: "appears twice") }
-            if case let .scalar(s) = v, s.tag.description == Tag.Name.null.rawValue { continue }
-            out[name] = v
-        }
-        return out
-    }
-
-    func scalar(_ node: Node?, _ key: String) throws(SearchError) -> String? {
-        guard let node else { return nil }
-        guard case let .scalar(s) = node else { throw .config(path: path, key: key, reason: "expected a single value") }
-        if s.tag.description == Tag.Name.null.rawValue { return nil }
-        return s.string
-    }
-
-    func string(_ node: Node?, _ key: String) throws(SearchError) -> String? {
-        guard let s = try scalar(node, key) else { return nil }
-        guard !s.isEmpty else { throw .config(path: path, key: key, reason: "is empty") }
-        return s
-    }
-
-    func int(_ node: Node?, _ key: String, minimum: Int) throws(SearchError) -> Int? {
-        guard let s = try scalar(node, key) else { return nil }
-        guard let v = Int(s) else { throw .config(path: path, key: key, reason: "`\(s)` is not an integer") }
-        guard v >= minimum else { throw .config(path: path, key: key, reason: "\(v) is below \(minimum)") }
-        return v
-    }
-
-    func uint(_ node: Node?, _ key: String) throws(SearchError) -> UInt64? {
-        guard let s = try scalar(node, key) else { return nil }
-        guard let v = UInt64(s) else { throw .config(path: path, key: key, reason: "`\(s)` is not an integer ≥ 0") }
-        return v
-    }
-
-    func double(_ node: Node?, _ key: String) throws(SearchError) -> Double? {
-        guard let s = try scalar(node, key) else { return nil }
-        guard let v = Double(s), v.isFinite else { throw .config(path: path, key: key, reason: "`\(s)` is not a number") }
-        return v
-    }
-
-    func bool(_ node: Node?, _ key: String) throws(SearchError) -> Bool? {
-        guard let s = try scalar(node, key) else { return nil }
-        switch s.lowercased() {
-        case "true", "yes", "on": return true
-        case "false", "no", "off": return false
-        default: throw .config(path: path, key: key, reason: "`\(s)` is not true or false")
-        }
-    }
-
-    /// A path that must exist: as given (from the current folder), else relative to the config's folder.
-    func existingPath(_ node: Node, _ key: String) throws(SearchError) -> String {
-        guard let s = try string(node, key) else { throw .config(path: path, key: key, reason: "give a path") }
-        let fm = FileManager.default
-        if s.hasPrefix("/") {
-            guard fm.fileExists(atPath: s) else { throw .config(path: path, key: key, reason: "\(s) does not exist") }
-            return s
-        }
-        if fm.fileExists(atPath: s) { return (fm.currentDirectoryPath as NSString).appendingPathComponent(s) }
-        let relative = (base as NSString).appendingPathComponent(s)
-        if !base.isEmpty, fm.fileExists(atPath: relative) {
-            return relative.hasPrefix("/") ? relative : (fm.currentDirectoryPath as NSString).appendingPathComponent(relative)
-        }
-        throw .config(path: path, key: key, reason: "\(s) does not exist (looked from the current folder and from the config's folder)")
-    }
 }

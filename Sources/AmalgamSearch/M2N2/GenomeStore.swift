@@ -1,3 +1,5 @@
+import AmalgamCore
+
 /// Where archive members' parameters live, and how a candidate child is built from them.
 ///
 /// A genome is one flat ordered vector of parameters. It may be one array in memory
@@ -51,3 +53,6 @@ public enum SearchError: Error, Equatable, CustomStringConvertible {
         }
     }
 }
+
+/// `amalgam evolve` configurations are read with AmalgamCore's configuration reader; its errors are `.config`.
+extension SearchError: ConfigErrorReporting {}

@@ -13,6 +13,8 @@ enum RegexInstruction: Sendable {
     case assert(RegexAssertion)
     /// Continue only if lookahead program `index` matches here (or, negated, does not).
     case look(Int, negated: Bool)
+    /// Records the position in capture slot k (group k/2's start when k is even, its end when odd).
+    case save(Int)
     case match
 }
 
@@ -26,15 +28,21 @@ final class RegexProgram: Sendable {
     let lookaheads: [RegexProgram]
     /// Whether some instruction compares case folds, so the matcher must fold the input.
     let usesFolding: Bool
+    /// The capture slots the matcher keeps per thread: 2 × (groups + 1) when groups are recorded, else 0.
+    let captureSlots: Int
 
-    init(_ node: RegexNode) throws(RegexSyntaxError) {
+    /// Compiles `node`; with `captures` (the number of groups in it), `save` instructions record where each
+    /// group matched. Groups inside a lookahead are not recorded.
+    init(_ node: RegexNode, captures: Int = 0) throws(RegexSyntaxError) {
         var compiler = RegexCompiler()
+        compiler.recordsCaptures = captures > 0
         try compiler.emit(node)
         compiler.append(.match)
         instructions = compiler.code
         sets = compiler.sets
         lookaheads = compiler.lookaheads
         usesFolding = compiler.usesFolding || compiler.lookaheads.contains(where: \.usesFolding)
+        captureSlots = captures > 0 ? 2 * (captures + 1) : 0
     }
 
     /// Instructions of this program and of its lookaheads, the size step bounds are stated in.
@@ -46,6 +54,7 @@ private struct RegexCompiler {
     var sets: [ScalarSet] = []
     var lookaheads: [RegexProgram] = []
     var usesFolding = false
+    var recordsCaptures = false
 
     @discardableResult
     mutating func append(_ instruction: RegexInstruction) -> Int {
@@ -102,6 +111,10 @@ private struct RegexCompiler {
                 code[loop] = greedy ? .split(loop + 1, code.count) : .split(code.count, loop + 1)
             }
         case let .assertion(a): append(.assert(a))
+        case let .capture(body, index):
+            if recordsCaptures { append(.save(2 * index)) }
+            try emit(body)
+            if recordsCaptures { append(.save(2 * index + 1)) }
         case let .lookahead(body, negated):
             lookaheads.append(try RegexProgram(body))
             append(.look(lookaheads.count - 1, negated: negated))

@@ -1,6 +1,7 @@
-/// A regex of a tokenizer file as a tree, parsed with Oniguruma's Ruby syntax (what `tokenizers` compiles
-/// Split and Replace patterns with). Only what a matcher over Unicode scalars can run in bounded time is
-/// accepted; backreferences, lookbehind, atomic groups and possessive quantifiers are refused by name.
+/// A regex as a tree, parsed with Oniguruma's Ruby syntax (what `tokenizers` compiles Split and Replace
+/// patterns with) or Python's `re` syntax (PEFT's rank patterns, lm-eval's answer patterns). Only what a
+/// matcher over Unicode scalars can run in bounded time is accepted; backreferences, lookbehind, atomic
+/// groups and possessive quantifiers are refused by name.
 indirect enum RegexNode {
     case empty
     /// One scalar equal to this one (or, case-insensitively, with the same simple case fold).
@@ -16,6 +17,8 @@ indirect enum RegexNode {
     case repeating(RegexNode, min: Int, max: Int?, greedy: Bool)
     case assertion(RegexAssertion)
     case lookahead(RegexNode, negated: Bool)
+    /// A capturing group, numbered from 1 in the order of its `(`.
+    case capture(RegexNode, index: Int)
 }
 
 /// Zero-width tests at a position.
@@ -26,6 +29,15 @@ enum RegexAssertion {
     case textStart, textEnd, textEndBeforeNewline
     /// `\b`, `\B` with `\w` as Oniguruma defines it.
     case wordBoundary, notWordBoundary
+}
+
+/// Whose syntax a pattern is written in.
+public enum RegexDialect: Sendable {
+    /// Oniguruma's Ruby syntax, as `tokenizers` compiles it: `^` and `$` at every line, `(?m)` is dot-all.
+    case oniguruma
+    /// Python's `re`: `^` and `$` at the text's ends unless `(?m)`, `(?s)` is dot-all, `\Z` the very end,
+    /// `(?P<name>…)` groups.
+    case python
 }
 
 /// Why a pattern was not accepted, and where in it.
@@ -39,19 +51,29 @@ public struct RegexSyntaxError: Error, Equatable, CustomStringConvertible {
 /// Recursive-descent parser over the pattern's scalars.
 struct RegexParser {
     private let p: [UInt32]
+    private let dialect: RegexDialect
     private var i = 0
     private var ignoreCase = false
     private var dotAll = false
+    /// Python's `(?m)`: `^` and `$` at every line (Ruby's always are).
+    private var multiline = false
+    /// Capturing groups opened so far.
+    private(set) var captureCount = 0
     /// The number of nested groups, bounded so a hostile pattern cannot exhaust the stack.
     private var depth = 0
 
-    init(_ pattern: String) { p = pattern.unicodeScalars.map(\.value) }
+    init(_ pattern: String, dialect: RegexDialect) {
+        p = pattern.unicodeScalars.map(\.value)
+        self.dialect = dialect
+        multiline = dialect == .oniguruma
+    }
 
-    static func parse(_ pattern: String) throws(RegexSyntaxError) -> RegexNode {
-        var parser = RegexParser(pattern)
+    /// The tree of `pattern` and its number of capturing groups.
+    static func parse(_ pattern: String, dialect: RegexDialect = .oniguruma) throws(RegexSyntaxError) -> (node: RegexNode, captures: Int) {
+        var parser = RegexParser(pattern, dialect: dialect)
         let node = try parser.alternation()
         if parser.i < parser.p.count { throw parser.error("unbalanced `)`") }
-        return node
+        return (node, parser.captureCount)
     }
 
     private func error(_ reason: String) -> RegexSyntaxError { RegexSyntaxError(offset: i, reason: reason) }
@@ -70,13 +92,13 @@ struct RegexParser {
 
     private mutating func concatenation() throws(RegexSyntaxError) -> RegexNode {
         var items: [RegexNode] = []
-        let savedFlags = (ignoreCase, dotAll)
-        defer { (ignoreCase, dotAll) = savedFlags }
+        let savedFlags = (ignoreCase, dotAll, multiline)
+        defer { (ignoreCase, dotAll, multiline) = savedFlags }
         while !atEnd, !`is`("|"), !`is`(")") {
             // `(?i)` alone applies to the rest of the enclosing group, later alternatives included, as a
             // group of its own: Oniguruma reads `ab(?i)c|d` as `ab(?i:c|d)`.
             if `is`("("), `is`("?", 1), let flags = try inlineFlags() {
-                (ignoreCase, dotAll) = flags
+                (ignoreCase, dotAll, multiline) = flags
                 items.append(try alternation())
                 break
             }
@@ -88,10 +110,10 @@ struct RegexParser {
     }
 
     /// `(?imx-imx)` with no colon: the new flags, consumed; nil (nothing consumed) for any other group.
-    private mutating func inlineFlags() throws(RegexSyntaxError) -> (Bool, Bool)? {
+    private mutating func inlineFlags() throws(RegexSyntaxError) -> (Bool, Bool, Bool)? {
         var k = 2
         while let c = peek(k), c != UInt32(UInt8(ascii: ")")), c != UInt32(UInt8(ascii: ":")) {
-            guard "imx-".unicodeScalars.contains(where: { $0.value == c }) else { return nil }
+            guard "imsxau-".unicodeScalars.contains(where: { $0.value == c }) else { return nil }
             k += 1
         }
         guard `is`(")", k), k > 2 else { return nil }
@@ -100,18 +122,22 @@ struct RegexParser {
         return flags
     }
 
-    private func parseFlags(from start: Int, to end: Int) throws(RegexSyntaxError) -> (Bool, Bool) {
-        var on = true, ic = ignoreCase, da = dotAll
+    private func parseFlags(from start: Int, to end: Int) throws(RegexSyntaxError) -> (Bool, Bool, Bool) {
+        var on = true, ic = ignoreCase, da = dotAll, ml = multiline
         for k in start..<end {
-            switch Unicode.Scalar(p[k]).map(Character.init) {
-            case "-": on = false
-            case "i": ic = on
-            case "m": da = on  // Ruby's `m` is what other engines call dot-all
-            case "x": throw RegexSyntaxError(offset: k, reason: "the extended-syntax flag (?x) is not supported")
+            switch (Unicode.Scalar(p[k]).map(Character.init), dialect) {
+            case ("-", _): on = false
+            case ("i", _): ic = on
+            case ("m", .oniguruma): da = on  // Ruby's `m` is what other engines call dot-all
+            case ("m", .python): ml = on
+            case ("s", .python): da = on
+            case ("u", .python): break  // str patterns are Unicode already
+            case ("a", .python): throw RegexSyntaxError(offset: k, reason: "the ASCII-only flag (?a) is not supported")
+            case ("x", _): throw RegexSyntaxError(offset: k, reason: "the extended-syntax flag (?x) is not supported")
             default: throw RegexSyntaxError(offset: k, reason: "unknown group flag")
             }
         }
-        return (ic, da)
+        return (ic, da, ml)
     }
 
     private mutating func quantified(_ atom: RegexNode) throws(RegexSyntaxError) -> RegexNode {
@@ -174,8 +200,8 @@ struct RegexParser {
             i += 1
             return .set(try classBody())
         case ".": i += 1; return .any(newline: dotAll)
-        case "^": i += 1; return .assertion(.lineStart)
-        case "$": i += 1; return .assertion(.lineEnd)
+        case "^": i += 1; return .assertion(multiline ? .lineStart : .textStart)
+        case "$": i += 1; return .assertion(multiline ? .lineEnd : .textEndBeforeNewline)
         case "\\": return try escape()
         case "*", "+", "?": throw error("a quantifier with nothing to repeat")
         default:
@@ -191,8 +217,8 @@ struct RegexParser {
         defer { depth -= 1 }
         guard depth <= 200 else { throw error("groups nested more than 200 deep") }
         var kind = "capture"
-        let saved = (ignoreCase, dotAll)
-        defer { (ignoreCase, dotAll) = saved }
+        let saved = (ignoreCase, dotAll, multiline)
+        defer { (ignoreCase, dotAll, multiline) = saved }
         if `is`("?") {
             switch peek(1).flatMap(Unicode.Scalar.init).map(Character.init) {
             case ":": i += 2; kind = "group"
@@ -207,7 +233,14 @@ struct RegexParser {
             case "<":
                 if `is`("=", 2) || `is`("!", 2) { throw error("lookbehind (?<=…) and (?<!…) are not supported") }
                 i += 2
-                while !atEnd, !`is`(">") { i += 1 }  // a named group is a plain group here
+                while !atEnd, !`is`(">") { i += 1 }  // a named group is numbered as any capturing group
+                guard !atEnd else { throw error("an unterminated group name") }
+                i += 1
+            case "P" where dialect == .python:
+                // Python's `(?P<name>…)`; `(?P=name)` is a backreference.
+                guard `is`("<", 2) else { throw error("backreferences (?P=name) are not supported: they need backtracking") }
+                i += 3
+                while !atEnd, !`is`(">") { i += 1 }
                 guard !atEnd else { throw error("an unterminated group name") }
                 i += 1
             case "'":
@@ -220,9 +253,14 @@ struct RegexParser {
                 var k = i + 1
                 while k < p.count, p[k] != 0x3A, p[k] != 0x29 { k += 1 }
                 guard k < p.count, p[k] == 0x3A else { throw error("an unknown group kind `(?`") }
-                (ignoreCase, dotAll) = try parseFlags(from: i + 1, to: k)
+                (ignoreCase, dotAll, multiline) = try parseFlags(from: i + 1, to: k)
                 i = k + 1
             }
+        }
+        var index = 0
+        if kind == "capture" {
+            captureCount += 1
+            index = captureCount
         }
         let body = try alternation()
         guard `is`(")") else { throw RegexSyntaxError(offset: start, reason: "an unclosed `(`") }
@@ -230,6 +268,7 @@ struct RegexParser {
         switch kind {
         case "lookahead": return .lookahead(body, negated: false)
         case "negative lookahead": return .lookahead(body, negated: true)
+        case "capture": return .capture(body, index: index)
         default: return body
         }
     }
@@ -241,7 +280,7 @@ struct RegexParser {
         switch Unicode.Scalar(c).map(Character.init) {
         case "A": i += 1; return .assertion(.textStart)
         case "z": i += 1; return .assertion(.textEnd)
-        case "Z": i += 1; return .assertion(.textEndBeforeNewline)
+        case "Z": i += 1; return .assertion(dialect == .python ? .textEnd : .textEndBeforeNewline)
         case "b": i += 1; return .assertion(.wordBoundary)
         case "B": i += 1; return .assertion(.notWordBoundary)
         case "G": throw error("`\\G` is not supported")
@@ -269,8 +308,11 @@ struct RegexParser {
         switch Unicode.Scalar(c).map(Character.init) {
         case "d": return .property(.decimalNumber, negated: false)
         case "D": return .property(.decimalNumber, negated: true)
-        case "s": return .property(.whitespace, negated: false)
-        case "S": return .property(.whitespace, negated: true)
+        case "s", "S":
+            // Python's `\s` (str.isspace) also takes the separators U+001C–U+001F, which White_Space does not.
+            let negated = c == UInt32(UInt8(ascii: "S"))
+            guard dialect == .python else { return .property(.whitespace, negated: negated) }
+            return .nested(ScalarSet(items: [.property(.whitespace, negated: false), .range(0x1C, 0x1F)], negated: negated, ignoreCase: false))
         case "w": return .property(.word, negated: false)
         case "W": return .property(.word, negated: true)
         case "h": return .property(.hexDigit, negated: false)

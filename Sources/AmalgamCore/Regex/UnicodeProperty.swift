@@ -1,7 +1,7 @@
 /// A Unicode property a regex can test, as Oniguruma defines it for UTF-8 patterns: general categories
 /// from Swift's `Unicode.Scalar.Properties`, `\s` as White_Space, `\w` as Alphabetic + marks + numbers + Pc,
 /// scripts from the generated `unicodeScriptRanges`.
-enum UnicodeProperty: Sendable {
+public enum UnicodeProperty: Sendable {
     case categories(Set<Unicode.GeneralCategory>)
     case decimalNumber, whitespace, word, hexDigit, alphabetic, uppercase, lowercase, any, ascii, assigned
     /// `[:alnum:]`, `[:punct:]` (P and S, as the Oniguruma of tokenizers 0.23 matches it), `[:blank:]`.
@@ -46,9 +46,9 @@ enum UnicodeProperty: Sendable {
     }
 
     static let letters: Set<Unicode.GeneralCategory> = [.uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter]
-    static let marks: Set<Unicode.GeneralCategory> = [.nonspacingMark, .spacingMark, .enclosingMark]
+    public static let marks: Set<Unicode.GeneralCategory> = [.nonspacingMark, .spacingMark, .enclosingMark]
     static let numbers: Set<Unicode.GeneralCategory> = [.decimalNumber, .letterNumber, .otherNumber]
-    static let punctuation: Set<Unicode.GeneralCategory> = [.connectorPunctuation, .dashPunctuation, .openPunctuation,
+    public static let punctuation: Set<Unicode.GeneralCategory> = [.connectorPunctuation, .dashPunctuation, .openPunctuation,
                                                              .closePunctuation, .initialPunctuation, .finalPunctuation, .otherPunctuation]
     static let symbols: Set<Unicode.GeneralCategory> = [.mathSymbol, .currencySymbol, .modifierSymbol, .otherSymbol]
     static let separators: Set<Unicode.GeneralCategory> = [.spaceSeparator, .lineSeparator, .paragraphSeparator]

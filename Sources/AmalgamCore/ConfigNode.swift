@@ -1,0 +1,260 @@
+import Foundation
+import Yams
+
+/// The error a configuration reader throws: each area's error type names the file, the key path and what is
+/// accepted through its `config(path:key:reason:)` case (or a static function of that name).
+public protocol ConfigErrorReporting: Error {
+    static func config(path: String, key: String, reason: String) -> Self
+}
+
+/// A configuration document (merge, dam and evolve YAML) as the readers walk it: scalars keep their text and
+/// resolved kind, mappings keep their key order.
+public indirect enum ConfigNode: Sendable {
+    public enum ScalarKind: Sendable { case null, bool, int, float, string }
+
+    case scalar(text: String, kind: ScalarKind)
+    case sequence([ConfigNode])
+    case mapping([(key: String, value: ConfigNode)])
+
+    /// Parses YAML text into nodes; `path` names the file in errors.
+    public static func parse<E: ConfigErrorReporting>(yaml: String, path: String, as _: E.Type = E.self) throws(E) -> ConfigNode {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: yaml)
+        } catch {
+            throw .config(path: path, key: "(file)", reason: "not valid YAML: \(error)")
+        }
+        guard let root else { throw .config(path: path, key: "(file)", reason: "the file is empty") }
+        return try convert(root, path: path, keyPath: "", as: E.self)
+    }
+
+    /// Parses every document of a multi-document YAML text (`---` separated).
+    public static func parseAll<E: ConfigErrorReporting>(yaml: String, path: String, as _: E.Type = E.self) throws(E) -> [ConfigNode] {
+        let documents: [Node]
+        do {
+            documents = Array(try Yams.compose_all(yaml: yaml))
+        } catch {
+            throw .config(path: path, key: "(file)", reason: "not valid YAML: \(error)")
+        }
+        var result: [ConfigNode] = []
+        for node in documents { result.append(try convert(node, path: path, keyPath: "", as: E.self)) }
+        return result
+    }
+
+    private static func convert<E: ConfigErrorReporting>(_ node: Node, path: String, keyPath: String, as _: E.Type) throws(E) -> ConfigNode {
+        switch node {
+        case let .scalar(s):
+            let kind: ScalarKind
+            switch node.tag.description {
+            case Tag.Name.null.rawValue: kind = .null
+            case Tag.Name.bool.rawValue: kind = .bool
+            case Tag.Name.int.rawValue: kind = .int
+            case Tag.Name.float.rawValue: kind = .float
+            default: kind = .string
+            }
+            return .scalar(text: s.string, kind: kind)
+        case let .sequence(seq):
+            var items: [ConfigNode] = []
+            for (i, item) in seq.enumerated() { items.append(try convert(item, path: path, keyPath: keyPath + "[\(i)]", as: E.self)) }
+            return .sequence(items)
+        case let .mapping(map):
+            var entries: [(String, ConfigNode)] = []
+            for (k, v) in map {
+                guard let key = k.string else { throw .config(path: path, key: keyPath, reason: "mapping keys must be strings") }
+                let child = keyPath.isEmpty ? key : keyPath + "." + key
+                if entries.contains(where: { $0.0 == key }) { throw .config(path: path, key: child, reason: "appears twice") }
+                entries.append((key, try convert(v, path: path, keyPath: child, as: E.self)))
+            }
+            return .mapping(entries)
+        default:
+            throw .config(path: path, key: keyPath, reason: "YAML aliases are not supported; write the value out")
+        }
+    }
+
+    public var isNull: Bool { if case .scalar(_, .null) = self { return true } else { return false } }
+
+    /// The text of a scalar.
+    public var scalarText: String? { if case let .scalar(text, _) = self { return text } else { return nil } }
+
+    /// A number from a numeric scalar, or from a string that reads as one (`1e-5`, which YAML 1.1 reads
+    /// as a string, is a number to mergekit's validators).
+    public var number: Double? {
+        guard case let .scalar(text, kind) = self else { return nil }
+        switch kind {
+        case .int, .float:
+            return Double(text.replacingOccurrences(of: "_", with: "")) ?? ConfigNode.yamlSpecialFloat(text)
+        case .string: return Double(text.trimmingCharacters(in: .whitespaces))
+        case .bool: return ["true", "True", "TRUE", "yes", "Yes", "on", "On"].contains(text) ? 1 : 0
+        case .null: return nil
+        }
+    }
+
+    private static func yamlSpecialFloat(_ text: String) -> Double? {
+        switch text.lowercased() {
+        case ".inf", "+.inf": return .infinity
+        case "-.inf": return -.infinity
+        case ".nan": return .nan
+        default: return nil
+        }
+    }
+
+    /// A boolean from a YAML boolean, an integer (0 is false) or the words true/false, yes/no, on/off, 1/0.
+    public var bool: Bool? {
+        guard case let .scalar(text, kind) = self else { return nil }
+        switch kind {
+        case .bool: return ["true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON", "y", "Y"].contains(text)
+        case .int: return Int(text).map { $0 != 0 }
+        case .string:
+            switch text.lowercased() {
+            case "true", "yes", "on", "1": return true
+            case "false", "no", "off", "0": return false
+            default: return nil
+            }
+        default: return nil
+        }
+    }
+
+    public var isNumeric: Bool { if case .scalar(_, let k) = self { return k == .int || k == .float } else { return false } }
+    public var isBool: Bool { if case .scalar(_, .bool) = self { return true } else { return false } }
+}
+
+/// One node of a configuration file with where it is (file and key path), read into typed values; every
+/// failure is `E.config(path:key:reason:)` naming the file, the key path and what is accepted.
+public struct ConfigValue<E: ConfigErrorReporting> {
+    public let node: ConfigNode
+    public let path: String
+    public let keyPath: String
+
+    public init(_ node: ConfigNode, path: String, keyPath: String) {
+        self.node = node
+        self.path = path
+        self.keyPath = keyPath
+    }
+
+    /// The error for this value.
+    public func fail(_ reason: String) -> E { .config(path: path, key: keyPath.isEmpty ? "(document)" : keyPath, reason: reason) }
+
+    public var isNull: Bool { node.isNull }
+
+    /// A scalar's text; `nonEmpty` refuses "".
+    public func string(nonEmpty: Bool = false) throws(E) -> String {
+        guard let s = node.scalarText else { throw fail("expected a single value (a string)") }
+        if nonEmpty && s.isEmpty { throw fail("is empty") }
+        return s
+    }
+
+    public func double(finite: Bool = false) throws(E) -> Double {
+        guard let d = node.number else { throw fail("`\(node.scalarText ?? "(a list or mapping)")` is not a number") }
+        if finite && !d.isFinite { throw fail("`\(d)` is not a finite number") }
+        return d
+    }
+
+    public func int(minimum: Int? = nil) throws(E) -> Int {
+        guard let d = node.number, d == d.rounded(), abs(d) < 9.0e15 else {
+            throw fail("`\(node.scalarText ?? "(a list or mapping)")` is not an integer")
+        }
+        let v = Int(d)
+        if let minimum, v < minimum { throw fail("\(v) is below \(minimum)") }
+        return v
+    }
+
+    public func uint64() throws(E) -> UInt64 {
+        if let text = node.scalarText, let v = UInt64(text) { return v }
+        let v = try int()
+        guard v >= 0 else { throw fail("\(v) is not an integer ≥ 0") }
+        return UInt64(v)
+    }
+
+    public func bool() throws(E) -> Bool {
+        guard let b = node.bool else { throw fail("`\(node.scalarText ?? "(a list or mapping)")` is not true or false") }
+        return b
+    }
+
+    /// The items of a list, each with its key path (`key[i]`).
+    public func items() throws(E) -> [ConfigValue<E>] {
+        guard case let .sequence(items) = node else { throw fail("expected a list") }
+        return items.enumerated().map { ConfigValue($1, path: path, keyPath: keyPath + "[\($0)]") }
+    }
+
+    /// A mapping whose keys must all be in `accepting` (when given).
+    public func mapping(accepting keys: [String]? = nil) throws(E) -> ConfigMapping<E> {
+        let m = try ConfigMapping<E>(node, path: path, keyPath: keyPath)
+        if let keys { try m.rejectUnknown(keys) }
+        return m
+    }
+
+    /// A path that must exist: absolute, else from the current folder, else from the configuration file's
+    /// folder; returned absolute.
+    public func existingPath() throws(E) -> String {
+        let s = try string(nonEmpty: true)
+        let fm = FileManager.default
+        if s.hasPrefix("/") {
+            guard fm.fileExists(atPath: s) else { throw fail("\(s) does not exist") }
+            return s
+        }
+        if fm.fileExists(atPath: s) { return (fm.currentDirectoryPath as NSString).appendingPathComponent(s) }
+        let base = (path as NSString).deletingLastPathComponent
+        let relative = (base as NSString).appendingPathComponent(s)
+        if !base.isEmpty, fm.fileExists(atPath: relative) {
+            return relative.hasPrefix("/") ? relative : (fm.currentDirectoryPath as NSString).appendingPathComponent(relative)
+        }
+        throw fail("\(s) does not exist (looked from the current folder and from the configuration's folder)")
+    }
+}
+
+/// A mapping node of a configuration file: its keys read as typed values (a null value reads as absent), unknown
+/// keys reported with what is accepted.
+public struct ConfigMapping<E: ConfigErrorReporting> {
+    public let path: String
+    public let keyPath: String
+    public let entries: [(key: String, value: ConfigNode)]
+
+    public init(_ node: ConfigNode, path: String, keyPath: String) throws(E) {
+        guard case let .mapping(entries) = node else {
+            throw .config(path: path, key: keyPath.isEmpty ? "(document)" : keyPath, reason: "expected a mapping of keys to values")
+        }
+        self.path = path
+        self.keyPath = keyPath
+        self.entries = entries
+    }
+
+    public func child(_ key: String) -> String { keyPath.isEmpty ? key : keyPath + "." + key }
+
+    /// The value of a key, absent when missing or null.
+    public subscript(key: String) -> ConfigNode? {
+        entries.first { $0.key == key }.flatMap { $0.value.isNull ? nil : $0.value }
+    }
+
+    /// The value of a key with its key path, absent when missing or null.
+    public func value(_ key: String) -> ConfigValue<E>? {
+        self[key].map { ConfigValue($0, path: path, keyPath: child(key)) }
+    }
+
+    /// The error for a key of this mapping.
+    public func fail(_ key: String, _ reason: String) -> E { .config(path: path, key: child(key), reason: reason) }
+
+    /// Fails on any key not in `accepted`, listing what is accepted.
+    public func rejectUnknown(_ accepted: [String]) throws(E) {
+        for (k, _) in entries where !accepted.contains(k) {
+            throw .config(path: path, key: child(k), reason: "unknown key; accepted here: \(accepted.joined(separator: ", "))")
+        }
+    }
+
+    public func string(_ key: String, nonEmpty: Bool = false) throws(E) -> String? {
+        try value(key)?.string(nonEmpty: nonEmpty)
+    }
+
+    public func int(_ key: String, minimum: Int? = nil) throws(E) -> Int? { try value(key)?.int(minimum: minimum) }
+
+    public func uint64(_ key: String) throws(E) -> UInt64? { try value(key)?.uint64() }
+
+    public func double(_ key: String, finite: Bool = false) throws(E) -> Double? { try value(key)?.double(finite: finite) }
+
+    public func bool(_ key: String) throws(E) -> Bool? { try value(key)?.bool() }
+
+    public func sequence(_ key: String) throws(E) -> [ConfigNode]? {
+        guard let node = self[key] else { return nil }
+        guard case let .sequence(items) = node else { throw .config(path: path, key: child(key), reason: "expected a list") }
+        return items
+    }
+}
