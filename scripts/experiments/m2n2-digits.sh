@@ -1,5 +1,6 @@
 #!/bin/sh
-# The M2N2 digits figure (SakanaAI/natural_niches, figure.png) cell by cell: every curve of both panels,
+# The M2N2 digits figure (SakanaAI/natural_niches, figure.png) cell by cell: every curve of both panels (and
+# M2N2 without split point and without attraction from scratch, not in the figure),
 # RUNS runs (seeds 0..RUNS-1) each, one `amalgam experiment m2n2-digits` per cell. Each cell writes
 # OUT_DIR/<setting>-<method>.json (the command that made it, mean ± std, every run's test/train accuracy and
 # wall time, the cell's wall time, and every run's accuracy-against-passes curve) and its text table; a cell
@@ -18,7 +19,7 @@ BIN=${AMALGAM:-.build/release/amalgam}
 JOBS=${JOBS:-2}
 NICE=${NICE:-10}
 ALL="scratch:M2N2 scratch:CMA-ES scratch:no_crossover scratch:GA_no_crossover scratch:GA scratch:MAP-Elites
-pretrained:M2N2 pretrained:no_attraction pretrained:MAP-Elites pretrained:no_split_point pretrained:GA
+scratch:no_split_point scratch:no_attraction pretrained:M2N2 pretrained:no_attraction pretrained:MAP-Elites pretrained:no_split_point pretrained:GA
 pretrained:brute-force_slerp"
 CELLS=${CELLS:-$ALL}
 mkdir -p "$OUT"
@@ -32,9 +33,9 @@ for cell in $CELLS; do
     runs=$RUNS; [ "$method" = "brute-force slerp" ] && runs=1  # one pair of seeds: one number
     echo "$(date -u +%H:%M:%S) $setting $method: $runs runs of $passes passes"
     AMALGAM_THREADS=1 OPENBLAS_NUM_THREADS=1 nice -n "$NICE" "$BIN" experiment m2n2-digits --setting "$setting" \
-        --method "$method" --runs "$runs" --passes "$passes" --jobs "$JOBS" --json "$json.tmp" > "$OUT/$setting-$slug.txt.tmp"
+        --method "$method" --runs "$runs" --passes "$passes" --jobs "$JOBS" --json "$json" > "$OUT/$setting-$slug.txt.tmp"
     mv "$OUT/$setting-$slug.txt.tmp" "$OUT/$setting-$slug.txt"
-    mv "$json.tmp" "$json"  # a killed run leaves no half-written cell behind
+    # amalgam writes the JSON under a temporary name and renames it when complete: a killed cell leaves none
 done
 
 # The markdown table: one row per method (and the seeds), test and train accuracy mean ± std (ddof 0) in %,
