@@ -8,15 +8,17 @@ set -eu
 OUT=${1:-results/m2n2-digits}
 ls "$OUT"/*.json > /dev/null
 jq -s -r '
-  def colours: ["#d62728", "#1f77b4", "#9467bd", "#555555", "#ff9f0e", "#2ca02c", "#8c564b"];
+  def order: ["M2N2", "CMA-ES", "no crossover", "GA no crossover", "GA", "MAP-Elites", "no attraction", "no split point"];
+  def colours: ["#d62728", "#1f77b4", "#9467bd", "#555555", "#ff9f0e", "#2ca02c", "#17becf", "#8c564b", "#e377c2"];
+  def rank: .method as $m | (order | indices($m)[0]) // 8;
   def f: . * 10 | round / 10;
   [.[] | .rows[]] as $all
   | [$all[] | select((.traces // []) | length > 0 and (.[0] | length > 0))] as $rows
   | ["scratch", "pretrained"] as $panels
-  | "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"1200\" height=\"560\" font-family=\"sans-serif\" font-size=\"13\">",
-    "<rect width=\"1200\" height=\"560\" fill=\"white\"/>",
+  | "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"1200\" height=\"700\" font-family=\"sans-serif\" font-size=\"13\">",
+    "<rect width=\"1200\" height=\"700\" fill=\"white\"/>",
     ($panels | to_entries[] | .key as $p | .value as $setting
-     | [$rows[] | select(.setting == $setting)] as $rs
+     | [$rows[] | select(.setting == $setting)] | sort_by(rank) as $rs
      | select($rs | length > 0)
      | (if $setting == "scratch" then [0, 100] else [40, 75] end) as [$y0, $y1]
      | ($rs | map(.forward_passes) | max) as $xmax
@@ -27,10 +29,10 @@ jq -s -r '
        (range($y0; $y1 + 1; 10) as $v | ($top + $h - ($v - $y0) / ($y1 - $y0) * $h) as $yy
         | "<line x1=\"\($left)\" x2=\"\($left + $w)\" y1=\"\($yy | f)\" y2=\"\($yy | f)\" stroke=\"#eee\"/><text x=\"\($left - 30)\" y=\"\($yy + 4 | f)\">\($v)</text>"),
        ($all[] | select(.setting == $setting and .method == "brute-force slerp") | (.test_accuracies[0] | Y | f) as $by
-        | "<line x1=\"\($left)\" x2=\"\($left + $w)\" y1=\"\($by)\" y2=\"\($by)\" stroke=\"black\" stroke-dasharray=\"6,4\"/><text x=\"\($left + $w - 190)\" y=\"\($by - 5)\">brute-force slerp: \(.test_accuracies[0] * 100 | f) (paper ≈ 57.7)</text>"),
+        | "<line x1=\"\($left)\" x2=\"\($left + $w)\" y1=\"\($by)\" y2=\"\($by)\" stroke=\"black\" stroke-dasharray=\"6,4\"/><text x=\"\($left + 10)\" y=\"\($by - 5)\">brute-force slerp: \(.test_accuracies[0] * 100 | f) (paper ≈ 57.7)</text>"),
        "<text x=\"\($left + 200)\" y=\"\($top + $h + 35)\">forward passes (0 – \($xmax))</text>",
        "<text x=\"\($left - 50)\" y=\"\($top - 10)\">test %</text>",
-       ($rs | to_entries[] | .key as $i | .value as $r | colours[$i % 7] as $c
+       ($rs | to_entries[] | .key as $i | .value as $r | colours[$r | rank] as $c
         | ($r.traces | map(.test_accuracy | length) | min) as $n
         | [range(0; $n) as $k | [$r.traces[] | .test_accuracy[$k]] as $a | ($a | add / length) as $m
            | {x: $r.traces[0].pass[$k], m: $m, s: ($a | map((. - $m) * (. - $m)) | add / length | sqrt)}] as $pts
@@ -40,8 +42,8 @@ jq -s -r '
              ($r.published_percent / 100 | Y | f) as $py
              | "<line x1=\"\($left + $w + 2)\" x2=\"\($left + $w + 14)\" y1=\"\($py)\" y2=\"\($py)\" stroke=\"\($c)\" stroke-width=\"2\" stroke-dasharray=\"3,2\"/>"
            else empty end),
-          "<text x=\"\($left + 5 + ($i % 3) * 170)\" y=\"\($top + $h + 60 + (($i / 3) | floor) * 18)\" fill=\"\($c)\">\($r.method): \($pts[-1].m * 100 | f) (\($r.traces | length) runs; paper ≈ \($r.published_percent // "-"))</text>")),
-    "<text x=\"60\" y=\"550\" fill=\"#666\">Dashed marks at the right edge: the published final means (read off SakanaAI/natural_niches figure.png).</text>",
+          "<text x=\"\($left + 5)\" y=\"\($top + $h + 60 + $i * 18)\" fill=\"\($c)\">\($r.method): \($pts[-1].m * 100 | f) (\($r.traces | length) runs; paper ≈ \($r.published_percent // "-"))</text>")),
+    "<text x=\"60\" y=\"690\" fill=\"#666\">Dashed marks at the right edge: the published final means (read off SakanaAI/natural_niches figure.png).</text>",
     "</svg>"
 ' "$OUT"/*.json > "$OUT/figure.svg.tmp"
 mv "$OUT/figure.svg.tmp" "$OUT/figure.svg"
