@@ -28,7 +28,7 @@ struct M2N2Digits: ParsableCommand {
     @Option(help: "Forward passes per run, overriding the published budgets (50,000 from scratch, 10,000 pre-trained).")
     var passes: Int?
 
-    @Option(name: .customLong("method"), help: "Only this method (repeatable): M2N2, \"no attraction\", \"no split point\", \"no crossover\", GA, \"brute-force slerp\" (with the seeds).")
+    @Option(name: .customLong("method"), help: "Only this method (repeatable): M2N2, \"no attraction\", \"no split point\", \"no crossover\", GA, \"GA no crossover\", MAP-Elites, CMA-ES (from scratch only; diagonal covariance, see docs/m2n2.md), \"brute-force slerp\" (with the seeds). MAP-Elites and CMA-ES keep no run folder.")
     var methods: [String] = []
 
     @Option(help: "Runs to execute at once (set OPENBLAS_NUM_THREADS=1 in the environment when above 1).")
@@ -70,9 +70,15 @@ struct M2N2Digits: ParsableCommand {
         if let passes, passes < 1 { throw ValidationError("--passes must be at least 1") }
         if resume && runDirectory == nil { throw ValidationError("--resume needs --run-dir (the folder of the runs to continue)") }
         guard RunFolder.Durability(rawValue: sync) != nil else { throw ValidationError("--sync must be process or machine, not `\(sync)`") }
-        let known = Set(M2N2Variant.allCases.map(\.rawValue) + ["brute-force slerp"])
+        let known = Set(M2N2Variant.allCases.map(\.rawValue) + DigitsBaseline.allCases.map(\.rawValue) + ["brute-force slerp"])
         for m in methods where !known.contains(m) {
             throw ValidationError("unknown --method `\(m)`; known: \(known.sorted().joined(separator: ", "))")
+        }
+        if setting == "pretrained", methods.contains(DigitsBaseline.cmaES.rawValue) {
+            throw ValidationError("--method CMA-ES runs only from scratch (as in the release); use --setting scratch or all")
+        }
+        if setting == "scratch", methods.contains("brute-force slerp") {
+            throw ValidationError("--method \"brute-force slerp\" runs only between the pre-trained seeds; use --setting pretrained or all")
         }
     }
 
@@ -98,7 +104,8 @@ struct M2N2Digits: ParsableCommand {
         let seconds = Date().timeIntervalSince(start)
         let pretrainedFrom: String? = !settings.contains(.pretrained) ? nil : pretrainInit == "release"
             ? "the release's two starting vectors (jax PRNGKey(42), \(releaseSeeds))" : "two N(0, 0.01²) vectors drawn from seed \(pretrainSeed)"
-        let report = M2N2DigitsReport(rows: rows, runs: runs, budgets: budgets, seconds: seconds, pretrainedFrom: pretrainedFrom)
+        var report = M2N2DigitsReport(rows: rows, runs: runs, budgets: budgets, seconds: seconds, pretrainedFrom: pretrainedFrom)
+        report.command = (["amalgam"] + CommandLine.arguments.dropFirst()).map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " ")
         print(report.text)
         if let json { try writeFileAtomically(report.json.pythonText(sortKeys: false) + "\n", to: json) }
     }
@@ -112,6 +119,8 @@ struct M2N2DigitsReport {
     let seconds: Double
     /// Where the pre-trained seeds start from (nil without the pre-trained setting).
     var pretrainedFrom: String? = nil
+    /// The command line that made the report.
+    var command: String? = nil
 
     var text: String {
         var out = "M2N2 on digits (MLP 64-256-10; train = first 1437, test = last 360): test accuracy of the\n"
@@ -139,6 +148,7 @@ struct M2N2DigitsReport {
     var json: JSONValue {
         .object(JSONObject([
             ("experiment", .string("m2n2-digits")),
+            ("command", command.map { .string($0) } ?? .null),
             ("runs", .int(runs)),
             ("pretrained_from", pretrainedFrom.map { .string($0) } ?? .null),
             ("wall_seconds", .double(seconds)),
@@ -154,6 +164,14 @@ struct M2N2DigitsReport {
                     ("test_accuracies", .array(r.testAccuracies.map { .double($0) })),
                     ("train_accuracies", .array(r.trainAccuracies.map { .double($0) })),
                     ("seconds", .array(r.seconds.map { .double($0) })),
+                    ("wall_seconds_total", .double(r.seconds.reduce(0, +))),
+                    ("traces", .array(r.traces.map { trace in
+                        .object(JSONObject([
+                            ("pass", .array(trace.map { .int($0.pass) })),
+                            ("train_accuracy", .array(trace.map { .double($0.trainAccuracy) })),
+                            ("test_accuracy", .array(trace.map { .double($0.testAccuracy) })),
+                        ]))
+                    })),
                 ]))
             })),
         ]))

@@ -19,12 +19,24 @@ public struct DigitsExperiment: Sendable {
         public var forwardPasses: Int { self == .scratch ? 50_000 : 10_000 }
         /// Mutation of the setting.
         public var mutationStandardDeviation: Float? { self == .scratch ? 0.01 : nil }
-        /// The variants reported for the setting, with the published mean test accuracy (%).
-        public var variants: [(M2N2Variant, Double)] {
+        /// The curves of the release's figure for the setting (M2N2 variants by their raw names, then
+        /// `DigitsBaseline`s), with the published final mean test accuracy (%), read off the figure.
+        public var methods: [(String, Double)] {
             switch self {
-            case .scratch: return [(.m2n2, 87), (.noCrossover, 77), (.ga, 68)]
-            case .pretrained: return [(.m2n2, 68.5), (.noAttraction, 66), (.noSplitPoint, 57.7), (.ga, 52)]
+            case .scratch:
+                return [("M2N2", 87), ("CMA-ES", 86), ("no crossover", 77), ("GA no crossover", 71), ("GA", 68),
+                        ("MAP-Elites", 60)]
+            case .pretrained:
+                return [("M2N2", 68.5), ("no attraction", 66), ("MAP-Elites", 62), ("no split point", 57.7), ("GA", 52)]
             }
+        }
+
+        /// Whether `method` (an M2N2 variant's or a baseline's name) can run in this setting: CMA-ES only
+        /// from scratch, as in the release.
+        public func runs(_ method: String) -> Bool {
+            if M2N2Variant(rawValue: method) != nil { return true }
+            guard let baseline = DigitsBaseline(rawValue: method) else { return false }
+            return baseline != .cmaES || self == .scratch
         }
     }
 
@@ -42,6 +54,8 @@ public struct DigitsExperiment: Sendable {
         public var published: Double?
         /// Wall time of each run in seconds.
         public var seconds: [Double]
+        /// Each run's accuracy-against-passes curve (empty for rows without one).
+        public var traces: [[TracePoint]] = []
     }
 
     /// One finished run of one method.
@@ -54,6 +68,9 @@ public struct DigitsExperiment: Sendable {
         public var seconds: Double
         /// Times parent 2 could not be chosen by attraction.
         public var attractionFallbacks: Int
+        /// Best-on-train member's training and test accuracy every few passes (for a resumed run, from the
+        /// pass it resumed at).
+        public var trace: [TracePoint]? = nil
     }
 
     /// Training examples (first 80 %).
@@ -162,8 +179,9 @@ public struct DigitsExperiment: Sendable {
     /// One M2N2 run (or ablation) with `forwardPasses` children (the setting's budget if nil); with
     /// `storage`, every step is committed to a run folder, and an existing one is continued (or, when
     /// already finished, its recorded result returned).
+    /// A trace point (best-on-train member's training and test accuracy) is kept every `traceEvery` passes.
     public func run(setting: Setting, variant: M2N2Variant, seed: UInt64, forwardPasses: Int? = nil,
-                    storage: RunStorage? = nil, every: Int = 1000,
+                    storage: RunStorage? = nil, every: Int = 1000, traceEvery: Int = 100,
                     progress: (M2N2Progress) -> Void = { _ in }) throws(SearchError) -> RunResult {
         let start = DispatchTime.now().uptimeNanoseconds
         let configuration = M2N2Configuration(
@@ -173,10 +191,25 @@ public struct DigitsExperiment: Sendable {
                                         slotCount: configuration.archiveSize, seeds: seeds(setting: setting, runSeed: seed))
         let search = try M2N2Search(configuration: configuration, store: store,
                                     scorer: MLPScorer(classifier: classifier, batch: train))
+        var trace: [TracePoint] = []
+        func record() {
+            let best = search.bestMember
+            trace.append(TracePoint(pass: search.passes, trainAccuracy: search.scores.rowMeans()[best],
+                                    testAccuracy: classifier.accuracy(parameters: search.store.slots[best], batch: test)))
+        }
         guard let storage else {
             for i in 0..<store.seedCount { try search.insertSeed(i) }
-            try search.run(every: every, progress: progress)
-            return result(of: search, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            record()
+            let budget = configuration.forwardPasses
+            while search.passes < budget {
+                try search.step()
+                let p = search.passes
+                if p % traceEvery == 0 || p == budget { record() }
+                if p % every == 0 || p == budget { progress(search.progress) }
+            }
+            var finished = result(of: search, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            finished.trace = trace
+            return finished
         }
         let descriptor = RunDescriptor(setting: setting, variant: variant, seed: seed, pretrainSeed: pretrainSeed,
                                        pretrainInitial: setting == .pretrained && releaseInitial != nil ? "release" : nil)
@@ -194,8 +227,12 @@ public struct DigitsExperiment: Sendable {
         } else {
             durable = try M2N2Run(creating: storage.path, search: search, experiment: descriptor, durability: storage.durability)
         }
-        try durable.run(every: every, progress: progress)
-        let finished = result(of: search, seconds: durable.seconds)
+        try durable.run(every: traceEvery) { p in
+            record()
+            if p.passes % every == 0 || p.passes == p.budget { progress(p) }
+        }
+        var finished = result(of: search, seconds: durable.seconds)
+        finished.trace = trace
         try durable.finish(result: finished)
         return finished
     }

@@ -19,17 +19,25 @@ extension DigitsExperiment {
     /// Runs every method of every setting in `settings` over `runs` seeds (0, 1, …) and returns the table.
     /// Jobs are independent and may run on all cores at once (`concurrentJobs`); each is seeded on its own,
     /// so the table does not depend on how many run at a time.
-    /// `methods`, when given, keeps only those variants (by name, e.g. `M2N2`, `GA`) and the baselines.
+    /// `methods`, when given, keeps only those methods (by name, e.g. `M2N2`, `GA`, `MAP-Elites`, `CMA-ES`,
+    /// `brute-force slerp`); a method outside the setting's figure (e.g. `no attraction` from scratch) is
+    /// added after the figure's, without a published value. CMA-ES runs only from scratch.
+    /// MAP-Elites and CMA-ES keep no run folder (they run in memory even with `runDirectory`).
     public func table(settings: [Setting], runs: Int, forwardPasses: [Setting: Int] = [:], methods: Set<String>? = nil,
                       concurrentJobs: Int = 1, runDirectory: String? = nil, resume: Bool = false,
                       durability: RunFolder.Durability = .process,
                       stepProgress: @escaping @Sendable (String, M2N2Progress) -> Void = { _, _ in },
                       progress: @escaping @Sendable (DigitsExperimentProgress) -> Void = { _ in }) throws(SearchError) -> [Row] {
-        struct Job: Sendable { var setting: Setting; var variant: M2N2Variant; var run: Int }
+        struct Job: Sendable { var setting: Setting; var method: String; var run: Int }
+        func cells(_ setting: Setting) -> [(String, Double?)] {
+            var list: [(String, Double?)] = setting.methods.filter { methods?.contains($0.0) ?? true }.map { ($0.0, $0.1) }
+            for m in (methods ?? []).sorted() where setting.runs(m) && !list.contains(where: { $0.0 == m }) { list.append((m, nil)) }
+            return list
+        }
         var jobs: [Job] = []
         for setting in settings {
-            for (variant, _) in setting.variants where methods?.contains(variant.rawValue) ?? true {
-                for run in 0..<runs { jobs.append(Job(setting: setting, variant: variant, run: run)) }
+            for (method, _) in cells(setting) {
+                for run in 0..<runs { jobs.append(Job(setting: setting, method: method, run: run)) }
             }
         }
         let allJobs = jobs
@@ -43,15 +51,25 @@ extension DigitsExperiment {
                 let i: Int = lock.withLock { defer { next.value += 1 }; return next.value }
                 guard i < allJobs.count else { return }
                 let job = allJobs[i]
-                let label = "\(job.setting.rawValue) \(job.variant.rawValue) run \(job.run)"
-                let storage = runDirectory.map {
-                    RunStorage(path: $0 + "/" + Self.runFolderName(setting: job.setting, variant: job.variant, run: job.run),
-                               resume: resume, durability: durability)
-                }
-                let result = Result { () throws(SearchError) in
-                    try experiment.run(setting: job.setting, variant: job.variant, seed: UInt64(job.run),
-                                       forwardPasses: forwardPasses[job.setting], storage: storage, every: 250) {
-                        stepProgress(label, $0)
+                let label = "\(job.setting.rawValue) \(job.method) run \(job.run)"
+                let result = Result { () throws(SearchError) -> RunResult in
+                    let seed = UInt64(job.run), passes = forwardPasses[job.setting]
+                    switch (M2N2Variant(rawValue: job.method), DigitsBaseline(rawValue: job.method)) {
+                    case let (variant?, _):
+                        let storage = runDirectory.map {
+                            RunStorage(path: $0 + "/" + Self.runFolderName(setting: job.setting, variant: variant, run: job.run),
+                                       resume: resume, durability: durability)
+                        }
+                        return try experiment.run(setting: job.setting, variant: variant, seed: seed,
+                                                  forwardPasses: passes, storage: storage, every: 250) {
+                            stepProgress(label, $0)
+                        }
+                    case (nil, .mapElites?):
+                        return try experiment.runMapElites(setting: job.setting, seed: seed, forwardPasses: passes)
+                    case (nil, .cmaES?):
+                        return try experiment.runCMAES(seed: seed, forwardPasses: passes).result
+                    case (nil, nil):
+                        throw SearchError.invalidConfiguration(key: "method", reason: "unknown digits method `\(job.method)`")
                     }
                 }
                 lock.withLock {
@@ -64,14 +82,15 @@ extension DigitsExperiment {
         }
         var rows: [Row] = []
         for setting in settings {
-            for (variant, published) in setting.variants where methods?.contains(variant.rawValue) ?? true {
-                var row = Row(setting: setting, method: variant.rawValue, testAccuracies: [], trainAccuracies: [],
+            for (method, published) in cells(setting) {
+                var row = Row(setting: setting, method: method, testAccuracies: [], trainAccuracies: [],
                               published: published, seconds: [])
-                for (i, job) in jobs.enumerated() where job.setting == setting && job.variant == variant {
+                for (i, job) in jobs.enumerated() where job.setting == setting && job.method == method {
                     let r = try results.value[i]!.get()
                     row.testAccuracies.append(r.testAccuracy)
                     row.trainAccuracies.append(r.trainAccuracy)
                     row.seconds.append(r.seconds)
+                    row.traces.append(r.trace ?? [])
                 }
                 rows.append(row)
             }

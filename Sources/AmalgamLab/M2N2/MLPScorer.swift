@@ -33,4 +33,11 @@ public final class MLPScorer: CandidateScorer {
             classifier.scoreCorrect(parameters: p.baseAddress!, batch: batch, workspace: workspace, into: scores)
         }
     }
+
+    /// Scores any parameter vector (not a store's candidate): 1 per correctly labelled example, the same
+    /// values `scoreCandidate` gives for the same parameters.
+    public func score(parameters: UnsafePointer<Float>, into scores: UnsafeMutableBufferPointer<Float>) {
+        if let fused { return fused.scoreCorrect(parameters: parameters, into: scores) }
+        classifier.scoreCorrect(parameters: parameters, batch: batch, workspace: workspace, into: scores)
+    }
 }

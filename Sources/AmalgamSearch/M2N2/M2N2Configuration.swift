@@ -20,6 +20,8 @@ public enum M2N2Variant: String, Sendable, Codable, CaseIterable {
     case noCrossover = "no crossover"
     /// A plain GA: α = 0 (fitness = accuracy count), no attraction.
     case ga = "GA"
+    /// A plain GA without crossover: α = 0, no attraction, the child a mutated copy of parent 1.
+    case gaNoCrossover = "GA no crossover"
 }
 
 /// Settings of one M2N2 run, checked once by `validate()`.
@@ -53,6 +55,7 @@ public struct M2N2Configuration: Sendable, Equatable, Codable {
         case .noSplitPoint: crossover = .slerp
         case .noCrossover: crossover = .none
         case .ga: alpha = 0; attraction = false
+        case .gaNoCrossover: alpha = 0; attraction = false; crossover = .none
         }
     }
 
