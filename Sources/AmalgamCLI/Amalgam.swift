@@ -12,6 +12,7 @@ struct Amalgam: ParsableCommand {
             Inspect.self,
             Merge.self,
             ExtractLoRA.self,
+            MoE.self,
             Convert.self,
             Tokenize.self,
             Score.self,
