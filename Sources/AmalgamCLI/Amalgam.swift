@@ -13,6 +13,7 @@ struct Amalgam: ParsableCommand {
             Merge.self,
             ExtractLoRA.self,
             MoE.self,
+            TokenSurgeonCommand.self,
             Convert.self,
             Tokenize.self,
             Score.self,

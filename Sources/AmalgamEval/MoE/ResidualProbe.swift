@@ -23,12 +23,17 @@ struct ResidualProbe {
     private let shared: [String: Tensor]
     private let width: Int
     private let vocabulary: Int
+    /// Base token id → the probe's id: the probe's vocabulary holds only the tokens of the prompts.
+    private let probeId: [Int: Int]
 
-    init(base: ModelSource, llama: LlamaConfig) throws {
+    /// `tokens`: every token id the sequences given to `residuals` will hold.
+    init(base: ModelSource, llama: LlamaConfig, tokens: Set<Int>) throws {
         self.base = base
         self.llama = llama
         let C = llama.hiddenSize
-        let width = C + 1, vocabulary = max(llama.vocabSize, C + 1)
+        let used = tokens.sorted()
+        probeId = Dictionary(uniqueKeysWithValues: used.enumerated().map { ($1, $0) })
+        let width = C + 1, vocabulary = max(used.count, C + 1)
         self.width = width
         self.vocabulary = vocabulary
         let shrink = Float((Double(C) / Double(C + 1)).squareRoot())
@@ -48,11 +53,14 @@ struct ResidualProbe {
             let cols = v.count / C
             return Tensor(v + [Float](repeating: 0, count: cols), shape: cols == 1 ? [width] : [width, cols])
         }
-        var embed = try padColumns("model.embed_tokens.weight")
-        if vocabulary > llama.vocabSize {
-            embed = Tensor(embed.floats() + [Float](repeating: 0, count: (vocabulary - llama.vocabSize) * width), shape: [vocabulary, width])
+        // The embedding rows of the prompts' tokens only (the probe's lm_head is vocabulary × (C+1)).
+        let table = try values("model.embed_tokens.weight")
+        var embed = [Float](repeating: 0, count: vocabulary * width)
+        for (i, t) in used.enumerated() {
+            guard t >= 0, (t + 1) * C <= table.count else { throw ModelError.tokenOutOfRange(token: t, vocabSize: table.count / C) }
+            for j in 0..<C { embed[i * width + j] = table[t * C + j] }
         }
-        padded["model.embed_tokens.weight"] = embed
+        padded["model.embed_tokens.weight"] = Tensor(embed, shape: [vocabulary, width])
         for l in 0..<llama.numHiddenLayers {
             let p = "model.layers.\(l).", a = p + "self_attn.", m = p + "mlp."
             for n in ["input_layernorm.weight", "post_attention_layernorm.weight"] {
@@ -115,7 +123,16 @@ struct ResidualProbe {
         }
         let model = try LlamaModel(config: ModelConfig(raw: raw, path: base.path + " (residual probe, layer \(layer))"),
                                    weights: MemoryTensors(path: base.path, tensors: tensors), precision: nil)
-        let logits = try model.logits(TokenBatch(sequences))
+        var remapped: [[Int]] = []
+        for s in sequences {
+            var ids: [Int] = []
+            for t in s {
+                guard let p = probeId[t] else { throw ModelError.tokenOutOfRange(token: t, vocabSize: probeId.count) }
+                ids.append(p)
+            }
+            remapped.append(ids)
+        }
+        let logits = try model.logits(TokenBatch(remapped))
         var out: [[Float]] = []
         var row = 0
         for s in sequences {

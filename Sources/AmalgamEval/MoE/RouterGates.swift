@@ -74,7 +74,7 @@ public enum RouterGates {
                     throw EvalError.unsupported(task: "gate_mode hidden_avg", reason: "the \(i % 2 == 0 ? "positive" : "negative") prompts of expert \(i / 2) have different token counts (\(set.map(\.count))); mergekit averages over their left padding too, which Amalgam does not reproduce: use prompts of one length or gate_mode hidden")
                 }
             }
-            let probe = try ResidualProbe(base: base, llama: llama)
+            let probe = try ResidualProbe(base: base, llama: llama, tokens: Set(sets.joined().joined()))
             var result = [[Float]](repeating: [], count: L)
             for layer in 0..<L {
                 let states = try probe.residuals(entering: layer, sequences: sets.flatMap { $0 })
