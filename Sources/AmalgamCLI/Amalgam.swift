@@ -12,6 +12,8 @@ struct Amalgam: ParsableCommand {
             Inspect.self,
             Merge.self,
             ExtractLoRA.self,
+            MoE.self,
+            TokenSurgeonCommand.self,
             Convert.self,
             Tokenize.self,
             Score.self,
