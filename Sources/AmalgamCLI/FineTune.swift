@@ -135,6 +135,7 @@ struct FineTune: ParsableCommand {
         while !run.isFinished {
             let stepStart = Date()
             let s = try run.trainStep()
+            folder?.note(s)
             let seconds = Date().timeIntervalSince(stepStart)
             let done = s.step - firstStep
             let eta = Date().timeIntervalSince(began) / Double(done) * Double(s.totalSteps - s.step)
