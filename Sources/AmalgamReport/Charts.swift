@@ -193,7 +193,9 @@ struct BarChart {
     var bars: [(label: String, value: Double)]
 
     func svg() -> String {
-        let rowH = 22.0, left = 230.0, right = 70.0, top = 30.0, bottom = 44.0, width = 660.0
+        // The label column as wide as the longest label (about 6.2 px a character at 11 px), within 120…380 px.
+        let longest = Double(bars.map(\.label.count).max() ?? 10)
+        let rowH = 22.0, left = min(max(120, 6.2 * longest + 16), 380), right = 70.0, top = 30.0, bottom = 44.0, width = left + 430 + right
         let height = top + bottom + rowH * Double(max(bars.count, 1))
         let plotW = width - left - right, plotH = height - top - bottom
         let hi = max(bars.map(\.value).filter(\.isFinite).max() ?? 1, 1e-9) * 1.05
@@ -258,7 +260,9 @@ struct HeatMap {
             let v = centre + spread * (Double(k) / 2 - 1)
             let x = left + Double(k) * 62
             out += "<rect x=\"\(c(x))\" y=\"\(c(legendY))\" width=\"18\" height=\"14\" fill=\"\(colour(v))\" stroke=\"#999\" stroke-width=\"0.5\"/>"
-            out += "<text class=\"tick\" x=\"\(c(x + 22))\" y=\"\(c(legendY + 11))\">\(formatNumber(v))</text>"
+            let offset = v - centre
+            let label = k == 2 ? formatNumber(centre) : (offset > 0 ? "+" : "−") + formatNumber(abs(offset))
+            out += "<text class=\"tick\" x=\"\(c(x + 22))\" y=\"\(c(legendY + 11))\">\(escaped(label))</text>"
         }
         return out + "</svg>"
     }

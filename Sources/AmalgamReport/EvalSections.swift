@@ -79,7 +79,7 @@ enum EvalSections {
             }
             for cmp in comparisons {
                 metricOf[cmp.task] = (cmp.metric, cmp.lowerIsBetter)
-                let half = cmp.stderr.map { 1.96 * $0 }
+                let half = cmp.stderr.map { studentT975(degreesOfFreedom: cmp.count - 1) * $0 }
                 byTask[cmp.task, default: []].append(IntervalChart.Row(label: names[i], value: cmp.difference, halfWidth: half, colour: i))
                 table.append([names[i], cmp.task, cmp.metric, "\(cmp.count)", formatNumber(cmp.difference),
                               cmp.stderr.map(formatNumber) ?? "—", "\(cmp.betterB) / \(cmp.betterA) / \(cmp.ties)", verdict(cmp)])
@@ -87,7 +87,8 @@ enum EvalSections {
         }
         var differences = ReportSection(title: "Paired differences from \(referenceName)", source: nil, blocks: [
             .paragraph("For every task both models were scored on, the mean per-example difference model − \(referenceName) with its standard error "
-                + "(whiskers: ± 1.96 standard errors, a 95 % interval). A whisker that crosses the dashed zero line is a difference these examples cannot tell from none."),
+                + "(whiskers: a 95 % interval, ± t standard errors with Student's t at n − 1 degrees of freedom: 2.78 at n = 5, 2.09 at n = 20, 1.96 for large n). "
+                + "A whisker that crosses the dashed zero line is a difference these examples cannot tell from none, and the verdict says so."),
         ])
         for note in notes { differences.blocks.append(.note(note)) }
         if !table.isEmpty {
@@ -106,9 +107,17 @@ enum EvalSections {
     /// Whether a paired difference is distinguishable from none (beyond two standard errors), in words.
     static func verdict(_ c: PairedComparison) -> String {
         guard let se = c.stderr, se > 0 else { return c.difference == 0 ? "identical on every example" : "one example: no error estimate" }
-        let z = c.difference / se
-        guard abs(z) >= 2 else { return String(format: "no real difference (|Δ| = %.1f SE)", abs(z)) }
+        let z = c.difference / se, t = studentT975(degreesOfFreedom: c.count - 1)
+        guard abs(z) >= t else { return String(format: "no real difference (|Δ| = %.1f SE; 95 %% needs %.2f)", abs(z), t) }
         let better = (c.difference < 0) == c.lowerIsBetter
         return String(format: "%@ (%.1f SE)", better ? "better" : "worse", abs(z))
     }
+}
+
+/// The 97.5 % quantile of Student's t with `degreesOfFreedom` (two-sided 95 %), from the table; 1.96 beyond 30.
+func studentT975(degreesOfFreedom: Int) -> Double {
+    let table = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+                 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+    guard degreesOfFreedom >= 1 else { return .infinity }
+    return degreesOfFreedom <= table.count ? table[degreesOfFreedom - 1] : 1.96
 }

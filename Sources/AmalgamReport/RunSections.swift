@@ -145,6 +145,7 @@ enum RunSections {
             if !layers.contains(layer) { layers.append(layer) }
             if !parts.contains(part) { parts.append(part) }
         }
+        if layers.allSatisfy({ Int($0) != nil }) { layers.sort { Int($0)! < Int($1)! } }
         let sources = history.coefficients.map(\.meanPerSource.count).max() ?? 0
         var rows: [String] = [], values: [[Double?]] = []
         for k in 0..<sources {
