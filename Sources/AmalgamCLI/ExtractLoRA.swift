@@ -84,15 +84,11 @@ struct ExtractLoRA: ParsableCommand {
             svd: TruncatedSVD.Settings(oversampling: oversampling, powerIterations: powerIterations, seed: seed))
         let extraction = try LoRAExtraction(base: baseModel, fineTuned: fineTuned, options: options)
         for warning in extraction.warnings { printError("warning: " + warning) }
-        let drawn = !quiet && standardErrorIsTerminal
+        let progress = ProgressDisplay(label: "extract-lora", enabled: !quiet)
         let report = try extraction.write(to: output, overwrite: overwrite) { p in
-            guard drawn else { return }
-            let elapsed = Date().timeIntervalSince(start)
-            let eta = elapsed / Double(p.done) * Double(p.total - p.done)
-            let line = String(format: "\r[extract-lora] %d/%d modules · %@ · ETA %@   ", p.done, p.total, p.module, formatDuration(eta))
-            FileHandle.standardError.write(Data(line.utf8))
+            progress.update(done: p.done, total: p.total, unit: "modules", detail: p.module)
         }
-        if drawn { FileHandle.standardError.write(Data("\n".utf8)) }
+        progress.finish()
         if !quiet {
             printLine("module\trank\trelative error")
             for m in report.modules { printLine(String(format: "%@\t%d\t%.6f", m.module, m.rank, m.relativeError)) }

@@ -129,31 +129,35 @@ struct FineTune: ParsableCommand {
             if run.step == 0 { try report(run, heldOut, when: "before") }
         }
 
-        let progress = standardErrorIsTerminal
+        // A line per --log-every steps on standard output; the live line only on a terminal.
+        let progress = ProgressDisplay(label: "finetune", piped: false)
         let began = Date()
         let firstStep = run.step
         while !run.isFinished {
             let stepStart = Date()
             let s = try run.trainStep()
+            folder?.note(s)
             let seconds = Date().timeIntervalSince(stepStart)
             let done = s.step - firstStep
             let eta = Date().timeIntervalSince(began) / Double(done) * Double(s.totalSteps - s.step)
-            let line = String(format: "step %d/%d  loss %.4f  lr %.3g  grad-norm %.3f  %.0f tok/s  ETA %@", s.step, s.totalSteps,
-                              s.loss, s.learningRate, s.gradientNorm, Double(s.tokens) / seconds, formatDuration(eta))
-            if progress { FileHandle.standardError.write(Data(("\r" + line + "   ").utf8)) }
+            let detail = String(format: "loss %.4f  lr %.3g  grad-norm %.3f  %.0f tok/s", s.loss, s.learningRate, s.gradientNorm,
+                                Double(s.tokens) / seconds)
+            progress.update(done: s.step, total: s.totalSteps, unit: "steps", detail: detail, eta: eta)
             if s.step % max(1, logEvery) == 0 || run.isFinished {
-                if progress { FileHandle.standardError.write(Data("\n".utf8)) }
-                printLine(line)
+                progress.clear()
+                printLine(String(format: "step %d/%d  %@  ETA %@", s.step, s.totalSteps, detail, formatDuration(eta)))
             }
             let stopping = stopAt.map { s.step >= $0 } ?? false
             if let folder, (checkpointEvery > 0 && s.step % checkpointEvery == 0) || run.isFinished || stopping {
                 try folder.save(run)
             }
             if stopping && !run.isFinished {
+                progress.clear()
                 printLine("stopped after step \(s.step); continue with --resume --run-dir \(runDir!)")
                 return
             }
         }
+        progress.clear()
         if !heldOut.isEmpty { try report(run, heldOut, when: "after") }
         try run.writeModel(to: output, from: source, overwrite: overwrite)
         printLine("wrote \(output) (\(String(format: "%.1f", Date().timeIntervalSince(start))) s)")

@@ -68,7 +68,7 @@ struct Merge: ParsableCommand {
                 print(PlanReport.text(plan), terminator: "")
                 continue
             }
-            let progress = ProgressLine(enabled: !quiet && standardErrorIsTerminal, label: "merge")
+            let progress = ProgressDisplay(label: "merge", enabled: !quiet)
             let start = Date()
             if outFormat == "gguf" {
                 try mergeToGGUF(plan, destination: destination!, shardSize: shardSize, progress: progress)
@@ -90,7 +90,7 @@ extension Merge {
     /// Merges into a folder, then converts it tensor by tensor into the GGUF at `destination`. Both are
     /// written inside the GGUF's one working folder, so a kill at any moment leaves a single leftover,
     /// which the next run into `destination` removes.
-    func mergeToGGUF(_ plan: MergePlan, destination: String, shardSize: Int, progress: ProgressLine) throws {
+    func mergeToGGUF(_ plan: MergePlan, destination: String, shardSize: Int, progress: ProgressDisplay) throws {
         let out = try AtomicOutput(path: destination, overwrite: overwrite, kind: .file)
         do {
             let folder = out.workingFolder + "/merged"
@@ -147,35 +147,13 @@ enum PlanReport {
     }
 }
 
-/// A one-line progress display on standard error, redrawn in place; silent when not a terminal.
-final class ProgressLine: @unchecked Sendable {
-    private let enabled: Bool
-    private let label: String
-    private let lock = Lock()
-    private var lastDraw = Date.distantPast
-
-    init(enabled: Bool, label: String) {
-        self.enabled = enabled
-        self.label = label
-    }
-
+extension ProgressDisplay {
+    /// A merge's progress: tensors done, bytes written and their rate; the ETA from the bytes left.
     func update(_ p: MergeProgress) {
-        guard enabled else { return }
-        lock.withLock {
-            let now = Date()
-            guard now.timeIntervalSince(lastDraw) > 0.1 || p.tensorsDone == p.tensorsTotal else { return }
-            lastDraw = now
-            let rate = p.secondsElapsed > 0 ? Double(p.bytesDone) / p.secondsElapsed : 0
-            let eta = rate > 0 ? Double(p.bytesTotal - p.bytesDone) / rate : 0
-            let line = String(format: "\r[%@] %d/%d tensors · %@ / %@ · %@/s · ETA %@   ", label, p.tensorsDone, p.tensorsTotal,
-                              formatBytes(p.bytesDone), formatBytes(p.bytesTotal), formatBytes(Int(rate)), formatDuration(eta))
-            FileHandle.standardError.write(Data(line.utf8))
-        }
-    }
-
-    func finish() {
-        guard enabled else { return }
-        FileHandle.standardError.write(Data("\n".utf8))
+        let rate = p.secondsElapsed > 0 ? Double(p.bytesDone) / p.secondsElapsed : 0
+        update(done: p.tensorsDone, total: p.tensorsTotal, unit: "tensors",
+               detail: "\(formatBytes(p.bytesDone)) / \(formatBytes(p.bytesTotal)) · \(formatBytes(Int(rate)))/s",
+               eta: rate > 0 ? Double(p.bytesTotal - p.bytesDone) / rate : nil)
     }
 }
 

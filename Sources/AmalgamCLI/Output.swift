@@ -28,3 +28,66 @@ func formatCount(_ n: Int) -> String {
     default: return "\(n)"
     }
 }
+
+/// The one progress renderer of every long job (merge, eval, evolve, dam, finetune, extract-lora, experiments).
+/// On a terminal: one line on standard error, redrawn in place (at most ten times a second, and always at the
+/// last step), ending in the ETA. When standard error is not a terminal (a pipe, a log): one line per step
+/// (at most one a second, and always the last), unless the job prints its own line per step (`piped: false`).
+final class ProgressDisplay: @unchecked Sendable {
+    private let label: String
+    private let terminal: Bool
+    private let piped: Bool
+    private let lock = Lock()
+    private var lastDraw = -Double.infinity
+    private var drawn = false
+    /// When and at which step the first update came: the ETA is the pace since then.
+    private var first: (time: Double, done: Int)?
+
+    /// `enabled: false` (`--quiet`) draws nothing; `piped: false` draws only on a terminal.
+    init(label: String, enabled: Bool = true, piped: Bool = true) {
+        self.label = label
+        self.terminal = enabled && standardErrorIsTerminal
+        self.piped = enabled && piped && !standardErrorIsTerminal
+    }
+
+    /// `done` of `total` steps; `detail`, the job's figures; `eta` in seconds (nil: from the pace since the first update).
+    func update(done: Int, total: Int, unit: String = "", detail: String = "", eta: Double? = nil) {
+        guard terminal || piped else { return }
+        lock.withLock {
+            let now = Date().timeIntervalSinceReferenceDate
+            if first == nil { first = (now, done) }
+            let last = done >= total
+            guard now - lastDraw >= (terminal ? 0.1 : 1) || last else { return }
+            lastDraw = now
+            var remaining = eta
+            if remaining == nil, let first, done > first.done, now > first.time {
+                remaining = (now - first.time) / Double(done - first.done) * Double(max(total - done, 0))
+            }
+            var text = "[\(label)] \(done)/\(total)" + (unit.isEmpty ? "" : " " + unit)
+            if !detail.isEmpty { text += "  " + detail }
+            text += "  ETA " + (remaining.map(formatDuration) ?? "?")
+            if terminal {
+                FileHandle.standardError.write(Data(("\r\u{1B}[K" + text).utf8))
+                drawn = true
+            } else {
+                FileHandle.standardError.write(Data((text + "\n").utf8))
+            }
+        }
+    }
+
+    /// Ends the line on a terminal (before other output, and at the end).
+    func finish() {
+        lock.withLock {
+            if drawn { FileHandle.standardError.write(Data("\n".utf8)) }
+            drawn = false
+        }
+    }
+
+    /// Removes the line on a terminal (for output that replaces it).
+    func clear() {
+        lock.withLock {
+            if drawn { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+            drawn = false
+        }
+    }
+}

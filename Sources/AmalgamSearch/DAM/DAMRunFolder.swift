@@ -32,7 +32,7 @@ public final class DAMRunFolder {
         var passes: DAMPassCount
     }
 
-    private struct Record: Codable {
+    struct Record: Codable {
         var loss: DAMLoss
         var gradientNorm: Double
     }
@@ -134,6 +134,33 @@ public final class DAMRunFolder {
         return .runFolder(path: path, reason: error.description)
     }
 
+    /// The run's loss terms per committed step, and the exported coefficients (`coefficients.safetensors`,
+    /// where the store's outputs name it) as the mean coefficient of each tensor per source.
+    public static func history(in store: any RunStore) throws(SearchError) -> DAMHistory {
+        var history = DAMHistory()
+        if let last = try store.latestStep(), last >= 1 {
+            for r in try store.records(in: 1...last) {
+                guard let record = r.decoded(as: Record.self) else { continue }
+                history.steps.append(DAMHistory.Step(step: r.step, loss: record.loss, gradientNorm: record.gradientNorm))
+            }
+        }
+        let outputs = try store.outputs()
+        let candidates = [outputs["coefficients"], outputs["model"].map { $0 + "/coefficients.safetensors" }].compactMap { $0 }
+        guard let path = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else { return history }
+        let file: SafetensorsFile
+        do { file = try SafetensorsFile(path: path) } catch { throw SearchError.badData(path: path, reason: error.description) }
+        for info in file.tensorInfos where info.name.hasSuffix(".weight_coefficients") && info.shape.count == 2 {
+            let values: [Float]
+            do { values = try file.tensor(info.name).floats() } catch { throw SearchError.badData(path: path, reason: error.description) }
+            let sources = info.shape[0], columns = info.shape[1]
+            let means = (0..<sources).map { k in values[(k * columns)..<((k + 1) * columns)].reduce(0.0) { $0 + Double($1) } / Double(max(columns, 1)) }
+            history.coefficients.append(DAMHistory.TensorCoefficients(tensor: String(info.name.dropLast(".weight_coefficients".count)), meanPerSource: means))
+        }
+        history.coefficientsPath = path
+        history.scaleFunction = file.metadata.first { $0.key == "dam_scale_function" }?.value
+        return history
+    }
+
     /// Writes the raw coefficients and the merged model (`tensors`, e.g. `DAMMLPFamily.mergedTensors()`).
     public func export<F: DAMFamily>(trainer: DAMTrainer<F>, merged tensors: [(name: String, tensor: Tensor)]) throws(DAMError) {
         let coefficientsPath = path + "/coefficients.safetensors", modelPath = path + "/model.safetensors"
@@ -166,4 +193,26 @@ public final class DAMRunFolder {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
+}
+
+/// What a DAM run recorded: its loss terms per step and its learned coefficients.
+public struct DAMHistory: Sendable {
+    /// One committed step.
+    public struct Step: Sendable {
+        public var step: Int
+        public var loss: DAMLoss
+        public var gradientNorm: Double
+    }
+    /// The mean raw weight coefficient of one merged tensor, per source model.
+    public struct TensorCoefficients: Sendable {
+        /// The tensor's name without `.weight_coefficients` (`model.layers.3.mlp.up_proj`).
+        public var tensor: String
+        public var meanPerSource: [Double]
+    }
+    public var steps: [Step] = []
+    /// Empty until the run exported its coefficients.
+    public var coefficients: [TensorCoefficients] = []
+    /// The file they were read from, and the scale function f the run applies to them.
+    public var coefficientsPath: String?
+    public var scaleFunction: String?
 }

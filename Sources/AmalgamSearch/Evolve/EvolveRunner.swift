@@ -291,9 +291,41 @@ public final class EvolveRunner {
     /// `RecipeSearch` as JSON) and a record with the evaluations done and the seconds spent.
     func saveSearch(_ search: RecipeSearch, seconds: Double, in store: any RunStore) throws(SearchError) {
         guard let data = try? Self.jsonEncoder.encode(search) else { throw .runFolder(path: store.location, reason: "cannot encode the CMA-ES state") }
-        let record = "{\"evaluations\": \(search.evaluations), \"seconds\": \(seconds)}"
+        // σ after the generation: the history `cmaesHistory` draws (older runs recorded only the first two).
+        let sigma = search.cmaes.state.sigma.isFinite ? "\(search.cmaes.state.sigma)" : "null"
+        let record = "{\"evaluations\": \(search.evaluations), \"seconds\": \(seconds), \"sigma\": \(sigma), \"restart\": \(search.restart)}"
         try store.commit(RunStep(number: search.evaluations, records: [RunStep.Record(step: search.evaluations, json: record)],
                                  blobs: ["search": [UInt8](data)]))
+    }
+
+    /// A CMA-ES run's history: one point per generation, from the store (the last `search` state holds
+    /// every candidate's fitness; each generation's record holds σ, for runs made since amalgam records it).
+    public static func cmaesHistory(in folder: RunFolder) throws(SearchError) -> [CMAESGenerationPoint] {
+        guard let bytes = try folder.blob("search"), let search = try? jsonDecoder.decode(RecipeSearch.self, from: Data(bytes)) else {
+            return []
+        }
+        var sigmaAfter: [Int: Double] = [:]
+        if let last = try folder.latestStep() {
+            for r in try folder.records(in: 0...last) {
+                if let sigma = (try? JSONValue.parse(r.json))?["sigma"]?.doubleValue { sigmaAfter[r.step] = sigma }
+            }
+        }
+        var points: [CMAESGenerationPoint] = []
+        var best = -Double.infinity
+        var start = 0
+        while start < search.evaluated.count {
+            let first = search.evaluated[start]
+            var end = start
+            while end < search.evaluated.count, search.evaluated[end].restart == first.restart,
+                  search.evaluated[end].generation == first.generation { end += 1 }
+            let fitness = search.evaluated[start..<end].map(\.fitness)
+            best = max(best, fitness.max()!)
+            points.append(CMAESGenerationPoint(evaluations: end, restart: first.restart, generation: first.generation,
+                                               bestSoFar: best, generationBest: fitness.max()!,
+                                               generationMean: fitness.reduce(0, +) / Double(fitness.count), sigma: sigmaAfter[end]))
+            start = end
+        }
+        return points
     }
 
     /// The CMA-ES state and seconds of the last finished generation: from the store, or from `meta` in a
@@ -405,4 +437,16 @@ public final class EvolveRunner {
         try folder.database.transaction { () throws(SearchError) in try folder.setMeta("result", json: result) }
         return result
     }
+}
+
+/// One CMA-ES generation of an evolve run, for its history.
+public struct CMAESGenerationPoint: Sendable, Equatable {
+    /// Candidates scored after this generation.
+    public var evaluations: Int
+    /// Restart (0: the first run) and generation within it.
+    public var restart: Int, generation: Int
+    /// Best fitness so far, and the best and mean fitness of this generation's candidates.
+    public var bestSoFar: Double, generationBest: Double, generationMean: Double
+    /// Step size σ after the generation (nil for runs made before amalgam recorded it).
+    public var sigma: Double?
 }

@@ -151,6 +151,9 @@ public final class M2N2Run<Scorer: CandidateScorer> where Scorer.Store: Persiste
                     attraction_fallbacks = ?, seconds = ? WHERE id = 0
                 """).bind(.int(Int64(search.passes)), .int(Int64(seedsInserted)), .bits(g.0), .bits(g.1), .bits(g.2), .bits(g.3),
                           .int(Int64(search.attractionFallbacks)), .double(seconds)).step()
+            if let record = progressRecord(after: step) {
+                try folder.commit(RunStep(number: search.passes, records: [RunStep.Record(step: search.passes, json: record)]))
+            }
         }
         if let dropped, !genomes.contains(dropped) { folder.removeGenome(dropped) }
         return step
@@ -168,6 +171,17 @@ public final class M2N2Run<Scorer: CandidateScorer> where Scorer.Store: Persiste
                       step.plan.map { .double($0.omega) } ?? .null, step.mutationSeed.map { .bits($0) } ?? .null,
                       .double(step.meanScore), .double(step.fitness), .int(step.slot == nil ? 0 : 1),
                       .optional(step.slot), step.slot == nil ? .null : .text(name)).step()
+    }
+
+    /// The archive's figures after `step` as a store record (JSON), when the step is one the history keeps:
+    /// the last seed insertion (pass 0) and every `historyInterval`-th child, and the last.
+    func progressRecord(after step: M2N2Step) -> String? {
+        guard seedsInserted == search.store.seedCount else { return nil }
+        let budget = search.configuration.forwardPasses, passes = search.passes
+        guard step.seed != nil || passes % M2N2HistoryPoint.interval(budget: budget) == 0 || passes == budget else { return nil }
+        let p = search.progress
+        return M2N2HistoryPoint(passes: passes, bestFitness: p.bestFitness, meanFitness: p.meanFitness, bestScore: p.bestScore,
+                                meanScore: p.meanScore, coverage: p.coverage, diversity: p.diversity, seconds: seconds).json
     }
 
     /// The genome file each archive slot holds (nil: the initial zero vector).
@@ -195,5 +209,42 @@ extension FlatGenomeStore: PersistentGenomeStore {
             slots.append(Array(file.bytes(offset: 0, count: n * 4).bindMemory(to: Float.self)))
         }
         try restore(slots: slots)
+    }
+}
+
+/// The archive after some number of children, as `M2N2Run` records it in the run's store.
+public struct M2N2HistoryPoint: Sendable, Codable, Equatable {
+    /// Children scored.
+    public var passes: Int
+    /// Largest and mean competition-shared fitness of the archive members.
+    public var bestFitness: Double, meanFitness: Double
+    /// Best and mean of the members' mean training scores.
+    public var bestScore: Double, meanScore: Double
+    /// Fraction of training examples solved by at least one member.
+    public var coverage: Double
+    /// Mean fraction of examples on which two members score differently.
+    public var diversity: Double
+    /// Seconds spent on the run so far.
+    public var seconds: Double
+
+    enum CodingKeys: String, CodingKey {
+        case passes, coverage, diversity, seconds
+        case bestFitness = "best_fitness", meanFitness = "mean_fitness", bestScore = "best_score", meanScore = "mean_score"
+    }
+
+    /// Children between two history records: at most about 200 records per run.
+    public static func interval(budget: Int) -> Int { max(1, budget / 200) }
+
+    /// The archive's history as the run recorded it (empty for runs made before amalgam kept it).
+    public static func history(in store: any RunStore) throws(SearchError) -> [M2N2HistoryPoint] {
+        guard let last = try store.latestStep() else { return [] }
+        return try store.records(in: 0...last).compactMap { $0.decoded(as: M2N2HistoryPoint.self) }
+    }
+
+    var json: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 }

@@ -44,12 +44,60 @@ public final class FineTuneRunFolder {
         }
     }
 
-    /// Commits the run's state as one step.
+    /// Steps trained since the last commit, kept for the run's history.
+    private var pending: [FineTuneStepRecord] = []
+
+    /// Notes a step's figures; the next `save` commits them with the state.
+    public func note(_ step: FineTuneStep) {
+        pending.append(FineTuneStepRecord(step: step.step, loss: step.loss, learningRate: step.learningRate, gradientNorm: step.gradientNorm))
+    }
+
+    /// Commits the run's state as one step: a record per noted step (loss, learning rate, gradient norm), the
+    /// last one also holding the run's position, which a resume reads.
     public func save(_ run: FineTuning) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        let json = String(decoding: try encoder.encode(run.checkpointPosition), as: UTF8.self)
-        try store.commit(RunStep(number: run.step, records: [RunStep.Record(step: run.step, json: json)],
+        let position = run.checkpointPosition
+        var last = pending.last { $0.step == run.step } ?? FineTuneStepRecord(step: run.step)
+        last.epoch = position.epoch
+        last.position = position.position
+        last.generator = position.generator
+        var records = pending.filter { $0.step < run.step }.map { RunStep.Record(step: $0.step, json: String(decoding: (try? encoder.encode($0)) ?? Data(), as: UTF8.self)) }
+        records.append(RunStep.Record(step: run.step, json: String(decoding: try encoder.encode(last), as: UTF8.self)))
+        try store.commit(RunStep(number: run.step, records: records,
                                  blobs: ["trainable": run.trainableBytes(), "optimizer": run.optimizer.stateBytes()]))
+        pending.removeAll()
+    }
+
+    /// The loss, learning rate and gradient norm of each committed step that recorded them (runs made
+    /// before amalgam recorded them hold only positions: none).
+    public static func history(in store: any RunStore) throws(SearchError) -> [FineTuneStepRecord] {
+        guard let last = try store.latestStep(), last >= 1 else { return [] }
+        return try store.records(in: 1...last).compactMap { $0.decoded(as: FineTuneStepRecord.self) }.filter { $0.loss != nil }
+    }
+}
+
+/// One fine-tuning step as the run's store records it; the record of a checkpoint's step also holds the
+/// run's position (`FineTunePosition`'s keys), so a resume decodes it as one.
+public struct FineTuneStepRecord: Sendable, Codable, Equatable {
+    public var step: Int
+    /// Mean next-token loss of the step's batch, the learning rate, the gradient norm before clipping.
+    public var loss: Double?
+    public var learningRate: Double?
+    public var gradientNorm: Double?
+    var epoch: Int?
+    var position: Int?
+    var generator: [String]?
+
+    init(step: Int, loss: Double? = nil, learningRate: Double? = nil, gradientNorm: Double? = nil) {
+        self.step = step
+        self.loss = loss
+        self.learningRate = learningRate
+        self.gradientNorm = gradientNorm
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case step, loss, epoch, position, generator
+        case learningRate = "learning_rate", gradientNorm = "gradient_norm"
     }
 }

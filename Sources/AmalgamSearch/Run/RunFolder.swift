@@ -98,6 +98,21 @@ public final class RunFolder {
         return try open(path: path, kind: kind, durability: durability, ownership: claim ? try claimFolder(path) : nil)
     }
 
+    /// Opens the run at `path` only to look at it (a report, another process's progress), whatever its kind:
+    /// no claim is taken and nothing is changed.
+    public static func openToRead(path: String) throws(SearchError) -> RunFolder {
+        guard exists(at: path) else {
+            throw .runFolder(path: path, reason: "no \(databaseName) here: not a run folder of finetune, dam or evolve")
+        }
+        let folder = try RunFolder(path: path, durability: .process)
+        guard let kind = try folder.meta("kind") else {
+            throw .runFolder(path: path, reason: "its database records no kind of run; the run folder is damaged")
+        }
+        folder.kind = kind
+        try folder.checkFormat(upgrade: false)
+        return folder
+    }
+
     /// `open`, with this process's claim on the folder already taken (`ownership`) or none (only looking).
     static func open(path: String, kind: String, durability: Durability, ownership: FolderClaim?) throws(SearchError) -> RunFolder {
         let claim = ownership != nil

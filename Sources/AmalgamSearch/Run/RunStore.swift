@@ -143,3 +143,12 @@ extension RunStore {
             + "resume it with the same settings, or start a new run in another folder")
     }
 }
+
+extension RunStep.Record {
+    /// The record decoded as `T` (JSON; ±∞ and NaN written as strings), or nil when it is not one.
+    public func decoded<T: Decodable>(as type: T.Type) -> T? {
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return try? decoder.decode(T.self, from: Data(json.utf8))
+    }
+}
