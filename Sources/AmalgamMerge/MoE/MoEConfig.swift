@@ -66,7 +66,7 @@ public struct MoEConfig: Sendable {
     /// Reads a config from YAML text.
     public init(yaml: String, path: String) throws(MergeError) {
         self.path = path
-        let root = try ConfigMapping(ConfigNode.parse(yaml: yaml, path: path), path: path, keyPath: "")
+        let root = try ConfigMapping<MergeError>(ConfigNode.parse(yaml: yaml, path: path, as: MergeError.self), path: path, keyPath: "")
         try root.rejectUnknown(["base_model", "experts", "gate_mode", "dtype", "experts_per_token", "shared_experts", "architecture"])
         guard let base = try root.string("base_model") else {
             throw .config(path: path, key: "base_model", reason: "missing; name the model whose attention, embeddings and norms the MoE keeps")
@@ -89,10 +89,10 @@ public struct MoEConfig: Sendable {
         architecture = try root.string("architecture")
     }
 
-    private static func experts(_ root: ConfigMapping, _ key: String, path: String) throws(MergeError) -> [Expert] {
+    private static func experts(_ root: ConfigMapping<MergeError>, _ key: String, path: String) throws(MergeError) -> [Expert] {
         var result: [Expert] = []
         for (i, node) in (try root.sequence(key) ?? []).enumerated() {
-            let m = try ConfigMapping(node, path: path, keyPath: "\(key)[\(i)]")
+            let m = try ConfigMapping<MergeError>(node, path: path, keyPath: "\(key)[\(i)]")
             try m.rejectUnknown(["source_model", "positive_prompts", "negative_prompts", "noise_scale", "residual_scale"])
             guard let source = try m.string("source_model") else {
                 throw .config(path: path, key: m.child("source_model"), reason: "missing; name the model whose MLP this expert is")
