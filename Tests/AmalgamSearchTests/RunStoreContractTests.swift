@@ -233,7 +233,7 @@ enum StoreBackend: String, CaseIterable, CustomTestStringConvertible, Sendable {
         let store = try PostgresRunStore.open(url: admin, run: "schema", kind: "test")
         try store.execute("UPDATE amalgam_schema SET version = \(PostgresRunStore.schemaVersion + 8)")
         defer {
-            try? store.execute("DROP TABLE amalgam_run_steps, amalgam_run_blobs, amalgam_run_outputs, amalgam_runs, amalgam_schema")
+            try? store.execute("DROP TABLE amalgam_results, amalgam_work, amalgam_run_steps, amalgam_run_blobs, amalgam_run_outputs, amalgam_runs, amalgam_schema")
         }
         let message = refusal { _ = try PostgresRunStore.open(url: admin, run: "schema", kind: "test") }
         #expect(message.contains("newer amalgam") && message.contains("schema \(PostgresRunStore.schemaVersion + 8)"), "\(message)")

@@ -236,6 +236,17 @@ public final class PostgresRunStore: RunStore {
         CREATE TABLE amalgam_run_outputs (run_id bigint NOT NULL REFERENCES amalgam_runs ON DELETE CASCADE, name text NOT NULL,
           path text NOT NULL, PRIMARY KEY (run_id, name))
         """,
+        // The work queue (PostgresWorkQueue.swift): evaluations claimed under leases, results written once.
+        """
+        CREATE TABLE amalgam_work (run_id bigint NOT NULL REFERENCES amalgam_runs ON DELETE CASCADE, idx bigint NOT NULL,
+          payload text NOT NULL, state text NOT NULL DEFAULT 'queued', attempt int NOT NULL DEFAULT 0, lease_token uuid,
+          lease_until timestamptz, worker text, PRIMARY KEY (run_id, idx))
+        """,
+        "CREATE INDEX amalgam_work_queued ON amalgam_work (run_id, idx) WHERE state = 'queued'",
+        """
+        CREATE TABLE amalgam_results (run_id bigint NOT NULL, idx bigint NOT NULL, attempt int NOT NULL, worker text NOT NULL,
+          result bytea NOT NULL, PRIMARY KEY (run_id, idx), FOREIGN KEY (run_id, idx) REFERENCES amalgam_work ON DELETE CASCADE)
+        """,
     ]
 
     /// The run's id and kind, creating its row when `create` and there is none.
