@@ -25,6 +25,12 @@ if ! scripts/fetch-data.sh --tests >/dev/null; then
 fi
 flags=(-c release -Xswiftc -target-cpu -Xswiftc native)
 swift build "${flags[@]}" --build-tests
+# The PostgreSQL run store's tests need a server: a throw-away one (scripts/check/postgres.sh), stopped and
+# deleted when this script ends, whether the tests pass, fail or are interrupted.
+eval "$(scripts/check/postgres.sh start)"
+export AMALGAM_TEST_POSTGRES AMALGAM_TEST_POSTGRES_DIR
+trap 'scripts/check/postgres.sh stop "$AMALGAM_TEST_POSTGRES_DIR"' EXIT
+trap 'exit 130' INT TERM
 swift test "${flags[@]}" --skip-build "$@"
 # Every parser fuzz target briefly (seed corpus + random inputs; docs/reliability.md "Fuzzing"), when the
 # whole suite ran (no arguments). FUZZ_SECONDS=0 leaves it out.

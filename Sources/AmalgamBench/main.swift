@@ -15,6 +15,7 @@ let benchmarks: [(name: String, summary: String, run: ([String]) throws -> Void)
     ("eval", EvalBenchmark.summary, EvalBenchmark.run),
     ("dam-step", DAMStepBenchmark.summary, DAMStepBenchmark.run),
     ("train-step", TrainStepBenchmark.summary, TrainStepBenchmark.run),
+    ("queue", QueueBenchmark.summary, QueueBenchmark.run),
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())

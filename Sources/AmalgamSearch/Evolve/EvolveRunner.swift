@@ -76,6 +76,9 @@ public final class EvolveRunner {
     public let formatter: (any PromptFormatter)?
     let models: [ModelSource]
     let architecture: EvolveArchitecture
+    /// A CMA-ES run kept in a PostgreSQL run store instead of the run folder (`amalgam evolve --store URL
+    /// --run NAME`): the store's URL and the run's name. The run folder then holds only the outputs.
+    public var store: (url: String, run: String)?
 
     /// The run folder kinds.
     public static let m2n2Kind = "m2n2", cmaesKind = "evolve-cmaes"
@@ -107,7 +110,12 @@ public final class EvolveRunner {
     /// `run(resume: true)` continues it.
     public func run(resume: Bool, stopAfter: Int? = nil, progress: (EvolveProgress) -> Void = { _ in }) throws(SearchError) -> EvolveResult? {
         switch configuration.method {
-        case .m2n2: return try runM2N2(resume: resume, stopAfter: stopAfter, progress: progress)
+        case .m2n2:
+            if let store {
+                throw .runFolder(path: PostgresAddress.displayed(store.url), reason: "an M2N2 run keeps its archive as genome files and tables of a run "
+                    + "folder; a PostgreSQL store holds CMA-ES runs only so far (method: cmaes): run M2N2 with --run-dir")
+            }
+            return try runM2N2(resume: resume, stopAfter: stopAfter, progress: progress)
         case .cmaes:
             do {
                 return try runCMAES(resume: resume, stopAfter: stopAfter, progress: progress)
@@ -330,23 +338,42 @@ public final class EvolveRunner {
 
     /// The CMA-ES state and seconds of the last finished generation: from the store, or from `meta` in a
     /// folder of the older format (main at d184d06 kept them there).
-    func savedSearch(in folder: RunFolder) throws(SearchError) -> (search: RecipeSearch, seconds: Double)? {
-        if let step = try folder.latestStep(), let bytes = try folder.blob("search") {
+    func savedSearch(in store: any RunStore) throws(SearchError) -> (search: RecipeSearch, seconds: Double)? {
+        if let step = try store.latestStep(), let bytes = try store.blob("search") {
             guard let search = try? Self.jsonDecoder.decode(RecipeSearch.self, from: Data(bytes)) else { return nil }
-            let record = try folder.records(in: step...step).first.flatMap { try? JSONValue.parse($0.json) }
+            let record = try store.records(in: step...step).first.flatMap { try? JSONValue.parse($0.json) }
             return (search, record?["seconds"]?.doubleValue ?? 0)
         }
-        guard let text = try folder.meta("search"),
+        guard let folder = store as? RunFolder, let text = try folder.meta("search"),
               let search = try? Self.jsonDecoder.decode(RecipeSearch.self, from: Data(text.utf8)) else { return nil }
         return (search, Double(try folder.meta("seconds") ?? "0") ?? 0)
     }
 
     func runCMAES(resume: Bool, stopAfter: Int?, progress: (EvolveProgress) -> Void) throws(SearchError) -> EvolveResult {
         let settings = try recipeSearchConfiguration()
-        let folder: RunFolder
+        let place: CMAESPlace
         var search: RecipeSearch
         var secondsBefore = 0.0
-        if resume {
+        if let target = store {
+            // Created at the first open (with or without --resume), continued afterwards only with it.
+            let store = try PostgresRunStore.open(url: target.url, run: target.run, kind: Self.cmaesKind, create: true, resume: resume, claim: true)
+            // The run folder holds the outputs only (the best recipe by default).
+            do { try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true) } catch {
+                throw .runFolder(path: runDirectory, reason: "cannot make the folder for the run's outputs: \(error)")
+            }
+            try store.checkConfiguration(RunConfiguration(encoding: configuration))
+            if let saved = try savedSearch(in: store) {
+                search = saved.search
+                secondsBefore = saved.seconds
+            } else if try store.latestStep() != nil {
+                throw .runFolder(path: store.location, reason: "the CMA-ES state is missing or unreadable; the run is damaged: start another run")
+            } else {
+                search = try RecipeSearch(configuration: settings)
+                try saveSearch(search, seconds: 0, in: store)
+            }
+            place = .store(store)
+        } else if resume {
+            let folder: RunFolder
             folder = try RunFolder.open(path: runDirectory, kind: Self.cmaesKind, durability: durability)
             try checkSaved(folder)
             guard let saved = try savedSearch(in: folder) else {
@@ -354,17 +381,18 @@ public final class EvolveRunner {
             }
             search = saved.search
             secondsBefore = saved.seconds
+            place = .folder(folder)
         } else {
             let fresh = try RecipeSearch(configuration: settings)
             search = fresh
-            folder = try RunFolder.create(path: runDirectory, kind: Self.cmaesKind, durability: durability) { (f: RunFolder) throws(SearchError) in
+            place = .folder(try RunFolder.create(path: runDirectory, kind: Self.cmaesKind, durability: durability) { (f: RunFolder) throws(SearchError) in
                 try f.database.execute("""
                     CREATE TABLE candidates (evaluation INTEGER PRIMARY KEY, recipe TEXT NOT NULL, metrics TEXT NOT NULL,
                         fitness REAL NOT NULL, scores BLOB NOT NULL, seconds REAL NOT NULL);
                     """)
                 try f.setMeta("experiment", json: configuration)
                 try self.saveSearch(fresh, seconds: 0, in: f)
-            }
+            })
         }
         let started = DispatchTime.now().uptimeNanoseconds
         func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9 }
@@ -379,15 +407,12 @@ public final class EvolveRunner {
                 for (i, recipe) in recipes.enumerated() {
                     let index = first + i
                     let yaml = recipe.yaml
-                    // A candidate scored before a kill is taken back from the database (same recipe, same numbers).
-                    let cached = try folder.database.statement("SELECT recipe, metrics, fitness FROM candidates WHERE evaluation = ?")
-                        .bind(.int(Int64(index)))
+                    // A candidate scored before a kill is taken back from the store (same recipe, same numbers).
                     var metrics: [String: Double]
                     var fitness: Double
-                    if try cached.step(), cached.text(0) == yaml,
-                       let m = try? Self.jsonDecoder.decode([String: Double].self, from: Data((cached.text(1) ?? "").utf8)) {
-                        metrics = m
-                        fitness = cached.double(2)
+                    if let cached = try place.candidate(index), cached.recipe == yaml {
+                        metrics = cached.metrics
+                        fitness = cached.fitness
                     } else {
                         if let stopAfter, scored >= stopAfter { throw Self.stopped }
                         scored += 1
@@ -398,10 +423,8 @@ public final class EvolveRunner {
                         let bytes = perTask.flatMap { $0 }.map { Float($0) }.withUnsafeBytes { [UInt8]($0) }
                         let json = String(decoding: (try? Self.jsonEncoder.encode(metrics)) ?? Data("{}".utf8), as: UTF8.self)
                         let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-                        try folder.database.transaction { () throws(SearchError) in
-                            _ = try folder.database.statement("INSERT OR REPLACE INTO candidates VALUES (?, ?, ?, ?, ?, ?)")
-                                .bind(.int(Int64(index)), .text(yaml), .text(json), .double(fitness), .blob(bytes), .double(seconds)).step()
-                        }
+                        try place.keep(StoredCandidate(recipe: yaml, metrics: metrics, fitness: fitness, seconds: seconds), index: index,
+                                       metricsJSON: json, scores: bytes, step: first)
                     }
                     out.append(metrics)
                     generation.append(fitness)
@@ -411,7 +434,7 @@ public final class EvolveRunner {
                 }
                 return out
             }
-            try saveSearch(search, seconds: secondsBefore + elapsed(), in: folder)
+            try saveSearch(search, seconds: secondsBefore + elapsed(), in: place.store)
         }
         guard let winner = search.best, let index = search.evaluated.firstIndex(of: winner) else {
             throw .invalidConfiguration(key: "budget", reason: "\(configuration.budget) passes do not fit one CMA-ES generation; raise the budget or lower cmaes.population")
@@ -434,7 +457,7 @@ public final class EvolveRunner {
             }
             result.output = output
         }
-        try folder.database.transaction { () throws(SearchError) in try folder.setMeta("result", json: result) }
+        try place.keep(result, step: search.evaluations)
         return result
     }
 }
@@ -449,4 +472,69 @@ public struct CMAESGenerationPoint: Sendable, Equatable {
     public var bestSoFar: Double, generationBest: Double, generationMean: Double
     /// Step size σ after the generation (nil for runs made before amalgam recorded it).
     public var sigma: Double?
+}
+
+/// A CMA-ES candidate as a store other than a run folder keeps it (the blob `candidate/N`, JSON): its
+/// recipe, metrics, fitness, seconds, and its per-example scores (f32, as the run folder's `scores`).
+struct StoredCandidate: Codable {
+    var recipe: String
+    var metrics: [String: Double]
+    var fitness: Double
+    var seconds: Double
+    var scores: [Float] = []
+}
+
+/// Where a CMA-ES run keeps itself: a run folder (its `candidates` table and `meta.result`, as before the
+/// PostgreSQL store), or another `RunStore` (the blobs `candidate/N` and `result`).
+enum CMAESPlace {
+    case folder(RunFolder)
+    case store(any RunStore)
+
+    var store: any RunStore {
+        switch self {
+        case .folder(let folder): return folder
+        case .store(let store): return store
+        }
+    }
+
+    /// The candidate scored as evaluation `index`, if one was kept.
+    func candidate(_ index: Int) throws(SearchError) -> StoredCandidate? {
+        switch self {
+        case .folder(let folder):
+            let s = try folder.database.statement("SELECT recipe, metrics, fitness, seconds FROM candidates WHERE evaluation = ?").bind(.int(Int64(index)))
+            guard try s.step(), let m = try? EvolveRunner.jsonDecoder.decode([String: Double].self, from: Data((s.text(1) ?? "").utf8)) else { return nil }
+            return StoredCandidate(recipe: s.text(0) ?? "", metrics: m, fitness: s.double(2), seconds: s.double(3))
+        case .store(let store):
+            guard let bytes = try store.blob("candidate/\(index)") else { return nil }
+            return try? EvolveRunner.jsonDecoder.decode(StoredCandidate.self, from: Data(bytes))
+        }
+    }
+
+    /// Keeps a scored candidate (its own transaction), leaving the store's step at `step`.
+    func keep(_ candidate: StoredCandidate, index: Int, metricsJSON: String, scores: [UInt8], step: Int) throws(SearchError) {
+        switch self {
+        case .folder(let folder):
+            try folder.database.transaction { () throws(SearchError) in
+                _ = try folder.database.statement("INSERT OR REPLACE INTO candidates VALUES (?, ?, ?, ?, ?, ?)")
+                    .bind(.int(Int64(index)), .text(candidate.recipe), .text(metricsJSON), .double(candidate.fitness), .blob(scores),
+                          .double(candidate.seconds)).step()
+            }
+        case .store(let store):
+            var c = candidate
+            c.scores = scores.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            guard let data = try? EvolveRunner.jsonEncoder.encode(c) else { throw .runFolder(path: store.location, reason: "cannot encode candidate \(index)") }
+            try store.commit(RunStep(number: step, blobs: ["candidate/\(index)": [UInt8](data)]))
+        }
+    }
+
+    /// Keeps the run's result (`meta.result`, or the blob `result`).
+    func keep(_ result: EvolveResult, step: Int) throws(SearchError) {
+        switch self {
+        case .folder(let folder):
+            try folder.database.transaction { () throws(SearchError) in try folder.setMeta("result", json: result) }
+        case .store(let store):
+            guard let data = try? EvolveRunner.jsonEncoder.encode(result) else { throw .runFolder(path: store.location, reason: "cannot encode the result") }
+            try store.commit(RunStep(number: step, blobs: ["result": [UInt8](data)]))
+        }
+    }
 }
