@@ -58,8 +58,22 @@ public struct ModelConfig: Sendable, Equatable {
     public func llama() throws(CheckpointError) -> LlamaConfig { try LlamaConfig(self) }
 
     /// The config of the text decoder: this one, or `text_config` of a Gemma 3 multimodal checkpoint
-    /// (`model_type` gemma3, whose vision tower the engine does not run).
+    /// (`model_type` gemma3, whose vision tower the engine does not run). GPT-2's names (`n_embd`, `n_layer`,
+    /// `n_head`, `n_positions`, `n_inner`, `layer_norm_epsilon`) are given their common names here.
     public func textDecoder() throws(CheckpointError) -> ModelConfig {
+        if modelType == "gpt2" {
+            var t = raw
+            for (from, to) in [("n_embd", "hidden_size"), ("n_layer", "num_hidden_layers"), ("n_head", "num_attention_heads"),
+                               ("n_positions", "max_position_embeddings"), ("layer_norm_epsilon", "rms_norm_eps")] where t[to] == nil {
+                t[to] = t[from]
+            }
+            if t["intermediate_size"] == nil {
+                t["intermediate_size"] = t["n_inner"].flatMap { $0.isNull ? nil : $0 } ?? .int(4 * (t["hidden_size"]?.intValue ?? 0))
+            }
+            if t["tie_word_embeddings"] == nil { t["tie_word_embeddings"] = .bool(true) }
+            if t["rms_norm_eps"] == nil { t["rms_norm_eps"] = .double(1e-5) }
+            return ModelConfig(raw: t, path: path)
+        }
         guard modelType == "gemma3" else { return self }
         guard var text = raw["text_config"]?.objectValue else {
             throw .invalidConfig(path: path, key: "text_config", reason: "missing; a gemma3 (multimodal) config.json keeps its text model's settings there")
@@ -81,7 +95,7 @@ public struct LlamaConfig: Sendable, Equatable {
     /// Every decoder the engine runs: the Llama family and the families that differ from it only by
     /// per-family options (norms, activation, soft-caps, scales, fused projections, partial rotary).
     /// `gemma3` is the multimodal checkpoint, of which the engine runs the text model.
-    public static let decoderTypes: Set<String> = modelTypes.union(["gemma2", "gemma3_text", "gemma3", "olmo2", "granite", "phi3"])
+    public static let decoderTypes: Set<String> = modelTypes.union(["gemma2", "gemma3_text", "gemma3", "olmo2", "granite", "phi3", "gpt2"])
 
     public var modelType: String
     public var hiddenSize: Int

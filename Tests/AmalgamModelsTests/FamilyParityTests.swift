@@ -46,8 +46,8 @@ struct FamilyFixture {
     }
 }
 
-/// Every family fixture the engine runs (the MoE and GPT-2 fixtures are not run yet).
-let runnableFamilies = ["gemma2", "gemma3-text", "gemma3-multimodal", "olmo2", "granite", "phi3-short", "phi3-long"]
+/// Every family fixture the engine runs (the MoE fixtures are not run yet).
+let runnableFamilies = ["gemma2", "gemma3-text", "gemma3-multimodal", "olmo2", "granite", "phi3-short", "phi3-long", "gpt2"]
 
 @Test("a tiny random model of each new family gives transformers' logits within 1e-4 (f32)",
       arguments: runnableFamilies)
@@ -61,7 +61,7 @@ func familyLogitsMatchTransformers(_ name: String) throws {
 }
 
 @Test("token-by-token decoding with the KV cache gives transformers' logits at every position",
-      arguments: ["gemma2", "gemma3-text", "olmo2", "granite", "phi3-short"])
+      arguments: ["gemma2", "gemma3-text", "olmo2", "granite", "phi3-short", "gpt2"])
 func familyCachedDecodingMatchesTransformers(_ name: String) throws {
     let fixture = try FamilyFixture(name)
     let model = try LlamaModel(folder: fixture.folder)
@@ -117,5 +117,16 @@ func trainingANewFamilyIsRefused() throws {
         Issue.record("a trainer was made for gemma2")
     } catch {
         #expect(error.description.contains("gemma2"), "\(error)")
+    }
+}
+
+@Test("a GPT-2 sequence longer than its learned positions is refused, naming n_positions")
+func gpt2PastItsPositionsIsRefused() throws {
+    let model = try LlamaModel(folder: fixturePath("families/gpt2"))
+    let limit = model.config.maxPositionEmbeddings
+    #expect(limit == 32)
+    _ = try model.logits(TokenBatch([Array(repeating: 5, count: limit)]))
+    #expect(throws: ModelError.positionOutOfRange(position: limit, limit: limit)) {
+        _ = try model.logits(TokenBatch([Array(repeating: 5, count: limit + 1)]))
     }
 }

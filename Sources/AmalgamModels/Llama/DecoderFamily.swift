@@ -13,9 +13,13 @@ import Foundation
 /// - olmo2: norms after each block only, q/k norms over the whole projection width.
 /// - granite: embedding, attention, residual and logit multipliers.
 /// - phi3: fused qkv_proj and gate_up_proj, partial rotary, longrope.
+/// - gpt2: LayerNorm with bias, learned absolute positions instead of RoPE, Conv1D weights ([in × out], read
+///   transposed), a plain gelu MLP (c_fc, c_proj), biases everywhere, optional 1/(layer + 1) attention scale.
 public struct DecoderFamily: Sendable, Equatable {
     /// The MLP's gate activation.
     public enum Activation: String, Sendable { case silu, geluTanh = "gelu_tanh" }
+    /// RMSNorm, or LayerNorm with a bias (GPT-2).
+    public enum NormKind: Sendable { case rms, layer }
     /// Where q/k RMSNorms apply, if anywhere.
     public enum QKNorm: Sendable, Equatable { case none, perHead, fullWidth }
 
@@ -31,6 +35,15 @@ public struct DecoderFamily: Sendable, Equatable {
     public var mlpInputNorm: String? = "post_attention_layernorm"
     public var mlpOutputNorm: String? = nil
     public var activation = Activation.silu
+    public var normKind = NormKind.rms
+    /// down(act(gate)·up) when true; down(act(gate)) with no up projection when false (GPT-2's c_fc, c_proj).
+    public var gatedMLP = true
+    /// RoPE when true; a learned absolute position table (GPT-2's wpe) when false.
+    public var rotary = true
+    /// GPT-2's layout: `transformer.h.{i}.…` Conv1D weights stored [in × out].
+    public var conv1D = false
+    /// Per-layer attention scales, when they differ by layer (GPT-2's `scale_attn_by_inverse_layer_idx`).
+    public var layerAttentionScales: [Float]? = nil
     public var qkNorm = QKNorm.none
     /// Multiplies q·k (nil: head_dim^-½).
     public var attentionScale: Float? = nil
@@ -101,12 +114,28 @@ public struct DecoderFamily: Sendable, Equatable {
             guard rotaryDim > 0, rotaryDim % 2 == 0, rotaryDim <= config.headDim else {
                 throw fail("partial_rotary_factor", "\(factor) gives \(rotaryDim) rotary dimensions of head_dim \(config.headDim); it must give an even number in 2...head_dim")
             }
+        case "gpt2":
+            normKind = .layer
+            attentionInputNorm = "ln_1"
+            mlpInputNorm = "ln_2"
+            let function = raw["activation_function"]?.stringValue ?? "gelu_new"
+            guard ["gelu_new", "gelu_pytorch_tanh"].contains(function) else {
+                throw fail("activation_function", "'\(function)' is not supported; the engine runs gelu_new (the tanh GELU)")
+            }
+            activation = .geluTanh
+            gatedMLP = false
+            rotary = false
+            conv1D = true
+            // reorder_and_upcast_attn only changes the precision of the scores below f32
+            let base = raw["scale_attn_weights"]?.boolValue == false ? 1 : 1 / Double(config.headDim).squareRoot()
+            let byLayer = raw["scale_attn_by_inverse_layer_idx"]?.boolValue ?? false
+            layerAttentionScales = (0..<config.numHiddenLayers).map { Float(byLayer ? base / Double($0 + 1) : base) }
         case "qwen3":
             qkNorm = .perHead
         default:
             break
         }
-        if !config.modelType.hasPrefix("gemma") {
+        if !config.modelType.hasPrefix("gemma") && config.modelType != "gpt2" {
             if let act, act != "silu" {
                 throw fail("hidden_act", "'\(act)' is not supported; \(config.modelType) runs SwiGLU (silu)")
             }
@@ -160,6 +189,36 @@ extension Layers {
         for i in 0..<count {
             let g = gate[i]
             out[i] = 0.5 * g * (1 + Foundation.tanh(k * (g + 0.044715 * g * g * g))) * up[i]
+        }
+    }
+
+    /// The tanh GELU in place (`gelu_new`): x = ½x(1 + tanh(√(2/π)(x + 0.044715x³))).
+    public static func geluTanhForward(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        let k = Float((2 / Double.pi).squareRoot())
+        for i in 0..<count {
+            let g = x[i]
+            x[i] = 0.5 * g * (1 + Foundation.tanh(k * (g + 0.044715 * g * g * g)))
+        }
+    }
+
+    /// SiLU in place: x = x / (1 + e^−x).
+    public static func siluForward(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count { x[i] = x[i] / (1 + Foundation.exp(-x[i])) }
+    }
+
+    /// LayerNorm with bias: out[N × C] = (x − mean) / sqrt(var + eps) · weight + bias (biased variance).
+    public static func layerNormForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
+                                        _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+                                        rows N: Int, cols C: Int, eps: Float) {
+        for n in 0..<N {
+            let x = inp + n * C, o = out + n * C
+            var sum: Float = 0
+            for c in 0..<C { sum += x[c] }
+            let mean = sum / Float(C)
+            var squares: Float = 0
+            for c in 0..<C { let d = x[c] - mean; squares += d * d }
+            let rstd = 1 / (squares / Float(C) + eps).squareRoot()
+            for c in 0..<C { o[c] = (x[c] - mean) * rstd * weight[c] + (bias?[c] ?? 0) }
         }
     }
 

@@ -6,7 +6,7 @@ import Foundation
 /// kept in a GGUF's block types (`WeightPrecision`): the Llama family (llama incl. Llama 3 rope scaling,
 /// mistral with its sliding window, qwen2 with q/k/v biases, qwen3 with q/k norms, tied embeddings as in
 /// SmolLM2) and the families `DecoderFamily` describes (gemma2, gemma3_text and gemma3's text model,
-/// olmo2, granite, phi3), all through one forward pass.
+/// olmo2, granite, phi3, gpt2), all through one forward pass.
 public final class LlamaModel: LogitsModel, @unchecked Sendable {
     /// The typed configuration.
     public let config: LlamaConfig
@@ -119,12 +119,20 @@ public final class LlamaModel: LogitsModel, @unchecked Sendable {
         // cos and sin [N × R/2] of each distinct rotary table
         let tables = ropes.map { _ in (cos: FloatBuffer(N * R / 2), sin: FloatBuffer(N * R / 2)) }
         let scratchCount = weights.layers.map { l in
-            [l.q, l.k, l.v, l.o, l.gate, l.up, l.down].map(MatMul.scratchCount(for:)).max()!
+            ([l.q, l.k, l.v, l.o, l.gate, l.down] + (l.up.map { [$0] } ?? [])).map(MatMul.scratchCount(for:)).max()!
         }.max() ?? 0
         let scratch = FloatBuffer(scratchCount)
 
         for (n, t) in tokens.enumerated() { weights.embed.decodeRows(t..<(t + 1), into: x.pointer + n * C) }
         if family.embeddingScale != 1 { Layers.scaleForward(x.pointer, count: N * C, by: family.embeddingScale) }
+        if let table = weights.positions {  // learned absolute positions (GPT-2)
+            let row = FloatBuffer(C)
+            for (n, p) in positions.enumerated() {
+                guard p < table.rows else { throw .positionOutOfRange(position: p, limit: table.rows) }
+                table.decodeRows(p..<(p + 1), into: row.pointer)
+                Layers.residualForward(x.pointer + n * C, row.pointer, count: C)
+            }
+        }
         for (rope, table) in zip(ropes, tables) { rope.tables(positions, cos: table.cos.pointer, sin: table.sin.pointer) }
 
         func linear(_ out: FloatBuffer, _ inp: FloatBuffer, _ w: WeightMatrix, _ b: FloatBuffer?) {
@@ -137,10 +145,18 @@ public final class LlamaModel: LogitsModel, @unchecked Sendable {
             MatMul.forwardGroup(products, inp.pointer, rows: N, scratch: scratch.pointer)
         }
 
+        /// out = norm(inp) over rows of C: RMSNorm, or LayerNorm with its bias (GPT-2).
+        func normalize(_ out: FloatBuffer, _ inp: FloatBuffer, _ weight: [Float], _ bias: [Float]?) {
+            switch family.normKind {
+            case .rms: Layers.rmsnormForward(out.pointer, nil, inp.pointer, weight, rows: N, cols: C, eps: eps)
+            case .layer: Layers.layerNormForward(out.pointer, inp.pointer, weight, bias, rows: N, cols: C, eps: eps)
+            }
+        }
+
         /// A block's input: the residual stream, normed when the family norms before the block.
-        func blockInput(_ norm: [Float]?) -> FloatBuffer {
+        func blockInput(_ norm: [Float]?, _ bias: [Float]?) -> FloatBuffer {
             guard let norm else { return x }
-            Layers.rmsnormForward(xn.pointer, nil, x.pointer, norm, rows: N, cols: C, eps: eps)
+            normalize(xn, x, norm, bias)
             return xn
         }
 
@@ -153,7 +169,7 @@ public final class LlamaModel: LogitsModel, @unchecked Sendable {
 
         for (index, layer) in weights.layers.enumerated() {
             // attention block: x += o_proj(attention(rope(q), rope(k), v)) over the (normed) stream
-            let attentionInput = blockInput(layer.inputNorm)
+            let attentionInput = blockInput(layer.inputNorm, layer.inputNormBias)
             group(attentionInput, [(q, layer.q, layer.qBias), (k, layer.k, layer.kBias), (v, layer.v, layer.vBias)])
             if let qNorm = layer.qNorm, let kNorm = layer.kNorm {
                 let perHead = family.qkNorm == .perHead
@@ -161,40 +177,51 @@ public final class LlamaModel: LogitsModel, @unchecked Sendable {
                 Layers.rmsnormForward(k.pointer, nil, k.pointer, kNorm, rows: perHead ? N * Hkv : N, cols: perHead ? D : Hkv * D, eps: eps)
             }
             let table = tables[ropeIndex[index]]
-            if R == D {
+            if !family.rotary {
+                // positions were added to the embeddings
+            } else if R == D {
                 Layers.ropeForward(q.pointer, rows: N, heads: Hq, headDim: D, cos: table.cos.pointer, sin: table.sin.pointer)
                 Layers.ropeForward(k.pointer, rows: N, heads: Hkv, headDim: D, cos: table.cos.pointer, sin: table.sin.pointer)
             } else {
                 Layers.partialRopeForward(q.pointer, rows: N, heads: Hq, headDim: D, rotaryDim: R, cos: table.cos.pointer, sin: table.sin.pointer)
                 Layers.partialRopeForward(k.pointer, rows: N, heads: Hkv, headDim: D, rotaryDim: R, cos: table.cos.pointer, sin: table.sin.pointer)
             }
+            let attentionScale = family.layerAttentionScales?[index] ?? family.attentionScale
             if let cache {
                 let keys = cache.keys[index].pointer, values = cache.values[index].pointer
                 (keys + cache.count * Hkv * D).update(from: k.pointer, count: N * Hkv * D)
                 (values + cache.count * Hkv * D).update(from: v.pointer, count: N * Hkv * D)
                 Attention.forward(att.pointer, q: q.pointer, k: keys, v: values, segments: segments,
                                   heads: Hq, kvHeads: Hkv, headDim: D, window: layer.window,
-                                  scale: family.attentionScale, softCap: family.attentionSoftCap)
+                                  scale: attentionScale, softCap: family.attentionSoftCap)
             } else {
                 Attention.forward(att.pointer, q: q.pointer, k: k.pointer, v: v.pointer, segments: segments,
                                   heads: Hq, kvHeads: Hkv, headDim: D, window: layer.window,
-                                  scale: family.attentionScale, softCap: family.attentionSoftCap)
+                                  scale: attentionScale, softCap: family.attentionSoftCap)
             }
             linear(proj, att, layer.o, layer.oBias)
             addBlockOutput(layer.attentionOutputNorm)
 
             // MLP block: x += down(act(gate(h)) · up(h)) over the (normed) stream
-            let mlpInput = blockInput(layer.postNorm)
-            group(mlpInput, [(gate, layer.gate, layer.gateBias), (up, layer.up, layer.upBias)])
-            switch family.activation {
-            case .silu: Layers.swigluForward(gate.pointer, gate.pointer, up.pointer, count: N * I)
-            case .geluTanh: Layers.gegluTanhForward(gate.pointer, gate.pointer, up.pointer, count: N * I)
+            let mlpInput = blockInput(layer.postNorm, layer.postNormBias)
+            if let upWeight = layer.up {
+                group(mlpInput, [(gate, layer.gate, layer.gateBias), (up, upWeight, layer.upBias)])
+                switch family.activation {
+                case .silu: Layers.swigluForward(gate.pointer, gate.pointer, up.pointer, count: N * I)
+                case .geluTanh: Layers.gegluTanhForward(gate.pointer, gate.pointer, up.pointer, count: N * I)
+                }
+            } else {  // a plain MLP: down(act(fc(h)))
+                linear(gate, mlpInput, layer.gate, layer.gateBias)
+                switch family.activation {
+                case .silu: Layers.siluForward(gate.pointer, count: N * I)
+                case .geluTanh: Layers.geluTanhForward(gate.pointer, count: N * I)
+                }
             }
             linear(proj, gate, layer.down, layer.downBias)
             addBlockOutput(layer.mlpOutputNorm)
         }
         cache?.count += N
-        Layers.rmsnormForward(xn.pointer, nil, x.pointer, weights.norm, rows: N, cols: C, eps: eps)
+        normalize(xn, x, weights.norm, weights.normBias)
         return xn
     }
 }

@@ -10,9 +10,13 @@ struct LlamaLayerWeights: Sendable {
     var postNorm: [Float]?                 // the norm before the MLP: post_attention_layernorm (Llama), pre_feedforward_layernorm (Gemma)
     var attentionOutputNorm: [Float]?      // a norm on the attention output (Gemma, OLMo-2: post_attention_layernorm)
     var mlpOutputNorm: [Float]?            // a norm on the MLP output (post_feedforward_layernorm)
-    var gate, up, down: WeightMatrix       // mlp.{gate,up,down}_proj.weight (Phi-3: rows of gate_up_proj)
+    var gate: WeightMatrix                 // mlp.gate_proj.weight (Phi-3: rows of gate_up_proj; GPT-2: c_fc)
+    var up: WeightMatrix?                  // mlp.up_proj.weight; nil for a plain MLP (GPT-2)
+    var down: WeightMatrix                 // mlp.down_proj.weight (GPT-2: c_proj)
     var gateBias, upBias, downBias: FloatBuffer?  // mlp_bias models
     var window: Int?                       // sliding window of this layer, if any
+    var inputNormBias: [Float]? = nil      // LayerNorm biases (GPT-2's ln_1, ln_2)
+    var postNormBias: [Float]? = nil
 }
 
 /// Everything a decoder reads from its checkpoint, checked against the config.
@@ -21,8 +25,65 @@ struct LlamaWeights: Sendable {
     var layers: [LlamaLayerWeights]
     var norm: [Float]                      // model.norm.weight [C] (norm offset applied)
     var lmHead: WeightMatrix               // lm_head.weight [V × C], or the embedding when tied
+    var positions: WeightMatrix? = nil     // GPT-2's learned positions wpe [n_positions × C]
+    var normBias: [Float]? = nil           // GPT-2's ln_f.bias
 
     init(config: LlamaConfig, raw: ModelConfig, family: DecoderFamily, source: TensorSource,
+         precision: WeightPrecision?) throws(ModelError) {
+        if family.conv1D {
+            try self.init(gpt2: config, source: source, precision: precision)
+        } else {
+            try self.init(decoder: config, raw: raw, family: family, source: source, precision: precision)
+        }
+    }
+
+    /// GPT-2: `transformer.` (or un-prefixed) wte, wpe, h.{i}.{ln_1, attn.c_attn, attn.c_proj, ln_2, mlp.c_fc,
+    /// mlp.c_proj}, ln_f; Conv1D weights [in × out] are read transposed, c_attn split into q, k, v.
+    init(gpt2 config: LlamaConfig, source: TensorSource, precision: WeightPrecision?) throws(ModelError) {
+        let C = config.hiddenSize, I = config.intermediateSize, V = config.vocabSize
+        let p0 = source.info("transformer.wte.weight") != nil ? "transformer." : ""
+        func vector(_ name: String, _ count: Int) throws(ModelError) -> [Float] { try loadVector(source, p0 + name, count: count) }
+        func conv(_ name: String, inputs: Int, parts: [Int]) throws(ModelError) -> [WeightMatrix] {
+            try loadConv1DRows(source, p0 + name, inputs: inputs, parts: parts, precision: precision)
+        }
+        embed = try loadMatrix(source, p0 + "wte.weight", rows: V, cols: C, precision: precision)
+        positions = try loadMatrix(source, p0 + "wpe.weight", rows: config.maxPositionEmbeddings, cols: C, precision: precision)
+        norm = try vector("ln_f.weight", C)
+        normBias = try vector("ln_f.bias", C)
+        if config.tieWordEmbeddings {
+            lmHead = embed
+        } else {
+            lmHead = try loadMatrix(source, "lm_head.weight", rows: V, cols: C, precision: precision)
+        }
+        var layers: [LlamaLayerWeights] = []
+        for i in 0..<config.numHiddenLayers {
+            let p = "h.\(i)."
+            let qkv = try conv(p + "attn.c_attn.weight", inputs: C, parts: [C, C, C])
+            let b = try vector(p + "attn.c_attn.bias", 3 * C)
+            layers.append(LlamaLayerWeights(
+                inputNorm: try vector(p + "ln_1.weight", C),
+                q: qkv[0], k: qkv[1], v: qkv[2],
+                o: try conv(p + "attn.c_proj.weight", inputs: C, parts: [C])[0],
+                qBias: FloatBuffer(Array(b[0..<C])), kBias: FloatBuffer(Array(b[C..<(2 * C)])),
+                vBias: FloatBuffer(Array(b[(2 * C)...])),
+                oBias: FloatBuffer(try vector(p + "attn.c_proj.bias", C)),
+                qNorm: nil, kNorm: nil,
+                postNorm: try vector(p + "ln_2.weight", C),
+                attentionOutputNorm: nil, mlpOutputNorm: nil,
+                gate: try conv(p + "mlp.c_fc.weight", inputs: C, parts: [I])[0],
+                up: nil,
+                down: try conv(p + "mlp.c_proj.weight", inputs: I, parts: [C])[0],
+                gateBias: FloatBuffer(try vector(p + "mlp.c_fc.bias", I)), upBias: nil,
+                downBias: FloatBuffer(try vector(p + "mlp.c_proj.bias", C)),
+                window: nil,
+                inputNormBias: try vector(p + "ln_1.bias", C),
+                postNormBias: try vector(p + "ln_2.bias", C)))
+        }
+        self.layers = layers
+    }
+
+    /// Every family but GPT-2: `model.embed_tokens`, `model.layers.{i}.…`, `model.norm`, `lm_head`.
+    init(decoder config: LlamaConfig, raw: ModelConfig, family: DecoderFamily, source: TensorSource,
          precision: WeightPrecision?) throws(ModelError) {
         let C = config.hiddenSize, I = config.intermediateSize, V = config.vocabSize, D = config.headDim
         let qDim = config.numAttentionHeads * D
@@ -149,6 +210,37 @@ func loadMatrixRows(_ source: TensorSource, _ name: String, parts: [Int], cols: 
         default: break
         }
         out.append(try WeightMatrix(part, name: name, path: source.path, rows: count, cols: cols))
+        first += count
+    }
+    return out
+}
+
+/// A Conv1D weight [inputs × Σ parts] (GPT-2: y = x·W + b) as one `nn.Linear`-layout matrix
+/// [part × inputs] per column range, transposed into a copy in the stored dtype (or as `precision` asks).
+func loadConv1DRows(_ source: TensorSource, _ name: String, inputs: Int, parts: [Int],
+                    precision: WeightPrecision?) throws(ModelError) -> [WeightMatrix] {
+    let tensor = try loadTensor(source, name)
+    let outputs = parts.reduce(0, +)
+    guard tensor.shape == [inputs, outputs] else {
+        throw .shapeMismatch(path: source.path, tensor: name, expected: [inputs, outputs], actual: tensor.shape)
+    }
+    guard [.f32, .bf16, .f16].contains(tensor.dtype) else { throw .unsupportedDType(path: source.path, tensor: name, dtype: tensor.dtype) }
+    let w = tensor.floats()
+    let target: DType = switch precision {
+    case .f32: .f32
+    case .bf16: .bf16
+    default: tensor.dtype
+    }
+    var first = 0
+    var out: [WeightMatrix] = []
+    for count in parts {
+        var t = [Float](repeating: 0, count: count * inputs)
+        for r in 0..<count {
+            for c in 0..<inputs { t[r * inputs + c] = w[c * outputs + first + r] }
+        }
+        var part = Tensor(t, shape: [count, inputs])
+        if target != .f32 { part = part.converted(to: target) }
+        out.append(try WeightMatrix(part, name: name, path: source.path, rows: count, cols: inputs))
         first += count
     }
     return out

@@ -150,7 +150,7 @@ public final class LlamaTrainer: @unchecked Sendable {
                 kNorm: l.kNorm.map { vector(a + "k_norm.weight", $0) },
                 postNorm: vector(p + "post_attention_layernorm.weight", l.postNorm ?? []),
                 gate: matrix(m + "gate_proj.weight", l.gate, bias: l.gateBias, biasName: m + "gate_proj.bias"),
-                up: matrix(m + "up_proj.weight", l.up, bias: l.upBias, biasName: m + "up_proj.bias"),
+                up: matrix(m + "up_proj.weight", l.up!, bias: l.upBias, biasName: m + "up_proj.bias"),
                 down: matrix(m + "down_proj.weight", l.down, bias: l.downBias, biasName: m + "down_proj.bias"),
                 window: l.window))
         }
