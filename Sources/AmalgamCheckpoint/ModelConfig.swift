@@ -95,7 +95,7 @@ public struct LlamaConfig: Sendable, Equatable {
     /// Every decoder the engine runs: the Llama family and the families that differ from it only by
     /// per-family options (norms, activation, soft-caps, scales, fused projections, partial rotary).
     /// `gemma3` is the multimodal checkpoint, of which the engine runs the text model.
-    public static let decoderTypes: Set<String> = modelTypes.union(["gemma2", "gemma3_text", "gemma3", "olmo2", "granite", "phi3", "gpt2"])
+    public static let decoderTypes: Set<String> = modelTypes.union(["gemma2", "gemma3_text", "gemma3", "olmo2", "granite", "phi3", "gpt2", "mixtral", "qwen2_moe", "qwen3_moe"])
 
     public var modelType: String
     public var hiddenSize: Int

@@ -46,8 +46,9 @@ struct FamilyFixture {
     }
 }
 
-/// Every family fixture the engine runs (the MoE fixtures are not run yet).
-let runnableFamilies = ["gemma2", "gemma3-text", "gemma3-multimodal", "olmo2", "granite", "phi3-short", "phi3-long", "gpt2"]
+/// Every family fixture.
+let runnableFamilies = ["gemma2", "gemma3-text", "gemma3-multimodal", "olmo2", "granite", "phi3-short", "phi3-long", "gpt2",
+                        "mixtral", "qwen2-moe", "qwen3-moe"]
 
 @Test("a tiny random model of each new family gives transformers' logits within 1e-4 (f32)",
       arguments: runnableFamilies)
@@ -61,7 +62,7 @@ func familyLogitsMatchTransformers(_ name: String) throws {
 }
 
 @Test("token-by-token decoding with the KV cache gives transformers' logits at every position",
-      arguments: ["gemma2", "gemma3-text", "olmo2", "granite", "phi3-short", "gpt2"])
+      arguments: ["gemma2", "gemma3-text", "olmo2", "granite", "phi3-short", "gpt2", "mixtral", "qwen2-moe", "qwen3-moe"])
 func familyCachedDecodingMatchesTransformers(_ name: String) throws {
     let fixture = try FamilyFixture(name)
     let model = try LlamaModel(folder: fixture.folder)

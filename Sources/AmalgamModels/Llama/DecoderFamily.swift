@@ -15,6 +15,7 @@ import Foundation
 /// - phi3: fused qkv_proj and gate_up_proj, partial rotary, longrope.
 /// - gpt2: LayerNorm with bias, learned absolute positions instead of RoPE, Conv1D weights ([in × out], read
 ///   transposed), a plain gelu MLP (c_fc, c_proj), biases everywhere, optional 1/(layer + 1) attention scale.
+/// - mixtral, qwen2_moe, qwen3_moe: sparse MoE MLPs (`LlamaWeights.moeLayers`, `LlamaModel.sparseMLP`).
 public struct DecoderFamily: Sendable, Equatable {
     /// The MLP's gate activation.
     public enum Activation: String, Sendable { case silu, geluTanh = "gelu_tanh" }
@@ -130,7 +131,7 @@ public struct DecoderFamily: Sendable, Equatable {
             let base = raw["scale_attn_weights"]?.boolValue == false ? 1 : 1 / Double(config.headDim).squareRoot()
             let byLayer = raw["scale_attn_by_inverse_layer_idx"]?.boolValue ?? false
             layerAttentionScales = (0..<config.numHiddenLayers).map { Float(byLayer ? base / Double($0 + 1) : base) }
-        case "qwen3":
+        case "qwen3", "qwen3_moe":
             qkNorm = .perHead
         default:
             break

@@ -6,7 +6,7 @@ import Foundation
 /// kept in a GGUF's block types (`WeightPrecision`): the Llama family (llama incl. Llama 3 rope scaling,
 /// mistral with its sliding window, qwen2 with q/k/v biases, qwen3 with q/k norms, tied embeddings as in
 /// SmolLM2) and the families `DecoderFamily` describes (gemma2, gemma3_text and gemma3's text model,
-/// olmo2, granite, phi3, gpt2), all through one forward pass.
+/// olmo2, granite, phi3, gpt2, mixtral, qwen2_moe, qwen3_moe), all through one forward pass.
 public final class LlamaModel: LogitsModel, @unchecked Sendable {
     /// The typed configuration.
     public let config: LlamaConfig
@@ -118,9 +118,18 @@ public final class LlamaModel: LogitsModel, @unchecked Sendable {
         let up = FloatBuffer(N * I)             // [N × I]
         // cos and sin [N × R/2] of each distinct rotary table
         let tables = ropes.map { _ in (cos: FloatBuffer(N * R / 2), sin: FloatBuffer(N * R / 2)) }
-        let scratchCount = weights.layers.map { l in
-            ([l.q, l.k, l.v, l.o, l.gate, l.down] + (l.up.map { [$0] } ?? [])).map(MatMul.scratchCount(for:)).max()!
-        }.max() ?? 0
+        var matrices: [WeightMatrix] = []
+        for l in weights.layers {
+            matrices += [l.q, l.k, l.v, l.o]
+            matrices += [l.gate, l.up, l.down].compactMap { $0 }
+            if let moe = l.moe {
+                matrices.append(moe.router)
+                var mlps: [SwiGLUWeights] = moe.experts
+                if let shared = moe.shared { mlps.append(shared) }
+                for e in mlps { matrices += [e.gate, e.up, e.down] }
+            }
+        }
+        let scratchCount = matrices.map(MatMul.scratchCount(for:)).max() ?? 0
         let scratch = FloatBuffer(scratchCount)
 
         for (n, t) in tokens.enumerated() { weights.embed.decodeRows(t..<(t + 1), into: x.pointer + n * C) }
@@ -204,25 +213,84 @@ public final class LlamaModel: LogitsModel, @unchecked Sendable {
 
             // MLP block: x += down(act(gate(h)) · up(h)) over the (normed) stream
             let mlpInput = blockInput(layer.postNorm, layer.postNormBias)
-            if let upWeight = layer.up {
-                group(mlpInput, [(gate, layer.gate, layer.gateBias), (up, upWeight, layer.upBias)])
+            if let moe = layer.moe {
+                sparseMLP(moe, input: mlpInput, output: proj, rows: N, scratch: scratch)
+            } else if let gateWeight = layer.gate, let downWeight = layer.down, let upWeight = layer.up {
+                group(mlpInput, [(gate, gateWeight, layer.gateBias), (up, upWeight, layer.upBias)])
                 switch family.activation {
                 case .silu: Layers.swigluForward(gate.pointer, gate.pointer, up.pointer, count: N * I)
                 case .geluTanh: Layers.gegluTanhForward(gate.pointer, gate.pointer, up.pointer, count: N * I)
                 }
-            } else {  // a plain MLP: down(act(fc(h)))
-                linear(gate, mlpInput, layer.gate, layer.gateBias)
+                linear(proj, gate, downWeight, layer.downBias)
+            } else if let gateWeight = layer.gate, let downWeight = layer.down {  // a plain MLP: down(act(fc(h)))
+                linear(gate, mlpInput, gateWeight, layer.gateBias)
                 switch family.activation {
                 case .silu: Layers.siluForward(gate.pointer, count: N * I)
                 case .geluTanh: Layers.geluTanhForward(gate.pointer, count: N * I)
                 }
+                linear(proj, gate, downWeight, layer.downBias)
             }
-            linear(proj, gate, layer.down, layer.downBias)
             addBlockOutput(layer.mlpOutputNorm)
         }
         cache?.count += N
         normalize(xn, x, weights.norm, weights.normBias)
         return xn
+    }
+}
+
+extension LlamaModel {
+    /// A sparse MoE MLP over `rows` token rows: out[rows × C] = Σ over each token's top-k experts of
+    /// w · down(silu(gate x) · up x), w the router's softmax probabilities of the chosen experts (divided by
+    /// their sum when renormalised), plus sigmoid(g · x) · shared(x) for Qwen2-MoE's shared expert.
+    func sparseMLP(_ moe: MoEWeights, input: FloatBuffer, output: FloatBuffer, rows N: Int, scratch: FloatBuffer) {
+        let C = config.hiddenSize, E = moe.experts.count
+        let logits = FloatBuffer(N * E)
+        MatMul.forward(logits.pointer, input.pointer, rows: N, weight: moe.router, bias: nil, scratch: scratch.pointer)
+        // each expert's tokens and their weights
+        var routed = [[(row: Int, weight: Float)]](repeating: [], count: E)
+        for n in 0..<N {
+            let l = logits.pointer + n * E
+            var m = -Float.infinity
+            for e in 0..<E { m = max(m, l[e]) }
+            var p = [Float](repeating: 0, count: E)
+            var sum: Float = 0
+            for e in 0..<E { p[e] = Foundation.exp(l[e] - m); sum += p[e] }
+            for e in 0..<E { p[e] /= sum }
+            // the k largest, the lower index first on ties
+            let chosen = (0..<E).sorted { p[$0] > p[$1] || (p[$0] == p[$1] && $0 < $1) }.prefix(moe.topK)
+            let total = moe.renormalize ? chosen.reduce(Float(0)) { $0 + p[$1] } : 1
+            for e in chosen { routed[e].append((n, p[e] / total)) }
+        }
+        for i in 0..<(N * C) { output.pointer[i] = 0 }
+        func run(_ w: SwiGLUWeights, _ x: FloatBuffer, rows: Int) -> FloatBuffer {
+            let width = w.gate.rows
+            let g = FloatBuffer(rows * width), u = FloatBuffer(rows * width), y = FloatBuffer(rows * C)
+            MatMul.forward(g.pointer, x.pointer, rows: rows, weight: w.gate, bias: nil, scratch: scratch.pointer)
+            MatMul.forward(u.pointer, x.pointer, rows: rows, weight: w.up, bias: nil, scratch: scratch.pointer)
+            Layers.swigluForward(g.pointer, g.pointer, u.pointer, count: rows * width)
+            MatMul.forward(y.pointer, g.pointer, rows: rows, weight: w.down, bias: nil, scratch: scratch.pointer)
+            return y
+        }
+        for (e, tokens) in routed.enumerated() where !tokens.isEmpty {
+            let x = FloatBuffer(tokens.count * C)
+            for (j, t) in tokens.enumerated() { (x.pointer + j * C).update(from: input.pointer + t.row * C, count: C) }
+            let y = run(moe.experts[e], x, rows: tokens.count)
+            for (j, t) in tokens.enumerated() {
+                let o = output.pointer + t.row * C, r = y.pointer + j * C
+                for c in 0..<C { o[c] += t.weight * r[c] }
+            }
+        }
+        if let shared = moe.shared, let g = moe.sharedGate {
+            let y = run(shared, input, rows: N)
+            for n in 0..<N {
+                let x = input.pointer + n * C
+                var z: Float = 0
+                for c in 0..<C { z += g[c] * x[c] }
+                let s = 1 / (1 + Foundation.exp(-z))
+                let o = output.pointer + n * C, r = y.pointer + n * C
+                for c in 0..<C { o[c] += s * r[c] }
+            }
+        }
     }
 }
 

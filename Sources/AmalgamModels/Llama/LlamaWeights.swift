@@ -10,13 +10,30 @@ struct LlamaLayerWeights: Sendable {
     var postNorm: [Float]?                 // the norm before the MLP: post_attention_layernorm (Llama), pre_feedforward_layernorm (Gemma)
     var attentionOutputNorm: [Float]?      // a norm on the attention output (Gemma, OLMo-2: post_attention_layernorm)
     var mlpOutputNorm: [Float]?            // a norm on the MLP output (post_feedforward_layernorm)
-    var gate: WeightMatrix                 // mlp.gate_proj.weight (Phi-3: rows of gate_up_proj; GPT-2: c_fc)
-    var up: WeightMatrix?                  // mlp.up_proj.weight; nil for a plain MLP (GPT-2)
-    var down: WeightMatrix                 // mlp.down_proj.weight (GPT-2: c_proj)
+    var gate: WeightMatrix?                // mlp.gate_proj.weight (Phi-3: rows of gate_up_proj; GPT-2: c_fc); nil in an MoE layer
+    var up: WeightMatrix?                  // mlp.up_proj.weight; nil for a plain MLP (GPT-2) and an MoE layer
+    var down: WeightMatrix?                // mlp.down_proj.weight (GPT-2: c_proj); nil in an MoE layer
     var gateBias, upBias, downBias: FloatBuffer?  // mlp_bias models
     var window: Int?                       // sliding window of this layer, if any
     var inputNormBias: [Float]? = nil      // LayerNorm biases (GPT-2's ln_1, ln_2)
     var postNormBias: [Float]? = nil
+    var moe: MoEWeights? = nil             // the sparse MLP of an MoE layer (mixtral, qwen2_moe, qwen3_moe)
+}
+
+/// A SwiGLU MLP's three matrices.
+struct SwiGLUWeights: Sendable {
+    var gate, up, down: WeightMatrix
+}
+
+/// A sparse MoE MLP: a router choosing `topK` experts per token (softmax, then the top k, renormalised
+/// over them when `renormalize`), and for Qwen2-MoE a shared expert scaled by sigmoid(sharedGate · x).
+struct MoEWeights: Sendable {
+    var router: WeightMatrix               // mlp.gate.weight / block_sparse_moe.gate.weight [E × C]
+    var experts: [SwiGLUWeights]
+    var topK: Int
+    var renormalize: Bool
+    var shared: SwiGLUWeights?             // mlp.shared_expert.{gate,up,down}_proj
+    var sharedGate: [Float]?               // mlp.shared_expert_gate.weight [1 × C]
 }
 
 /// Everything a decoder reads from its checkpoint, checked against the config.
@@ -70,7 +87,7 @@ struct LlamaWeights: Sendable {
                 qNorm: nil, kNorm: nil,
                 postNorm: try vector(p + "ln_2.weight", C),
                 attentionOutputNorm: nil, mlpOutputNorm: nil,
-                gate: try conv(p + "mlp.c_fc.weight", inputs: C, parts: [I])[0],
+                gate: try conv(p + "mlp.c_fc.weight", inputs: C, parts: [I])[0] as WeightMatrix?,
                 up: nil,
                 down: try conv(p + "mlp.c_proj.weight", inputs: I, parts: [C])[0],
                 gateBias: FloatBuffer(try vector(p + "mlp.c_fc.bias", I)), upBias: nil,
@@ -109,23 +126,53 @@ struct LlamaWeights: Sendable {
             throw .missingTensor(path: source.path, tensor: prefix + "lm_head.weight")
         }
         let windows = try LlamaWeights.layerWindows(config: config, raw: raw)
+        let moeLayers = try LlamaWeights.moeLayers(config: config, raw: raw)
         var layers: [LlamaLayerWeights] = []
         for i in 0..<config.numHiddenLayers {
             let p = "model.layers.\(i)."
             let a = p + "self_attn.", m = p + "mlp."
-            let q, k, v, gate, up: WeightMatrix
-            if family.fusedProjections {
+            let q, k, v: WeightMatrix
+            let gate, up, down: WeightMatrix?
+            var moe: MoEWeights? = nil
+            if let spec = moeLayers[i] {
+                q = try matrix(a + "q_proj.weight", rows: qDim, cols: C)
+                k = try matrix(a + "k_proj.weight", rows: kvDim, cols: C)
+                v = try matrix(a + "v_proj.weight", rows: kvDim, cols: C)
+                func swiglu(_ p: String, _ names: (String, String, String), width: Int) throws(ModelError) -> SwiGLUWeights {
+                    SwiGLUWeights(gate: try matrix(p + names.0 + ".weight", rows: width, cols: C),
+                                  up: try matrix(p + names.1 + ".weight", rows: width, cols: C),
+                                  down: try matrix(p + names.2 + ".weight", rows: C, cols: width))
+                }
+                let mixtral = config.modelType == "mixtral"
+                let block = mixtral ? p + "block_sparse_moe." : m
+                let names = mixtral ? ("w1", "w3", "w2") : ("gate_proj", "up_proj", "down_proj")
+                var experts: [SwiGLUWeights] = []
+                for e in 0..<spec.experts { experts.append(try swiglu(block + "experts.\(e).", names, width: spec.width)) }
+                let shared = try spec.sharedWidth.map { w throws(ModelError) in try swiglu(m + "shared_expert.", ("gate_proj", "up_proj", "down_proj"), width: w) }
+                var sharedGate: [Float]? = nil
+                if spec.sharedWidth != nil {
+                    sharedGate = try loadMatrix(source, prefix + m + "shared_expert_gate.weight", rows: 1, cols: C, precision: .f32).tensor.floats()
+                }
+                moe = MoEWeights(router: try matrix(block + "gate.weight", rows: spec.experts, cols: C), experts: experts,
+                                 topK: spec.topK, renormalize: spec.renormalize, shared: shared, sharedGate: sharedGate)
+                gate = nil
+                up = nil
+                down = nil
+            } else if family.fusedProjections {
                 let qkv = [qDim, kvDim, kvDim]
                 let parts = try loadMatrixRows(source, prefix + a + "qkv_proj.weight", parts: qkv, cols: C, precision: precision)
                 (q, k, v) = (parts[0], parts[1], parts[2])
                 let mlp = try loadMatrixRows(source, prefix + m + "gate_up_proj.weight", parts: [I, I], cols: C, precision: precision)
-                (gate, up) = (mlp[0], mlp[1])
+                gate = mlp[0]
+                up = mlp[1]
+                down = try matrix(m + "down_proj.weight", rows: C, cols: I)
             } else {
                 q = try matrix(a + "q_proj.weight", rows: qDim, cols: C)
                 k = try matrix(a + "k_proj.weight", rows: kvDim, cols: C)
                 v = try matrix(a + "v_proj.weight", rows: kvDim, cols: C)
                 gate = try matrix(m + "gate_proj.weight", rows: I, cols: C)
                 up = try matrix(m + "up_proj.weight", rows: I, cols: C)
+                down = try matrix(m + "down_proj.weight", rows: C, cols: I)
             }
             let qkNormWidths: (Int, Int)? = switch family.qkNorm {
             case .none: nil
@@ -145,14 +192,45 @@ struct LlamaWeights: Sendable {
                 postNorm: try family.mlpInputNorm.map { name throws(ModelError) in try norm(p + name + ".weight", C) },
                 attentionOutputNorm: try family.attentionOutputNorm.map { name throws(ModelError) in try norm(p + name + ".weight", C) },
                 mlpOutputNorm: try family.mlpOutputNorm.map { name throws(ModelError) in try norm(p + name + ".weight", C) },
-                gate: gate, up: up,
-                down: try matrix(m + "down_proj.weight", rows: C, cols: I),
+                gate: gate, up: up, down: down,
                 gateBias: try optional(m + "gate_proj.bias", I),
                 upBias: try optional(m + "up_proj.bias", I),
                 downBias: try optional(m + "down_proj.bias", C),
-                window: windows[i]))
+                window: windows[i], moe: moe))
         }
         self.layers = layers
+    }
+
+    /// Which layers are sparse MoE and how: every layer of mixtral (`num_local_experts` experts of
+    /// `intermediate_size`, renormalised top-k); for qwen2_moe/qwen3_moe layer i when i ∉ `mlp_only_layers`
+    /// and (i + 1) % `decoder_sparse_step` == 0 (`num_experts` or `num_local_experts` experts of
+    /// `moe_intermediate_size`, renormalised when `norm_topk_prob`; qwen2_moe adds its shared expert).
+    struct MoESpec { var experts, topK, width: Int; var renormalize: Bool; var sharedWidth: Int? }
+
+    static func moeLayers(config: LlamaConfig, raw: ModelConfig) throws(ModelError) -> [MoESpec?] {
+        let n = config.numHiddenLayers
+        guard ["mixtral", "qwen2_moe", "qwen3_moe"].contains(config.modelType) else { return Array(repeating: nil, count: n) }
+        let r = raw.raw
+        func int(_ keys: [String]) -> Int? { keys.lazy.compactMap { r[$0].flatMap { $0.isNull ? nil : $0.intValue } }.first }
+        guard let experts = int(["num_experts", "num_local_experts"]), experts > 0 else {
+            throw .unsupportedConfig(path: raw.path, key: "num_experts", reason: "missing; an MoE config.json needs num_experts or num_local_experts")
+        }
+        let topK = int(["num_experts_per_tok"]) ?? 2
+        guard topK > 0, topK <= experts else {
+            throw .unsupportedConfig(path: raw.path, key: "num_experts_per_tok", reason: "\(topK) must be in 1...\(experts)")
+        }
+        if config.modelType == "mixtral" {
+            return Array(repeating: MoESpec(experts: experts, topK: topK, width: config.intermediateSize, renormalize: true, sharedWidth: nil), count: n)
+        }
+        let width = int(["moe_intermediate_size"]) ?? config.intermediateSize
+        let step = int(["decoder_sparse_step"]) ?? 1
+        let dense = Set(r["mlp_only_layers"]?.arrayValue?.compactMap(\.intValue) ?? [])
+        let renormalize = r["norm_topk_prob"]?.boolValue ?? false
+        let shared = config.modelType == "qwen2_moe" ? int(["shared_expert_intermediate_size"]) : nil
+        return (0..<n).map { i in
+            !dense.contains(i) && step > 0 && (i + 1) % step == 0
+                ? MoESpec(experts: experts, topK: topK, width: width, renormalize: renormalize, sharedWidth: shared) : nil
+        }
     }
 
     /// The sliding window of each layer, as transformers decides it: `layer_types` when the config has
@@ -177,7 +255,7 @@ struct LlamaWeights: Sendable {
             return Array(repeating: nil, count: n)
         case "mistral":
             return Array(repeating: window, count: n)
-        case "qwen2", "qwen3":
+        case "qwen2", "qwen3", "qwen2_moe", "qwen3_moe":
             guard raw.raw["use_sliding_window"]?.boolValue == true else { return Array(repeating: nil, count: n) }
             let first = raw.raw["max_window_layers"]?.intValue ?? n
             return (0..<n).map { $0 >= first ? window : nil }

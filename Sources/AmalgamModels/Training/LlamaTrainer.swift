@@ -149,9 +149,9 @@ public final class LlamaTrainer: @unchecked Sendable {
                 qNorm: l.qNorm.map { vector(a + "q_norm.weight", $0) },
                 kNorm: l.kNorm.map { vector(a + "k_norm.weight", $0) },
                 postNorm: vector(p + "post_attention_layernorm.weight", l.postNorm ?? []),
-                gate: matrix(m + "gate_proj.weight", l.gate, bias: l.gateBias, biasName: m + "gate_proj.bias"),
+                gate: matrix(m + "gate_proj.weight", l.gate!, bias: l.gateBias, biasName: m + "gate_proj.bias"),
                 up: matrix(m + "up_proj.weight", l.up!, bias: l.upBias, biasName: m + "up_proj.bias"),
-                down: matrix(m + "down_proj.weight", l.down, bias: l.downBias, biasName: m + "down_proj.bias"),
+                down: matrix(m + "down_proj.weight", l.down!, bias: l.downBias, biasName: m + "down_proj.bias"),
                 window: l.window))
         }
         self.layers = layers
