@@ -56,11 +56,46 @@ public struct ModelConfig: Sendable, Equatable {
 
     /// The typed Llama-family configuration; throws naming the missing or bad key.
     public func llama() throws(CheckpointError) -> LlamaConfig { try LlamaConfig(self) }
+
+    /// The config of the text decoder: this one, or `text_config` of a Gemma 3 multimodal checkpoint
+    /// (`model_type` gemma3, whose vision tower the engine does not run). GPT-2's names (`n_embd`, `n_layer`,
+    /// `n_head`, `n_positions`, `n_inner`, `layer_norm_epsilon`) are given their common names here.
+    public func textDecoder() throws(CheckpointError) -> ModelConfig {
+        if modelType == "gpt2" {
+            var t = raw
+            for (from, to) in [("n_embd", "hidden_size"), ("n_layer", "num_hidden_layers"), ("n_head", "num_attention_heads"),
+                               ("n_positions", "max_position_embeddings"), ("layer_norm_epsilon", "rms_norm_eps")] where t[to] == nil {
+                t[to] = t[from]
+            }
+            if t["intermediate_size"] == nil {
+                t["intermediate_size"] = t["n_inner"].flatMap { $0.isNull ? nil : $0 } ?? .int(4 * (t["hidden_size"]?.intValue ?? 0))
+            }
+            if t["tie_word_embeddings"] == nil { t["tie_word_embeddings"] = .bool(true) }
+            if t["rms_norm_eps"] == nil { t["rms_norm_eps"] = .double(1e-5) }
+            return ModelConfig(raw: t, path: path)
+        }
+        guard modelType == "gemma3" else { return self }
+        guard var text = raw["text_config"]?.objectValue else {
+            throw .invalidConfig(path: path, key: "text_config", reason: "missing; a gemma3 (multimodal) config.json keeps its text model's settings there")
+        }
+        if text["model_type"] == nil { text["model_type"] = .string("gemma3_text") }
+        return ModelConfig(raw: text, path: path + " (text_config)")
+    }
+
+    /// The typed configuration of any decoder the engine runs (`LlamaConfig.decoderTypes`), read from
+    /// `textDecoder()`; throws naming the missing or bad key, or listing the supported types.
+    public func decoder() throws(CheckpointError) -> LlamaConfig {
+        try LlamaConfig(textDecoder(), accepting: LlamaConfig.decoderTypes, kind: "a model type the engine runs")
+    }
 }
 
 /// The configuration of a Llama-family decoder (llama, mistral, qwen2, qwen3).
 public struct LlamaConfig: Sendable, Equatable {
     public static let modelTypes: Set<String> = ["llama", "mistral", "qwen2", "qwen3"]
+    /// Every decoder the engine runs: the Llama family and the families that differ from it only by
+    /// per-family options (norms, activation, soft-caps, scales, fused projections, partial rotary).
+    /// `gemma3` is the multimodal checkpoint, of which the engine runs the text model.
+    public static let decoderTypes: Set<String> = modelTypes.union(["gemma2", "gemma3_text", "gemma3", "olmo2", "granite", "phi3", "gpt2", "mixtral", "qwen2_moe", "qwen3_moe"])
 
     public var modelType: String
     public var hiddenSize: Int
@@ -81,7 +116,8 @@ public struct LlamaConfig: Sendable, Equatable {
     public var bosTokenId: Int?
     public var eosTokenIds: [Int]
 
-    init(_ config: ModelConfig) throws(CheckpointError) {
+    init(_ config: ModelConfig, accepting types: Set<String> = modelTypes,
+         kind: String = "a Llama-family type") throws(CheckpointError) {
         let raw = config.raw
         let path = config.path
         func int(_ key: String) throws(CheckpointError) -> Int {
@@ -90,8 +126,8 @@ public struct LlamaConfig: Sendable, Equatable {
             return i
         }
         guard let type = config.modelType else { throw .invalidConfig(path: path, key: "model_type", reason: "missing") }
-        guard Self.modelTypes.contains(type) else {
-            throw .invalidConfig(path: path, key: "model_type", reason: "'\(type)' is not a Llama-family type (accepted: \(Self.modelTypes.sorted().joined(separator: ", ")))")
+        guard types.contains(type) else {
+            throw .invalidConfig(path: path, key: "model_type", reason: "'\(type)' is not \(kind) (accepted: \(types.sorted().joined(separator: ", ")))")
         }
         modelType = type
         hiddenSize = try int("hidden_size")

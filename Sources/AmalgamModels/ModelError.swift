@@ -12,6 +12,7 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     case tokenOutOfRange(token: Int, vocabSize: Int)
     case emptySequence(index: Int)
     case contextTooLong(length: Int, limit: Int)
+    case positionOutOfRange(position: Int, limit: Int)
     case parameterCount(expected: Int, actual: Int, layout: String)
     case inputSize(expected: Int, actual: Int)
 
@@ -32,6 +33,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
             return "sequence \(index) is empty; every sequence needs at least one token"
         case let .contextTooLong(length, limit):
             return "\(length) tokens exceed the KV cache capacity of \(limit); give a larger capacity"
+        case let .positionOutOfRange(position, limit):
+            return "position \(position) is past the model's \(limit) learned positions (n_positions); use sequences of at most \(limit) tokens"
         case let .parameterCount(expected, actual, layout):
             return "\(actual) parameters given but the layout \(layout) needs \(expected)"
         case let .inputSize(expected, actual):

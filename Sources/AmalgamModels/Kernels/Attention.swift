@@ -24,13 +24,14 @@ public enum Attention {
     /// Queries per parallel task.
     static let queryBlock = 16
 
-    /// out[· × Hq·D] = softmax(q kᵀ / √D + causal/window mask) v, for every segment and head.
+    /// out[· × Hq·D] = softmax(cap(q kᵀ · scale) + causal/window mask) v, for every segment and head;
+    /// scale is 1/√D unless given, cap(s) = c·tanh(s/c) with c = `softCap` (Gemma 2), else s.
     /// q, out [rows × Hq·D]; k, v [rows × Hkv·D]. Query head h reads key/value head h / (Hq / Hkv).
     /// A key at position s is visible from position p when s ≤ p and p − s < window.
     /// Backward needs q, k, v and the probabilities (recomputed from q, k, rather than kept).
     public static func forward(_ out: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
                                v: UnsafePointer<Float>, segments: [Segment], heads Hq: Int, kvHeads Hkv: Int,
-                               headDim D: Int, window: Int?) {
+                               headDim D: Int, window: Int?, scale givenScale: Float? = nil, softCap: Float? = nil) {
         struct Task { var segment: Int; var head: Int; var first: Int }
         var taskList: [Task] = []
         for (i, s) in segments.enumerated() {
@@ -40,7 +41,7 @@ public enum Attention {
         }
         let tasks = taskList
         let op = SendablePointer(out), qp = SendableConstPointer(q), kp = SendableConstPointer(k), vp = SendableConstPointer(v)
-        let scale = 1 / Float(D).squareRoot()
+        let scale = givenScale ?? 1 / Float(D).squareRoot()
         let group = Hq / Hkv
         let limit = window ?? Int.max
         let maxKeys = segments.map { $0.position + $0.count }.max() ?? 0
@@ -58,7 +59,8 @@ public enum Attention {
                     let lo = limit == Int.max ? 0 : max(0, p - limit + 1)
                     var m = -Float.infinity
                     for key in lo...p {
-                        let score = dot(qRow, kp.base + ((s.keyRow + key) * Hkv + kvh) * D, D) * scale
+                        var score = dot(qRow, kp.base + ((s.keyRow + key) * Hkv + kvh) * D, D) * scale
+                        if let softCap { score = softCap * Foundation.tanh(score / softCap) }
                         scores[key] = score
                         m = max(m, score)
                     }

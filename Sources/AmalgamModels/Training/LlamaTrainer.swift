@@ -99,6 +99,9 @@ public final class LlamaTrainer: @unchecked Sendable {
     /// or matches nothing.
     public init(model: LlamaModel, trainable selection: TrainableSelection) throws(TrainingError) {
         self.model = model
+        guard model.family.isLlama else {
+            throw .invalidSetting(name: "model_type", reason: "training runs the Llama family (\(LlamaConfig.modelTypes.sorted().joined(separator: ", "))); '\(model.family.modelType)' has no backward pass yet")
+        }
         let regex: ScalarRegex?
         if case let .pattern(p) = selection {
             do { regex = try ScalarRegex(p, dialect: .python) } catch { throw .badPattern(pattern: p, reason: error.description) }
@@ -138,17 +141,17 @@ public final class LlamaTrainer: @unchecked Sendable {
         for (i, l) in w.layers.enumerated() {
             let p = "model.layers.\(i).", a = p + "self_attn.", m = p + "mlp."
             layers.append(Layer(
-                inputNorm: vector(p + "input_layernorm.weight", l.inputNorm),
+                inputNorm: vector(p + "input_layernorm.weight", l.inputNorm ?? []),
                 q: matrix(a + "q_proj.weight", l.q, bias: l.qBias, biasName: a + "q_proj.bias"),
                 k: matrix(a + "k_proj.weight", l.k, bias: l.kBias, biasName: a + "k_proj.bias"),
                 v: matrix(a + "v_proj.weight", l.v, bias: l.vBias, biasName: a + "v_proj.bias"),
                 o: matrix(a + "o_proj.weight", l.o, bias: l.oBias, biasName: a + "o_proj.bias"),
                 qNorm: l.qNorm.map { vector(a + "q_norm.weight", $0) },
                 kNorm: l.kNorm.map { vector(a + "k_norm.weight", $0) },
-                postNorm: vector(p + "post_attention_layernorm.weight", l.postNorm),
-                gate: matrix(m + "gate_proj.weight", l.gate, bias: l.gateBias, biasName: m + "gate_proj.bias"),
-                up: matrix(m + "up_proj.weight", l.up, bias: l.upBias, biasName: m + "up_proj.bias"),
-                down: matrix(m + "down_proj.weight", l.down, bias: l.downBias, biasName: m + "down_proj.bias"),
+                postNorm: vector(p + "post_attention_layernorm.weight", l.postNorm ?? []),
+                gate: matrix(m + "gate_proj.weight", l.gate!, bias: l.gateBias, biasName: m + "gate_proj.bias"),
+                up: matrix(m + "up_proj.weight", l.up!, bias: l.upBias, biasName: m + "up_proj.bias"),
+                down: matrix(m + "down_proj.weight", l.down!, bias: l.downBias, biasName: m + "down_proj.bias"),
                 window: l.window))
         }
         self.layers = layers
