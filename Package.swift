@@ -19,6 +19,11 @@ let package = Package(
         .library(name: "Amalgam", targets: [
             "AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamJinja", "AmalgamTokenizer", "AmalgamModels", "AmalgamEval", "AmalgamSearch", "AmalgamLab", "AmalgamReport",
         ]),
+        // The floors below search, which hold every reader of a user's file: the fuzz package (Fuzz/) links only
+        // these, so its sanitizer build leaves out the PostgreSQL client and the TLS library under it.
+        .library(name: "AmalgamReaders", targets: [
+            "AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamJinja", "AmalgamTokenizer", "AmalgamModels", "AmalgamEval",
+        ]),
         .executable(name: "amalgam", targets: ["AmalgamCLI"]),
         .executable(name: "amalgam-bench", targets: ["AmalgamBench"]),
     ],

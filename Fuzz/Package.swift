@@ -6,7 +6,8 @@
 import PackageDescription
 
 // `Amalgam` is a link to the repository root, so the dependency is named `amalgam` whatever the clone folder is called.
-let amalgam: Target.Dependency = .product(name: "Amalgam", package: "Amalgam")
+// The floors below search only (`AmalgamReaders`): the parsers live there, and the sanitizer build stays small.
+let amalgam: Target.Dependency = .product(name: "AmalgamReaders", package: "Amalgam")
 let fuzzTargets = ["FuzzJSON", "FuzzSafetensors", "FuzzGGUF", "FuzzMergeYAML", "FuzzConfigJSON",
                    "FuzzTokenizerJSON", "FuzzChatTemplate", "FuzzTaskFile", "FuzzAdapterConfig"]
 

@@ -32,19 +32,7 @@ public enum Layers {
     /// rotation with sin negated, so nothing is kept.
     public static func ropeForward(_ x: UnsafeMutablePointer<Float>, rows N: Int, heads H: Int, headDim D: Int,
                                    cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
-        let half = D / 2
-        for n in 0..<N {
-            let c = cos + n * half
-            let s = sin + n * half
-            for h in 0..<H {
-                let v = x + (n * H + h) * D
-                for i in 0..<half {
-                    let x1 = v[i], x2 = v[i + half]
-                    v[i] = x1 * c[i] - x2 * s[i]
-                    v[i + half] = x2 * c[i] + x1 * s[i]
-                }
-            }
-        }
+        partialRopeForward(x, rows: N, heads: H, headDim: D, rotaryDim: D, cos: cos, sin: sin)
     }
 
     /// SwiGLU: out[N × I] = silu(gate[N × I]) · up[N × I]. Backward needs gate and up (keep them).
