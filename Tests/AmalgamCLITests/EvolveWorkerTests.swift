@@ -89,12 +89,12 @@ import Testing
         let run = "worker-kill-\(UUID().uuidString.prefix(8))"
         let coordinator = try start(["evolve", config, "--store", url, "--run", run, "--run-dir", dir + "/outputs", "--workers",
                                      "--coordinate-only", "--quiet"], dir, "coordinator")
-        // A worker whose evaluations take 5 s (far beyond its 2-s lease, kept alive by heartbeats)...
-        let slow = try start(["worker", "--store", url, "--run", run, "--lease", "2", "--test-delay-ms", "5000"], dir, "slow")
+        // A worker whose evaluations take 7 s (far beyond its 3-s lease, kept alive by heartbeats every second)...
+        let slow = try start(["worker", "--store", url, "--run", run, "--lease", "3", "--test-delay-ms", "7000"], dir, "slow")
         let killed = try #require(try claimedWhileStopped(slow, run), "the slow worker never claimed a candidate")
         slow.send(SIGCONT)
         // ...lives past its lease while it evaluates: the heartbeats keep the candidate its own...
-        sleep(3)
+        sleep(4)
         #expect(try runningItem(run)?.index == killed.index && runningItem(run)?.attempt == 1, "a heartbeated lease ran out")
         // ...and is SIGKILLed mid-evaluation: its lease runs out, the candidate is requeued and done once, by another worker.
         slow.send(SIGKILL)
