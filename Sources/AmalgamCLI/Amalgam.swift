@@ -25,6 +25,7 @@ struct Amalgam: ParsableCommand {
             MakeTasks.self,
             FineTune.self,
             Evolve.self,
+            Worker.self,
             DAMCommand.self,
             Download.self,
         ]

@@ -31,6 +31,21 @@ struct Evolve: ParsableCommand {
     @Option(name: .customLong("run"), help: "The run's name in the --store database (default: the config's name).")
     var runName: String?
 
+    @Flag(help: "With --store: share each generation's evaluations with `amalgam worker` processes through the store's work queue (CMA-ES; docs/distributed.md). The result is the same as without, whatever the number of workers.")
+    var workers = false
+
+    @Flag(help: "With --workers: leave every evaluation to the workers (this process only asks, waits and tells).")
+    var coordinateOnly = false
+
+    @Option(help: "With --workers: the lease (seconds) of a candidate this process evaluates; a claimant that stops heartbeating loses its candidate when the lease runs out.")
+    var lease: Double = 60
+
+    @Option(help: "With --workers: claims of one candidate at most before the run stops with an error.")
+    var maxAttempts: Int = 3
+
+    @Option(help: .hidden)
+    var testDelayMs: Int = 0
+
     @Option(help: "Overrides the config's seed.")
     var seed: UInt64?
 
@@ -50,6 +65,11 @@ struct Evolve: ParsableCommand {
             throw CLIInputError("--store \(PostgresAddress.displayed(storeURL)): not a PostgreSQL URL (postgres://USER@HOST:PORT/DB); without --store the run lives in the run folder")
         }
         if runName != nil && storeURL == nil { throw CLIInputError("--run names a run in a --store database; give --store (or AMALGAM_STORE), or leave --run out") }
+        if workers && storeURL == nil { throw CLIInputError("--workers shares a run kept in a --store database; give --store (or AMALGAM_STORE)") }
+        if coordinateOnly && !workers { throw CLIInputError("--coordinate-only leaves the evaluations to workers: give --workers too") }
+        if workers && configuration.method != .cmaes { throw CLIInputError("--workers shares CMA-ES runs only (method: cmaes); M2N2 over workers is not built") }
+        guard lease >= 1, lease.isFinite else { throw CLIInputError("--lease \(lease): give at least 1 second") }
+        guard maxAttempts >= 1 else { throw CLIInputError("--max-attempts \(maxAttempts): give at least 1") }
         if storeURL == nil, !resume, FileManager.default.fileExists(atPath: directory) {
             throw CLIInputError("\(directory) already exists: pass --resume to continue that run, or choose another --run-dir")
         }
@@ -59,6 +79,14 @@ struct Evolve: ParsableCommand {
         let runner = try EvolveRunner(configuration: configuration, runDirectory: directory, tokenizer: tokenizer,
                                       precision: weightsOption.precision)
         if let storeURL { runner.store = (storeURL, runName ?? name) }
+        if workers {
+            var queue = EvolveQueueOptions()
+            queue.evaluateLocally = !coordinateOnly
+            queue.leaseSeconds = lease
+            queue.maxAttempts = maxAttempts
+            queue.delayBeforeEvaluation = Double(testDelayMs) / 1000
+            runner.queue = queue
+        }
         let place = storeURL.map { "\(PostgresAddress.displayed($0)) (run `\(runName ?? name)`)" } ?? directory
         printError("\(resume && (storeURL != nil || RunFolder.exists(at: directory)) ? "resuming" : "starting") \(configuration.method.rawValue) run in \(place): \(configuration.models.count) models, "
             + "\(runner.tasks.exampleCount) training examples (\(zip(runner.tasks.names, runner.tasks.trainCounts).map { "\($0) \($1)" }.joined(separator: ", "))), budget \(configuration.budget) passes")

@@ -79,6 +79,9 @@ public final class EvolveRunner {
     /// A CMA-ES run kept in a PostgreSQL run store instead of the run folder (`amalgam evolve --store URL
     /// --run NAME`): the store's URL and the run's name. The run folder then holds only the outputs.
     public var store: (url: String, run: String)?
+    /// With `store`: share each generation's evaluations with `amalgam worker` processes through the
+    /// store's work queue (`amalgam evolve --workers`; EvolveWorker.swift).
+    public var queue: EvolveQueueOptions?
 
     /// The run folder kinds.
     public static let m2n2Kind = "m2n2", cmaesKind = "evolve-cmaes"
@@ -269,16 +272,31 @@ public final class EvolveRunner {
 
     /// A recipe merged in memory (the code `amalgam merge` runs) and loaded as a model.
     public func mergedModel(_ recipe: MergeRecipe) throws(SearchError) -> LlamaModel {
+        try mergedModel(yaml: recipe.yaml)
+    }
+
+    /// A recipe, as its YAML text, merged in memory and loaded as a model.
+    public func mergedModel(yaml: String) throws(SearchError) -> LlamaModel {
         do {
-            let plan = try MergePlan(config: try MergeConfig(yaml: recipe.yaml, path: runDirectory + " (candidate recipe)"),
+            let plan = try MergePlan(config: try MergeConfig(yaml: yaml, path: runDirectory + " (candidate recipe)"),
                                      seed: configuration.cmaes.mergeSeed)
             let merged = try MergedModel(plan: plan)
             return try EvolveArchitecture(config: merged.config).model(weights: merged.checkpoint)
         } catch let error as SearchError {
             throw error
         } catch {
-            throw .invalidConfiguration(key: "recipe", reason: "the candidate recipe cannot be merged: \(error)\n\(recipe.yaml)")
+            throw .invalidConfiguration(key: "recipe", reason: "the candidate recipe cannot be merged: \(error)\n\(yaml)")
         }
+    }
+
+    /// Merges the recipe (YAML text) in memory and scores it on the training examples: what every CMA-ES
+    /// candidate costs, in this process or in an `amalgam worker`.
+    func scoreCandidate(yaml: String) throws(SearchError) -> StoredCandidate {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let perTask = try tasks.trainScores(model: try mergedModel(yaml: yaml), tokenizer: tokenizer, formatter: formatter)
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        return StoredCandidate(recipe: yaml, metrics: tasks.metrics(perTask), fitness: tasks.fitness(perTask), seconds: seconds,
+                               scores: perTask.flatMap { $0 }.map { Float($0) })
     }
 
     /// JSON for the CMA-ES state (which may hold ±∞ before its first generation).
@@ -352,6 +370,7 @@ public final class EvolveRunner {
     func runCMAES(resume: Bool, stopAfter: Int?, progress: (EvolveProgress) -> Void) throws(SearchError) -> EvolveResult {
         let settings = try recipeSearchConfiguration()
         let place: CMAESPlace
+        var postgres: PostgresRunStore?
         var search: RecipeSearch
         var secondsBefore = 0.0
         if let target = store {
@@ -371,7 +390,10 @@ public final class EvolveRunner {
                 search = try RecipeSearch(configuration: settings)
                 try saveSearch(search, seconds: 0, in: store)
             }
+            // What an `amalgam worker` rebuilds the run from (the checked configuration: the same bytes each time).
+            try publishConfiguration(in: store, step: try store.latestStep() ?? search.evaluations)
             place = .store(store)
+            postgres = store
         } else if resume {
             let folder: RunFolder
             folder = try RunFolder.open(path: runDirectory, kind: Self.cmaesKind, durability: durability)
@@ -403,6 +425,16 @@ public final class EvolveRunner {
             let first = search.evaluations
             var generation: [Double] = []
             try search.step { (recipes: [MergeRecipe]) throws(SearchError) -> [[String: Double]] in
+                if let queue, let postgres {
+                    let done = try evaluateThroughQueue(recipes.map(\.yaml), first: first, store: postgres, options: queue,
+                                                        stopAfter: stopAfter, scored: &scored) { (candidate, finished) in
+                        generation.append(candidate.fitness)
+                        best = max(best, candidate.fitness)
+                        progress(EvolveProgress(passes: first + finished, budget: configuration.budget, passesAtOpen: atOpen, bestFitness: best,
+                                                meanFitness: generation.reduce(0, +) / Double(generation.count), diversity: nil, seconds: elapsed()))
+                    }
+                    return done.map(\.metrics)
+                }
                 var out: [[String: Double]] = []
                 for (i, recipe) in recipes.enumerated() {
                     let index = first + i
@@ -416,15 +448,13 @@ public final class EvolveRunner {
                     } else {
                         if let stopAfter, scored >= stopAfter { throw Self.stopped }
                         scored += 1
-                        let t0 = DispatchTime.now().uptimeNanoseconds
-                        let perTask = try tasks.trainScores(model: try mergedModel(recipe), tokenizer: tokenizer, formatter: formatter)
-                        metrics = tasks.metrics(perTask)
-                        fitness = tasks.fitness(perTask)
-                        let bytes = perTask.flatMap { $0 }.map { Float($0) }.withUnsafeBytes { [UInt8]($0) }
+                        var candidate = try scoreCandidate(yaml: yaml)
+                        metrics = candidate.metrics
+                        fitness = candidate.fitness
+                        let bytes = candidate.scores.withUnsafeBytes { [UInt8]($0) }
+                        candidate.scores = []
                         let json = String(decoding: (try? Self.jsonEncoder.encode(metrics)) ?? Data("{}".utf8), as: UTF8.self)
-                        let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-                        try place.keep(StoredCandidate(recipe: yaml, metrics: metrics, fitness: fitness, seconds: seconds), index: index,
-                                       metricsJSON: json, scores: bytes, step: first)
+                        try place.keep(candidate, index: index, metricsJSON: json, scores: bytes, step: first)
                     }
                     out.append(metrics)
                     generation.append(fitness)

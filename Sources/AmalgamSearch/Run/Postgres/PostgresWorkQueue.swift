@@ -29,7 +29,8 @@ public struct WorkResult: Sendable, Equatable {
 /// commits before the work starts (no transaction, so no lock, is held while evaluating); a heartbeat
 /// extends the lease; a finish is accepted only under the lease it was claimed with, and writes the result
 /// once (primary key, `ON CONFLICT DO NOTHING`); `requeueExpired` puts items whose lease ran out back in the
-/// queue (or marks them failed after `maxAttempts`). Not yet used by a job: `amalgam worker` is not built.
+/// queue (or marks them failed after `maxAttempts`). Used by the CMA-ES coordinator and `amalgam worker`
+/// (Evolve/EvolveWorker.swift).
 extension PostgresRunStore {
     /// Adds items (index, payload) to the queue; an index already there is left as it is.
     public func enqueue(_ items: [(index: Int, payload: String)]) throws(SearchError) {

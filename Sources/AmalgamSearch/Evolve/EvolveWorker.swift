@@ -1,0 +1,426 @@
+import AmalgamCore
+import Foundation
+import PostgresNIO
+
+/// How a CMA-ES run kept in PostgreSQL shares its evaluations through the store's work queue
+/// (`amalgam evolve --store URL --run NAME --workers`, docs/distributed.md).
+public struct EvolveQueueOptions: Sendable, Equatable {
+    /// Whether the coordinating process evaluates queued candidates itself while it waits (`--coordinate-only`: no).
+    public var evaluateLocally = true
+    /// The lease of a candidate this process claims (seconds, by the server's clock); heartbeats extend it
+    /// every third of it. A claimant that stops heartbeating (killed, cut off) loses the candidate when it runs out.
+    public var leaseSeconds = 60.0
+    /// Claims of one candidate at most: after as many expired leases it is marked failed and the run stops.
+    public var maxAttempts = 3
+    /// Seconds between two looks at the queue while waiting for results.
+    public var pollSeconds = 0.05
+    /// Seconds slept after a claim, before evaluating (tests only: makes an evaluation long enough to be killed in).
+    public var delayBeforeEvaluation = 0.0
+
+    public init() {}
+}
+
+/// The queue: indices and payloads of the candidates of one generation.
+extension PostgresRunStore {
+    /// The results written for indices in `range`, in index order.
+    public func workResults(in range: Range<Int>) throws(SearchError) -> [WorkResult] {
+        let rows = try query("""
+            SELECT idx, attempt, worker, result FROM amalgam_results
+             WHERE run_id = \(runID) AND idx >= \(Int64(range.lowerBound)) AND idx < \(Int64(range.upperBound)) ORDER BY idx
+            """)
+        var out: [WorkResult] = []
+        for row in rows {
+            let (index, attempt, worker, bytes) = try Self.decoded(at: location) { try row.decode((Int64, Int32, String, ByteBuffer).self) }
+            out.append(WorkResult(index: Int(index), attempt: Int(attempt), worker: worker, bytes: Array(bytes.readableBytesView)))
+        }
+        return out
+    }
+
+    /// The indices in `range` marked failed (claimed `maxAttempts` times, never finished).
+    public func failedItems(in range: Range<Int>) throws(SearchError) -> [Int] {
+        let rows = try query("""
+            SELECT idx FROM amalgam_work WHERE run_id = \(runID) AND state = 'failed'
+               AND idx >= \(Int64(range.lowerBound)) AND idx < \(Int64(range.upperBound)) ORDER BY idx
+            """)
+        var out: [Int] = []
+        for row in rows { out.append(Int(try Self.decoded(at: location) { try row.decode(Int64.self) })) }
+        return out
+    }
+
+    /// The items being evaluated (claimed under a lease not yet finished): index and attempt, in index order.
+    public func runningItems() throws(SearchError) -> [(index: Int, attempt: Int)] {
+        let rows = try query("SELECT idx, attempt FROM amalgam_work WHERE run_id = \(runID) AND state = 'running' ORDER BY idx")
+        var out: [(index: Int, attempt: Int)] = []
+        for row in rows {
+            let (index, attempt) = try Self.decoded(at: location) { try row.decode((Int64, Int32).self) }
+            out.append((Int(index), Int(attempt)))
+        }
+        return out
+    }
+
+    /// Puts the failed items in `range` back in the queue with their attempts reset (a resumed coordinator
+    /// gives them another chance); returns how many.
+    @discardableResult
+    public func retryFailed(in range: Range<Int>) throws(SearchError) -> Int {
+        let result = try query("""
+            UPDATE amalgam_work SET state = 'queued', attempt = 0, lease_token = NULL, worker = NULL
+             WHERE run_id = \(runID) AND state = 'failed' AND idx >= \(Int64(range.lowerBound)) AND idx < \(Int64(range.upperBound))
+            """)
+        return result.metadata.rows ?? 0
+    }
+
+    /// Another connection to the same run (no claim): for a thread beside the one using this store.
+    func reopened() throws(SearchError) -> PostgresRunStore {
+        PostgresRunStore(address: address, runName: runName, runID: runID, kind: kind, connection: try Self.connect(address))
+    }
+
+    /// The names of the runs of kind `kind` in the database at `url`, oldest first; with `lacking`, only those
+    /// without a blob of that name (for evolve runs: `result`, so the unfinished ones). None in a database
+    /// amalgam has not used yet.
+    public static func runNames(url: String, kind: String, lacking blob: String? = nil) throws(SearchError) -> [String] {
+        let address = try PostgresAddress(parsing: url)
+        let connection = try connect(address)
+        defer { _ = try? connection.close().wait() }
+        let at = "PostgreSQL run store \(address.display)"
+        let exists = try run(connection, "SELECT to_regclass('amalgam_runs') IS NOT NULL", at: at)
+        guard try exists.first.map({ (row) throws(SearchError) in try decoded(at: at) { try row.decode(Bool.self) } }) ?? false else { return [] }
+        let sql: PostgresQuery
+        if let blob {
+            sql = """
+                SELECT r.name FROM amalgam_runs r WHERE r.kind = \(kind)
+                   AND NOT EXISTS (SELECT 1 FROM amalgam_run_blobs b WHERE b.run_id = r.id AND b.name = \(blob)) ORDER BY r.id
+                """
+        } else {
+            sql = "SELECT name FROM amalgam_runs WHERE kind = \(kind) ORDER BY id"
+        }
+        let rows = try run(connection, sql, at: at)
+        var out: [String] = []
+        for row in rows { out.append(try decoded(at: at) { try row.decode(String.self) }) }
+        return out
+    }
+}
+
+/// Keeps one claimed item's lease alive from its own thread and connection while the claimant evaluates:
+/// a heartbeat every third of the lease. A heartbeat that finds the lease gone (expired and requeued)
+/// marks it lost; the claimant's late `finish` is then refused by the queue anyway.
+final class LeaseKeeper: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var item: WorkItem?
+    private var lost = false
+    private var stopping = false
+    private let ended = DispatchSemaphore(value: 0)
+    private let store: PostgresRunStore
+    private let leaseSeconds: Double
+
+    /// A keeper with its own connection to `store`'s run.
+    init(_ store: PostgresRunStore, leaseSeconds: Double) throws(SearchError) {
+        self.store = try store.reopened()
+        self.leaseSeconds = leaseSeconds
+        Thread { [self] in loop() }.start()
+    }
+
+    /// Starts keeping `item`'s lease.
+    func hold(_ item: WorkItem) {
+        condition.lock()
+        self.item = item
+        lost = false
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Stops keeping the lease; false when a heartbeat found it lost.
+    @discardableResult
+    func release() -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        item = nil
+        return !lost
+    }
+
+    /// Ends the thread and closes its connection.
+    func stop() {
+        condition.lock()
+        stopping = true
+        condition.signal()
+        condition.unlock()
+        ended.wait()
+    }
+
+    private func loop() {
+        condition.lock()
+        while !stopping {
+            guard let current = item else {
+                condition.wait()
+                continue
+            }
+            _ = condition.wait(until: Date(timeIntervalSinceNow: leaseSeconds / 3))
+            guard !stopping, item == current else { continue }
+            condition.unlock()
+            // A failed statement (a lost connection) is not a lost lease: the next beat tries again.
+            let alive = (try? store.heartbeat(current, leaseSeconds: leaseSeconds)) ?? true
+            condition.lock()
+            if !alive, item == current { lost = true }
+        }
+        condition.unlock()
+        store.close()
+        ended.signal()
+    }
+}
+
+extension EvolveRunner {
+    /// The blob a worker reads the run's configuration from (`EvolveConfiguration` as JSON).
+    static let configurationBlob = "evolve-configuration"
+
+    /// Commits the configuration as the blob `evolve-configuration`, leaving the step at `step`.
+    func publishConfiguration(in store: any RunStore, step: Int) throws(SearchError) {
+        guard let data = try? Self.jsonEncoder.encode(configuration) else {
+            throw .runFolder(path: store.location, reason: "cannot encode the configuration")
+        }
+        if try store.blob(Self.configurationBlob) == [UInt8](data) { return }
+        try store.commit(RunStep(number: step, blobs: [Self.configurationBlob: [UInt8](data)]))
+    }
+
+    /// One generation's evaluations through the work queue, as the coordinator does them: the candidates
+    /// not kept yet are enqueued (recipes only), expired leases are requeued, this process evaluates
+    /// queued ones itself unless told not to, and the results are gathered by candidate index. Returns the
+    /// candidates in index order (so CMA-ES is told exactly as in one process) after committing them as the
+    /// blobs `candidate/N`. `received` is called with each candidate as it arrives and the count so far.
+    func evaluateThroughQueue(_ recipes: [String], first: Int, store: PostgresRunStore, options: EvolveQueueOptions, stopAfter: Int?,
+                              scored: inout Int, received: (StoredCandidate, Int) -> Void) throws(SearchError) -> [StoredCandidate] {
+        let range = first..<(first + recipes.count)
+        var done: [Int: StoredCandidate] = [:]
+        // A candidate of this generation kept before a kill (same recipe) is taken back.
+        for (i, yaml) in recipes.enumerated() {
+            if let bytes = try store.blob("candidate/\(first + i)"),
+               let kept = try? Self.jsonDecoder.decode(StoredCandidate.self, from: Data(bytes)), kept.recipe == yaml {
+                done[first + i] = kept
+                received(kept, done.count)
+            }
+        }
+        if done.count == recipes.count { return range.map { done[$0]! } }
+        try store.retryFailed(in: range)
+        try store.enqueue(recipes.indices.filter { done[first + $0] == nil }.map { (index: first + $0, payload: recipes[$0]) })
+        var fresh: [String: [UInt8]] = [:]
+        var keeper: LeaseKeeper?
+        defer { keeper?.stop() }
+        let me = "coordinator \(PostgresRunStore.applicationName)"
+        while true {
+            for result in try store.workResults(in: range) where done[result.index] == nil {
+                guard let candidate = try? Self.jsonDecoder.decode(StoredCandidate.self, from: Data(result.bytes)),
+                      candidate.recipe == recipes[result.index - first] else {
+                    throw .runFolder(path: store.location, reason: "the result of candidate \(result.index) (from \(result.worker)) is not "
+                        + "this run's candidate \(result.index); the run's queue was changed by something else: start another run")
+                }
+                done[result.index] = candidate
+                fresh["candidate/\(result.index)"] = result.bytes
+                received(candidate, done.count)
+            }
+            if done.count == recipes.count { break }
+            try store.requeueExpired(maxAttempts: options.maxAttempts)
+            if let failed = try store.failedItems(in: range).first {
+                throw .runFolder(path: store.location, reason: "candidate \(failed) was claimed \(options.maxAttempts) times and never "
+                    + "finished (each claimant died or lost its lease): see the workers' errors, then continue the run with --resume")
+            }
+            if options.evaluateLocally {
+                if let stopAfter, scored >= stopAfter { throw Self.stopped }
+                if let item = try store.claim(worker: me, leaseSeconds: options.leaseSeconds) {
+                    scored += 1
+                    if keeper == nil {
+                        keeper = try LeaseKeeper(store, leaseSeconds: options.leaseSeconds)
+                    }
+                    keeper!.hold(item)
+                    let candidate: StoredCandidate
+                    do throws(SearchError) {
+                        if options.delayBeforeEvaluation > 0 { usleep(UInt32(options.delayBeforeEvaluation * 1e6)) }
+                        candidate = try scoreCandidate(yaml: item.payload)
+                    } catch {
+                        keeper!.release()
+                        throw error
+                    }
+                    keeper!.release()
+                    _ = try store.finish(item, worker: me, result: try Self.encoded(candidate, at: store.location))
+                    continue
+                }
+            }
+            usleep(UInt32(options.pollSeconds * 1e6))
+        }
+        // The generation's candidates as the blobs `candidate/N`, in one commit; the step stays at `first`.
+        if !fresh.isEmpty { try store.commit(RunStep(number: first, blobs: fresh)) }
+        return range.map { done[$0]! }
+    }
+
+    /// A candidate as the store and the queue keep it (JSON, sorted keys).
+    static func encoded(_ candidate: StoredCandidate, at location: String) throws(SearchError) -> [UInt8] {
+        guard let data = try? jsonEncoder.encode(candidate) else { throw .runFolder(path: location, reason: "cannot encode a candidate") }
+        return [UInt8](data)
+    }
+}
+
+/// What an `amalgam worker` does (issue #21): claims candidate evaluations of a CMA-ES run kept in
+/// PostgreSQL, rebuilds each candidate from its recipe (an in-memory merge of the seed models the run's
+/// configuration names), scores it on the run's training examples while a heartbeat keeps its lease, and
+/// writes the result once; until the run is finished (its `result` is committed).
+public final class EvolveWorker: @unchecked Sendable {
+    /// How a worker works.
+    public struct Options: Sendable {
+        /// Evaluations at once in this process (each its own thread and connection).
+        public var concurrency = 1
+        /// Lease of a claimed candidate (seconds); a heartbeat extends it every third of it.
+        public var leaseSeconds = 60.0
+        /// Claims of one candidate at most before it is marked failed (when this worker requeues expired leases).
+        public var maxAttempts = 3
+        /// Seconds between two looks at an empty queue.
+        public var pollSeconds = 0.2
+        /// Seconds slept after a claim, before evaluating (tests only).
+        public var delayBeforeEvaluation = 0.0
+
+        public init() {}
+    }
+
+    /// One evaluation done.
+    public struct Event: Sendable {
+        /// The claimant (`amalgam PID on HOST #thread`).
+        public var worker: String
+        public var index: Int
+        public var attempt: Int
+        public var fitness: Double
+        /// Seconds merging and scoring.
+        public var evaluationSeconds: Double
+        /// Seconds spent in the claim and in the finish (the coordination cost of the candidate).
+        public var coordinationSeconds: Double
+        /// False when the lease had run out and the result was refused (another claimant does the candidate).
+        public var accepted: Bool
+    }
+
+    public let url: String
+    public let run: String
+    public let runner: EvolveRunner
+    public let options: Options
+    private let lock = NSLock()
+    private var stopping = false
+    private var failure: SearchError?
+
+    /// The run a worker without `--run` serves: the one unfinished CMA-ES run of the database; an error
+    /// names them when there are none or several.
+    public static func soleUnfinishedRun(url: String) throws(SearchError) -> String {
+        let names = try PostgresRunStore.runNames(url: url, kind: EvolveRunner.cmaesKind, lacking: "result")
+        guard names.count == 1 else {
+            let at = "PostgreSQL run store \(PostgresAddress.displayed(url))"
+            if names.isEmpty {
+                throw .runFolder(path: at, reason: "holds no unfinished CMA-ES run: start one with `amalgam evolve CONFIG --store URL --run NAME --workers`, "
+                    + "or name the run to wait for with --run NAME")
+            }
+            throw .runFolder(path: at, reason: "holds \(names.count) unfinished CMA-ES runs (\(names.joined(separator: ", "))): choose one with --run NAME")
+        }
+        return names[0]
+    }
+
+    /// The configuration of the run `run`, once its coordinator has started it: polls every `poll` seconds
+    /// while the run does not exist yet or has not published its configuration, calling `waiting` once.
+    public static func configuration(url: String, run: String, poll: Double = 0.2,
+                                     waiting: () -> Void = {}) throws(SearchError) -> EvolveConfiguration {
+        var told = false
+        while true {
+            if try PostgresRunStore.runNames(url: url, kind: EvolveRunner.cmaesKind).contains(run) {
+                let store = try PostgresRunStore.open(url: url, run: run, kind: EvolveRunner.cmaesKind, create: false, resume: true, claim: false)
+                defer { store.close() }
+                if let bytes = try store.blob(EvolveRunner.configurationBlob) {
+                    guard let c = try? EvolveRunner.jsonDecoder.decode(EvolveConfiguration.self, from: Data(bytes)) else {
+                        throw .runFolder(path: store.location, reason: "holds a configuration this amalgam cannot read: run the same amalgam version as the coordinator")
+                    }
+                    return c
+                }
+            }
+            if !told { waiting(); told = true }
+            usleep(UInt32(poll * 1e6))
+        }
+    }
+
+    /// A worker for the run `run` at `url`; `runner` is the run's configuration opened on this machine
+    /// (its models, tasks and tokenizer).
+    public init(url: String, run: String, runner: EvolveRunner, options: Options) {
+        self.url = url
+        self.run = run
+        self.runner = runner
+        self.options = options
+    }
+
+    /// Serves the run until it is finished; returns the evaluations whose results were accepted. `event` is
+    /// called after each evaluation (from the evaluating thread, one call at a time). An error in any thread
+    /// stops the others (their claims run out and are requeued) and is thrown.
+    @discardableResult
+    public func work(event: @escaping @Sendable (Event) -> Void = { _ in }) throws(SearchError) -> Int {
+        let group = DispatchGroup()
+        let accepted = Counter()
+        for thread in 0..<max(1, options.concurrency) {
+            group.enter()
+            Thread { [self] in
+                defer { group.leave() }
+                do throws(SearchError) {
+                    try serve(thread: thread, accepted: accepted, event: event)
+                } catch {
+                    lock.lock()
+                    if failure == nil { failure = error }
+                    stopping = true
+                    lock.unlock()
+                }
+            }.start()
+        }
+        group.wait()
+        if let failure { throw failure }
+        return accepted.value
+    }
+
+    private var shouldStop: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return stopping
+    }
+
+    private final class Counter: @unchecked Sendable {
+        private let lock = NSLock()
+        private var count = 0
+        var value: Int { lock.lock(); defer { lock.unlock() }; return count }
+        func add() { lock.lock(); count += 1; lock.unlock() }
+    }
+
+    private func serve(thread: Int, accepted: Counter, event: @Sendable (Event) -> Void) throws(SearchError) {
+        let kind = EvolveRunner.cmaesKind
+        let store = try PostgresRunStore.open(url: url, run: run, kind: kind, create: false, resume: true, claim: false)
+        defer { store.close() }
+        let keeper = try LeaseKeeper(store, leaseSeconds: options.leaseSeconds)
+        defer { keeper.stop() }
+        let name = "\(PostgresRunStore.applicationName) #\(thread)"
+        func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+        while !shouldStop {
+            let t0 = now()
+            guard let item = try store.claim(worker: name, leaseSeconds: options.leaseSeconds) else {
+                if try store.blob("result") != nil { return }
+                // Expired leases go back to the queue even while no coordinator runs (it may be restarting).
+                try store.requeueExpired(maxAttempts: options.maxAttempts)
+                usleep(UInt32(options.pollSeconds * 1e6))
+                continue
+            }
+            let claimed = now()
+            keeper.hold(item)
+            let candidate: StoredCandidate
+            do throws(SearchError) {
+                if options.delayBeforeEvaluation > 0 { usleep(UInt32(options.delayBeforeEvaluation * 1e6)) }
+                candidate = try runner.scoreCandidate(yaml: item.payload)
+            } catch {
+                keeper.release()
+                throw error
+            }
+            keeper.release()
+            let bytes = try EvolveRunner.encoded(candidate, at: store.location)
+            let t1 = now()
+            let ok = try store.finish(item, worker: name, result: bytes)
+            let t2 = now()
+            if ok { accepted.add() }
+            lock.lock()
+            event(Event(worker: name, index: item.index, attempt: item.attempt, fitness: candidate.fitness,
+                        evaluationSeconds: Double(t1 - claimed) / 1e9, coordinationSeconds: Double(claimed - t0 + t2 - t1) / 1e9, accepted: ok))
+            lock.unlock()
+        }
+    }
+}
