@@ -52,7 +52,9 @@ public indirect enum ConfigNode: Sendable {
         switch json {
         case .null: self = .scalar(text: "null", kind: .null)
         case let .bool(b): self = .scalar(text: b ? "true" : "false", kind: .bool)
-        case let .number(text): self = .scalar(text: text, kind: Int(text) != nil ? .int : .float)
+        case let .number(text):
+            let integer = text.allSatisfy { $0 == "-" || $0.isASCII && $0.isNumber }
+            self = .scalar(text: text, kind: integer ? .int : .float)
         case let .string(s): self = .scalar(text: s, kind: .string)
         case let .array(items): self = .sequence(items.map(ConfigNode.init(json:)))
         case let .object(object): self = .mapping(object.entries.map { ($0.key, ConfigNode(json: $0.value)) })

@@ -210,7 +210,7 @@ extension TaskSpec {
         fewshotSplit = try r.string("fewshot_split") ?? "train"
         evalSplit = try r.string("eval_split") ?? "test"
         limit = try r.int("limit", minimum: 1)
-        seed = UInt64(try r.int("seed", minimum: 0) ?? 0)
+        seed = try r.uint64("seed") ?? 0
         chatTemplate = try r.bool("chat_template") ?? false
         let d = AnswerRule.gsm8k
         answer = AnswerRule(stop: try r.strings("stop") ?? d.stop, maxTokens: try r.int("max_tokens", minimum: 1) ?? d.maxTokens,

@@ -133,6 +133,15 @@ import Testing
         #expect(message(["[1, 2]"]) == "tasks/demo.jsonl:1: expected a JSON object, got [1,2]")
     }
 
+    /// A seed is any 64-bit unsigned integer, as `--seed` is; a negative one names the key.
+    @Test func aSeedIsAnyUInt64() throws {
+        var lines = Self.good
+        lines[0] = #"{"task": "demo", "kind": "multiple_choice", "num_fewshot": 1, "seed": 18446744073709551615}"#
+        #expect(try EvalTask(text: lines.joined(separator: "\n"), path: "demo.jsonl").spec.seed == UInt64.max)
+        lines[0] = #"{"task": "demo", "kind": "multiple_choice", "seed": -1}"#
+        #expect(message(lines) == "tasks/demo.jsonl:1: key 'seed': -1 is not an integer ≥ 0")
+    }
+
     @Test func aMissingFileSaysSo() {
         #expect(throws: EvalError.file(path: "/nonexistent/task.jsonl", reason: "cannot read the task file (missing or unreadable)")) {
             try EvalTask(contentsOf: "/nonexistent/task.jsonl")
