@@ -42,7 +42,7 @@ struct ConfigJSONErrorTests {
 
     /// Hugging Face's spellings still read: nulls as absent, floats written as 1e-05, whole numbers as 2.0,
     /// unknown keys ignored, eos as one id or a list.
-    @Test func hugginFaceSpellingsStillRead() throws {
+    @Test func huggingFaceSpellingsStillRead() throws {
         let folder = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let config = try llamaConfig(folder) {
