@@ -85,3 +85,17 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
         }
     }
 }
+
+extension CheckpointError: ConfigErrorReporting {
+    public static func config(path: String, key: String, reason: String) -> CheckpointError {
+        .invalidConfig(path: path, key: key, reason: reason)
+    }
+
+    /// A JSON file that cannot be opened keeps its file error; one that does not parse names the file.
+    public static func json(_ error: JSONFileError) -> CheckpointError {
+        switch error {
+        case let .file(error): return .file(error)
+        case let .invalid(path, error): return .invalidConfig(path: path, key: "(file)", reason: error.description)
+        }
+    }
+}

@@ -15,12 +15,7 @@ public struct ModelConfig: Sendable, Equatable {
 
     /// Reads and parses `config.json`.
     public init(contentsOf path: String) throws(CheckpointError) {
-        let file: MappedFile
-        do { file = try MappedFile(path: path) } catch { throw .file(error) }
-        let json: JSONValue
-        do { json = try JSONValue.parse(file.bytes(offset: 0, count: file.count)) } catch {
-            throw .invalidConfig(path: path, key: "(file)", reason: error.description)
-        }
+        let json = try JSONValue.read(contentsOf: path, error: CheckpointError.json)
         guard case let .object(o) = json else { throw .invalidConfig(path: path, key: "(file)", reason: "not a JSON object") }
         self.init(raw: o, path: path)
     }
@@ -50,6 +45,10 @@ public struct ModelConfig: Sendable, Equatable {
             raw[key] = newValue.map { .string($0.torchName) }
         }
     }
+
+    /// The fields as the configuration reader reads them: typed getters whose errors name this file and the key
+    /// path; unknown keys are Hugging Face's business and pass, a null reads as absent.
+    public func fields<E: ConfigErrorReporting>(as _: E.Type = E.self) -> ConfigMapping<E> { ConfigMapping(json: raw, path: path) }
 
     /// Whether `model_type` is one of the Llama-family types Amalgam runs (llama, mistral, qwen2, qwen3).
     public var isLlamaFamily: Bool { LlamaConfig.modelTypes.contains(modelType ?? "") }
@@ -118,45 +117,48 @@ public struct LlamaConfig: Sendable, Equatable {
 
     init(_ config: ModelConfig, accepting types: Set<String> = modelTypes,
          kind: String = "a Llama-family type") throws(CheckpointError) {
-        let raw = config.raw
-        let path = config.path
-        func int(_ key: String) throws(CheckpointError) -> Int {
-            guard let v = raw[key] else { throw .invalidConfig(path: path, key: key, reason: "missing; a Llama-family config.json must have it") }
-            guard let i = v.intValue, i > 0 else { throw .invalidConfig(path: path, key: key, reason: "must be a positive integer") }
-            return i
+        let m = config.fields(as: CheckpointError.self)
+        func positive(_ key: String) throws(CheckpointError) -> Int {
+            try m.require(key, "an integer ≥ 1; a \(config.modelType ?? "Llama-family") config.json must have it").int(minimum: 1)
         }
-        guard let type = config.modelType else { throw .invalidConfig(path: path, key: "model_type", reason: "missing") }
+        let type = try m.require("model_type", "the model's type, a string").string()
         guard types.contains(type) else {
-            throw .invalidConfig(path: path, key: "model_type", reason: "'\(type)' is not \(kind) (accepted: \(types.sorted().joined(separator: ", ")))")
+            throw m.fail("model_type", "'\(type)' is not \(kind) (accepted: \(types.sorted().joined(separator: ", ")))")
         }
         modelType = type
-        hiddenSize = try int("hidden_size")
-        intermediateSize = try int("intermediate_size")
-        numHiddenLayers = try int("num_hidden_layers")
-        numAttentionHeads = try int("num_attention_heads")
-        numKeyValueHeads = raw["num_key_value_heads"].flatMap { $0.isNull ? nil : $0 } != nil ? try int("num_key_value_heads") : numAttentionHeads
-        headDim = raw["head_dim"].flatMap { $0.isNull ? nil : $0 } != nil ? try int("head_dim") : hiddenSize / numAttentionHeads
-        vocabSize = try int("vocab_size")
+        hiddenSize = try positive("hidden_size")
+        intermediateSize = try positive("intermediate_size")
+        numHiddenLayers = try positive("num_hidden_layers")
+        numAttentionHeads = try positive("num_attention_heads")
+        numKeyValueHeads = m["num_key_value_heads"] != nil ? try positive("num_key_value_heads") : numAttentionHeads
+        headDim = m["head_dim"] != nil ? try positive("head_dim") : hiddenSize / numAttentionHeads
+        vocabSize = try positive("vocab_size")
         guard numAttentionHeads % numKeyValueHeads == 0 else {
-            throw .invalidConfig(path: path, key: "num_key_value_heads", reason: "\(numKeyValueHeads) does not divide num_attention_heads (\(numAttentionHeads))")
+            throw m.fail("num_key_value_heads", "\(numKeyValueHeads) does not divide num_attention_heads (\(numAttentionHeads))")
         }
-        rmsNormEps = raw["rms_norm_eps"]?.doubleValue ?? 1e-6
-        let ropeParameters = raw["rope_parameters"]?.objectValue
-        ropeTheta = raw["rope_theta"]?.doubleValue ?? ropeParameters?["rope_theta"]?.doubleValue ?? 10000
-        if let scaling = raw["rope_scaling"]?.objectValue {
+        rmsNormEps = try m.double("rms_norm_eps") ?? 1e-6
+        let ropeParameters = try m.value("rope_parameters")?.mapping()
+        ropeTheta = try (m.value("rope_theta") ?? ropeParameters?.value("rope_theta"))?.double() ?? 10000
+        if try m.value("rope_scaling")?.mapping() != nil, let scaling = config.raw["rope_scaling"]?.objectValue {
             ropeScaling = scaling
-        } else if let p = ropeParameters, let kind = p["rope_type"]?.stringValue, kind != "default" {
-            ropeScaling = p
+        } else if let kind = try ropeParameters?.string("rope_type"), kind != "default" {
+            ropeScaling = config.raw["rope_parameters"]?.objectValue
         } else {
             ropeScaling = nil
         }
-        maxPositionEmbeddings = raw["max_position_embeddings"]?.intValue ?? 2048
-        tieWordEmbeddings = raw["tie_word_embeddings"]?.boolValue ?? false
-        slidingWindow = raw["sliding_window"]?.intValue
-        attentionBias = raw["attention_bias"]?.boolValue ?? (type == "qwen2")
-        bosTokenId = raw["bos_token_id"]?.intValue
-        if let e = raw["eos_token_id"] {
-            eosTokenIds = e.arrayValue?.compactMap(\.intValue) ?? e.intValue.map { [$0] } ?? []
+        maxPositionEmbeddings = try m.int("max_position_embeddings") ?? 2048
+        tieWordEmbeddings = try m.bool("tie_word_embeddings") ?? false
+        slidingWindow = try m.int("sliding_window")
+        attentionBias = try m.bool("attention_bias") ?? (type == "qwen2")
+        bosTokenId = try m.int("bos_token_id")
+        if let e = m.value("eos_token_id") {
+            if case .sequence = e.node {
+                var ids: [Int] = []
+                for item in try e.items() { ids.append(try item.int()) }
+                eosTokenIds = ids
+            } else {
+                eosTokenIds = [try e.int()]
+            }
         } else {
             eosTokenIds = []
         }

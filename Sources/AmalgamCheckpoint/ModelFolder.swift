@@ -81,12 +81,7 @@ public struct ModelFolder: Sendable {
         let fm = FileManager.default
         let indexPath = folder + "/model.safetensors.index.json"
         if fm.fileExists(atPath: indexPath) {
-            let file: MappedFile
-            do { file = try MappedFile(path: indexPath) } catch { throw .file(error) }
-            let json: JSONValue
-            do { json = try JSONValue.parse(file.bytes(offset: 0, count: file.count)) } catch {
-                throw .invalidConfig(path: indexPath, key: "(file)", reason: error.description)
-            }
+            let json = try JSONValue.read(contentsOf: indexPath, error: CheckpointError.json)
             guard let map = json["weight_map"]?.objectValue else {
                 throw .invalidConfig(path: indexPath, key: "weight_map", reason: "missing or not an object")
             }

@@ -89,3 +89,43 @@ public struct JSONError: Error, CustomStringConvertible, Equatable {
     public let offset: Int
     public var description: String { "invalid JSON at byte \(offset): \(message)" }
 }
+
+/// A JSON file that cannot be read (`file`) or is not JSON (`invalid`); each area maps it into its own error
+/// through `JSONValue.read(contentsOf:error:)`.
+public enum JSONFileError: Error, CustomStringConvertible, Equatable {
+    case file(FileError)
+    case invalid(path: String, JSONError)
+
+    public var path: String {
+        switch self {
+        case let .file(error): return error.path
+        case let .invalid(path, _): return path
+        }
+    }
+
+    /// What is wrong, without the path.
+    public var reason: String {
+        switch self {
+        case let .file(error):
+            let text = error.description
+            return text.hasPrefix(error.path + ": ") ? String(text.dropFirst(error.path.count + 2)) : text
+        case let .invalid(_, error): return "not valid JSON: \(error)"
+        }
+    }
+
+    public var description: String { "\(path): \(reason)" }
+}
+
+extension JSONValue {
+    /// Reads and parses a JSON file: the one way a JSON file is read.
+    public static func read(contentsOf path: String) throws(JSONFileError) -> JSONValue {
+        let file: MappedFile
+        do { file = try MappedFile(path: path) } catch { throw .file(error) }
+        do { return try JSONValue.parse(file.bytes(offset: 0, count: file.count)) } catch { throw .invalid(path: path, error) }
+    }
+
+    /// Reads and parses a JSON file, its failure given as the caller's error.
+    public static func read<E: Error>(contentsOf path: String, error map: (JSONFileError) -> E) throws(E) -> JSONValue {
+        do { return try read(contentsOf: path) } catch { throw map(error) }
+    }
+}

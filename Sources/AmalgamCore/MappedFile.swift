@@ -75,6 +75,15 @@ public enum FileError: Error, CustomStringConvertible, Equatable {
     /// The filesystem holding `path` is full (or the user's quota is): `needed` and `free` in bytes when known.
     case noSpace(path: String, needed: Int?, free: Int?)
 
+    /// The file or folder it is about.
+    public var path: String {
+        switch self {
+        case let .cannotOpen(path, _), let .isDirectory(path), let .cannotWrite(path, _), let .alreadyExists(path),
+             let .inUse(path, _), let .noSpace(path, _, _):
+            return path
+        }
+    }
+
     public var description: String {
         switch self {
         case let .cannotOpen(path, reason): return "\(path): cannot open (\(reason))"

@@ -30,4 +30,7 @@ public enum EvalError: Error, CustomStringConvertible, Equatable {
     }
 
     static func wrap(_ error: FileError, path: String) -> EvalError { .file(path: path, reason: "\(error)") }
+
+    /// A JSON file (an eval summary) that cannot be read or parsed.
+    static func json(_ error: JSONFileError) -> EvalError { .file(path: error.path, reason: error.reason) }
 }

@@ -47,7 +47,7 @@ public struct EvalRecordFolder: Sendable {
         var tasks: [Task] = []
         for file in names.filter({ $0.hasSuffix(".summary.json") }).sorted() {
             let summaryPath = (path as NSString).appendingPathComponent(file)
-            let json = try PairedComparison.readJSON(summaryPath)
+            let json = try JSONValue.read(contentsOf: summaryPath, error: EvalError.json)
             guard let name = json["task"]?.stringValue, let kindName = json["kind"]?.stringValue, let kind = TaskKind(rawValue: kindName),
                   let count = json["n"]?.intValue, let metrics = json["metrics"]?.objectValue else {
                 throw .file(path: summaryPath, reason: "lacks \"task\", \"kind\", \"n\" or \"metrics\"; was it written by `amalgam eval`?")

@@ -109,12 +109,17 @@ public struct EvalTask: Sendable, Equatable {
             guard let object = value.objectValue else {
                 throw .task(path: path, line: line, key: nil, reason: "expected a JSON object, got \(value.compactText().prefix(40))")
             }
-            let reader = ObjectReader(object: object, path: path, line: line)
-            guard let current = spec else {
-                spec = try TaskSpec(header: reader)
-                continue
+            let fields = ConfigMapping<TaskLineError>(json: object, path: path)
+            let example: TaskExample
+            do throws(TaskLineError) {
+                guard let current = spec else {
+                    spec = try TaskSpec(header: fields)
+                    continue
+                }
+                example = try TaskExample(fields, line: line, spec: current)
+            } catch {
+                throw error.at(line: line)
             }
-            let example = try TaskExample(reader, spec: current)
             if let first = seenIds[example.id] {
                 throw .task(path: path, line: line, key: "id", reason: "'\(example.id)' is already the id of line \(first); ids must be unique")
             }
@@ -162,55 +167,19 @@ public struct EvalTask: Sendable, Equatable {
     }
 }
 
-/// Reads typed keys of one JSON object of a task file, throwing with the file, line and key.
-struct ObjectReader {
-    let object: JSONObject
+/// An error of one line of a task file, read through the configuration reader; `at(line:)` gives it its line.
+struct TaskLineError: ConfigErrorReporting {
     let path: String
-    let line: Int
+    let key: String
+    let reason: String
 
-    func fail(_ key: String?, _ reason: String) -> EvalError { .task(path: path, line: line, key: key, reason: reason) }
+    static func config(path: String, key: String, reason: String) -> TaskLineError { TaskLineError(path: path, key: key, reason: reason) }
 
-    func checkKeys(_ allowed: [String], what: String) throws(EvalError) {
-        for key in object.keys where !allowed.contains(key) {
-            throw fail(key, "unknown key in \(what); accepted: \(allowed.joined(separator: ", "))")
-        }
-    }
+    func at(line: Int) -> EvalError { .task(path: path, line: line, key: key == "(document)" ? nil : key, reason: reason) }
+}
 
-    func string(_ key: String) throws(EvalError) -> String {
-        guard let v = object[key] else { throw fail(key, "missing (a string)") }
-        guard let s = v.stringValue else { throw fail(key, "expected a string, got \(v.compactText().prefix(40))") }
-        return s
-    }
-
-    func string(_ key: String, default value: String) throws(EvalError) -> String {
-        object[key] == nil ? value : try string(key)
-    }
-
-    func int(_ key: String, default value: Int?, minimum: Int = 0) throws(EvalError) -> Int? {
-        guard let v = object[key], !v.isNull else { return value }
-        guard let i = v.intValue, i >= minimum else { throw fail(key, "expected an integer ≥ \(minimum), got \(v.compactText().prefix(40))") }
-        return i
-    }
-
-    func bool(_ key: String, default value: Bool) throws(EvalError) -> Bool {
-        guard let v = object[key] else { return value }
-        guard let b = v.boolValue else { throw fail(key, "expected true or false, got \(v.compactText().prefix(40))") }
-        return b
-    }
-
-    func strings(_ key: String, default value: [String]? = nil, minimumCount: Int = 0) throws(EvalError) -> [String] {
-        guard let v = object[key] else {
-            if let value { return value }
-            throw fail(key, "missing (an array of strings)")
-        }
-        guard let items = v.arrayValue, items.allSatisfy({ $0.stringValue != nil }) else {
-            throw fail(key, "expected an array of strings, got \(v.compactText().prefix(40))")
-        }
-        guard items.count >= minimumCount else { throw fail(key, "needs at least \(minimumCount) entries, has \(items.count)") }
-        return items.map { $0.stringValue! }
-    }
-
-    func regex(_ key: String, _ pattern: String) throws(EvalError) {
+extension ConfigMapping where E == TaskLineError {
+    func regex(_ key: String, _ pattern: String) throws(TaskLineError) {
         do { _ = try ScalarRegex(pattern, dialect: .python) } catch {
             throw fail(key, "'\(pattern)' is not a valid regular expression: \(error)")
         }
@@ -222,38 +191,38 @@ extension TaskSpec {
                              "eval_split", "limit", "seed", "chat_template", "stop", "max_tokens", "answer_regex", "answer_match",
                              "ignore_patterns", "ignore_case", "max_length", "metadata"]
 
-    init(header r: ObjectReader) throws(EvalError) {
-        guard r.object["task"] != nil else {
+    init(header r: ConfigMapping<TaskLineError>) throws(TaskLineError) {
+        guard r.contains("task") else {
             throw r.fail("task", "the first line must be the task header, naming the task: {\"task\": NAME, \"kind\": \(TaskKind.allCases.map(\.rawValue).joined(separator: "|")), …}")
         }
-        try r.checkKeys(TaskSpec.headerKeys, what: "the task header")
-        name = try r.string("task")
+        try r.rejectUnknown(TaskSpec.headerKeys, in: "the task header")
+        name = try r.require("task", "a string").string()
         guard !name.isEmpty, !name.contains("/") else { throw r.fail("task", "the name must be non-empty and hold no '/' (it names output files)") }
-        let kindName = try r.string("kind")
+        let kindName = try r.require("kind", "a string").string()
         guard let k = TaskKind(rawValue: kindName) else {
             throw r.fail("kind", "'\(kindName)' is not a task kind; use one of \(TaskKind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         kind = k
-        description = try r.string("description", default: "")
-        targetDelimiter = try r.string("target_delimiter", default: " ")
-        fewshotDelimiter = try r.string("fewshot_delimiter", default: "\n\n")
-        numFewshot = try r.int("num_fewshot", default: 0)!
-        fewshotSplit = try r.string("fewshot_split", default: "train")
-        evalSplit = try r.string("eval_split", default: "test")
-        limit = try r.int("limit", default: nil, minimum: 1)
-        seed = UInt64(try r.int("seed", default: 0)!)
-        chatTemplate = try r.bool("chat_template", default: false)
+        description = try r.string("description") ?? ""
+        targetDelimiter = try r.string("target_delimiter") ?? " "
+        fewshotDelimiter = try r.string("fewshot_delimiter") ?? "\n\n"
+        numFewshot = try r.int("num_fewshot", minimum: 0) ?? 0
+        fewshotSplit = try r.string("fewshot_split") ?? "train"
+        evalSplit = try r.string("eval_split") ?? "test"
+        limit = try r.int("limit", minimum: 1)
+        seed = try r.uint64("seed") ?? 0
+        chatTemplate = try r.bool("chat_template") ?? false
         let d = AnswerRule.gsm8k
-        answer = AnswerRule(stop: try r.strings("stop", default: d.stop), maxTokens: try r.int("max_tokens", default: d.maxTokens, minimum: 1)!,
-                            answerRegex: try r.string("answer_regex", default: d.answerRegex), takeLast: false,
-                            ignorePatterns: try r.strings("ignore_patterns", default: d.ignorePatterns),
-                            ignoreCase: try r.bool("ignore_case", default: d.ignoreCase))
-        let match = try r.string("answer_match", default: "first")
+        answer = AnswerRule(stop: try r.strings("stop") ?? d.stop, maxTokens: try r.int("max_tokens", minimum: 1) ?? d.maxTokens,
+                            answerRegex: try r.string("answer_regex") ?? d.answerRegex, takeLast: false,
+                            ignorePatterns: try r.strings("ignore_patterns") ?? d.ignorePatterns,
+                            ignoreCase: try r.bool("ignore_case") ?? d.ignoreCase)
+        let match = try r.string("answer_match") ?? "first"
         guard match == "first" || match == "last" else { throw r.fail("answer_match", "'\(match)' must be first or last") }
         answer.takeLast = match == "last"
         try r.regex("answer_regex", answer.answerRegex)
         for p in answer.ignorePatterns { try r.regex("ignore_patterns", p) }
-        maxLength = try r.int("max_length", default: nil, minimum: 2)
+        maxLength = try r.int("max_length", minimum: 2)
         if kind == .languageModeling && numFewshot > 0 {
             throw r.fail("num_fewshot", "language_modeling tasks score documents alone; remove num_fewshot")
         }
@@ -261,37 +230,41 @@ extension TaskSpec {
 }
 
 extension TaskExample {
-    init(_ r: ObjectReader, spec: TaskSpec) throws(EvalError) {
+    init(_ r: ConfigMapping<TaskLineError>, line: Int, spec: TaskSpec) throws(TaskLineError) {
         let common = ["id", "split", "metadata"]
-        guard let idValue = r.object["id"] else { throw r.fail("id", "missing; every example needs an id (a string or an integer)") }
-        if let s = idValue.stringValue { id = s } else if let i = idValue.intValue { id = String(i) } else {
-            throw r.fail("id", "expected a string or an integer, got \(idValue.compactText().prefix(40))")
+        guard let idValue = r.value("id") else { throw r.fail("id", "missing; every example needs an id (a string or an integer)") }
+        if case .scalar(_, .string) = idValue.node {
+            id = try idValue.string()
+        } else if idValue.node.isNumeric, let i = try? idValue.int() {
+            id = String(i)
+        } else {
+            throw r.fail("id", "expected a string or an integer, got \(idValue.node.found(.json))")
         }
-        split = try r.string("split", default: spec.evalSplit)
-        line = r.line
+        split = try r.string("split") ?? spec.evalSplit
+        self.line = line
         switch spec.kind {
         case .multipleChoice:
-            try r.checkKeys(common + ["context", "choices", "gold"], what: "a multiple_choice example")
-            let choices = try r.strings("choices", minimumCount: 2)
-            guard let gold = try r.int("gold", default: nil) else { throw r.fail("gold", "missing (the index of the right choice)") }
+            try r.rejectUnknown(common + ["context", "choices", "gold"], in: "a multiple_choice example")
+            let choices = try r.require("choices", "an array of strings").strings(minimumCount: 2)
+            let gold = try r.require("gold", "the index of the right choice").int(minimum: 0)
             guard gold < choices.count else { throw r.fail("gold", "\(gold) is out of range for \(choices.count) choices (0-based)") }
-            content = .multipleChoice(context: try r.string("context"), choices: choices, gold: gold)
+            content = .multipleChoice(context: try r.require("context", "a string").string(), choices: choices, gold: gold)
         case .generation:
-            try r.checkKeys(common + ["input", "target", "answer"], what: "a generation example")
-            let target = try r.string("target")
+            try r.rejectUnknown(common + ["input", "target", "answer"], in: "a generation example")
+            let target = try r.require("target", "a string").string()
             let answer: String
-            if r.object["answer"] != nil {
-                answer = try r.string("answer")
+            if r.contains("answer") {
+                answer = try r.require("answer", "a string").string()
             } else {
                 guard let a = AnswerExtraction.extract(target, rule: spec.answer) else {
                     throw r.fail("target", "answer_regex '\(spec.answer.answerRegex)' finds no answer in it; add \"answer\" or fix the target")
                 }
                 answer = a
             }
-            content = .generation(input: try r.string("input"), target: target, answer: answer)
+            content = .generation(input: try r.require("input", "a string").string(), target: target, answer: answer)
         case .languageModeling:
-            try r.checkKeys(common + ["text"], what: "a language_modeling example")
-            let text = try r.string("text")
+            try r.rejectUnknown(common + ["text"], in: "a language_modeling example")
+            let text = try r.require("text", "a string").string()
             guard !text.isEmpty else { throw r.fail("text", "is empty; a document needs text") }
             content = .document(text: text)
         }

@@ -74,7 +74,7 @@ public struct PairedComparison: Sendable, Equatable {
         var out: [PairedComparison] = []
         for task in common {
             let summaryPath = (folderA as NSString).appendingPathComponent(task + ".summary.json")
-            let summary = try readJSON(summaryPath)
+            let summary = try JSONValue.read(contentsOf: summaryPath, error: EvalError.json)
             guard let kindName = summary["kind"]?.stringValue, let kind = TaskKind(rawValue: kindName) else {
                 throw .file(path: summaryPath, reason: "no known \"kind\"; was it written by `amalgam eval`?")
             }
@@ -102,11 +102,6 @@ public struct PairedComparison: Sendable, Equatable {
     /// Losses and perplexities go down, everything else up.
     static func lowerIsBetterByName(_ name: String) -> Bool {
         name == "bits_per_byte" || name.hasSuffix("perplexity") || name == "loss"
-    }
-
-    static func readJSON(_ path: String) throws(EvalError) -> JSONValue {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw .file(path: path, reason: "cannot read it") }
-        do { return try JSONValue.parse(text) } catch { throw .file(path: path, reason: "is not JSON: \(error)") }
     }
 
     /// `(id, record[metric])` of each line of `folder/task.jsonl`, in file order.

@@ -42,3 +42,10 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
         }
     }
 }
+
+extension ModelError: ConfigErrorReporting {
+    /// A config.json family option of the wrong type or value, named by its key path.
+    public static func config(path: String, key: String, reason: String) -> ModelError {
+        .unsupportedConfig(path: path, key: key, reason: reason)
+    }
+}

@@ -30,10 +30,10 @@ public final class Tokenizer: Sendable {
         let file = isFolder.boolValue ? (path as NSString).appendingPathComponent("tokenizer.json") : path
         guard FileManager.default.fileExists(atPath: file) else { throw .notFound(path: path) }
         let configFile = ((file as NSString).deletingLastPathComponent as NSString).appendingPathComponent("tokenizer_config.json")
-        let json = try Tokenizer.readJSON(file)
+        let json = try JSONValue.read(contentsOf: file, error: TokenizerError.json)
         var config = TokenizerConfig()
         if FileManager.default.fileExists(atPath: configFile) {
-            config = try TokenizerConfig(JSONNode(value: try Tokenizer.readJSON(configFile), file: configFile, path: ""))
+            config = try TokenizerConfig(JSONNode(value: try JSONValue.read(contentsOf: configFile, error: TokenizerError.json), file: configFile, path: ""))
         }
         try self.init(json: json, path: file, config: config)
     }
@@ -58,14 +58,6 @@ public final class Tokenizer: Sendable {
         specialContents = Set(addedTokens.filter(\.special).map(\.content))
         rawMatcher = AddedTokenMatcher(addedTokens.filter { !$0.normalized }.map { ($0.content, $0) })
         normalizedMatcher = AddedTokenMatcher(addedTokens.filter(\.normalized).map { (normalizer?.normalize($0.content) ?? $0.content, $0) })
-    }
-
-    static func readJSON(_ file: String) throws(TokenizerError) -> JSONValue {
-        let mapped: MappedFile
-        do { mapped = try MappedFile(path: file) } catch { throw .file(error) }
-        do { return try JSONValue.parse(mapped.bytes(offset: 0, count: mapped.count)) } catch {
-            throw .invalidJSON(path: file, error: error)
-        }
     }
 
     /// The number of ids: the model's vocabulary and the added tokens.

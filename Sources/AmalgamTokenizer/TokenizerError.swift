@@ -106,3 +106,13 @@ struct JSONNode {
         throw node.invalid("expected {\"String\": ...} or {\"Regex\": ...}")
     }
 }
+
+extension TokenizerError {
+    /// A tokenizer JSON file that cannot be opened (`file`) or parsed (`invalidJSON`).
+    static func json(_ error: JSONFileError) -> TokenizerError {
+        switch error {
+        case let .file(error): return .file(error)
+        case let .invalid(path, error): return .invalidJSON(path: path, error: error)
+        }
+    }
+}

@@ -92,6 +92,56 @@ import Testing
         #expect(message([]) .hasPrefix("tasks/demo.jsonl:1: empty task file"))
     }
 
+    /// A value of the wrong JSON type names the file, the line, the key and what is accepted.
+    @Test func wrongTypesNameTheFileLineKeyAndWhatIsAccepted() {
+        var lines = Self.good
+        lines[0] = #"{"task": "demo", "kind": 3}"#
+        #expect(message(lines) == "tasks/demo.jsonl:1: key 'kind': expected a string, got 3")
+
+        lines = Self.good
+        lines[0] = #"{"task": "demo", "kind": "multiple_choice", "num_fewshot": "x"}"#
+        #expect(message(lines) == "tasks/demo.jsonl:1: key 'num_fewshot': expected an integer ≥ 0, got \"x\"")
+
+        lines = Self.good
+        lines[0] = #"{"task": "demo", "kind": "multiple_choice", "limit": 0}"#
+        #expect(message(lines) == "tasks/demo.jsonl:1: key 'limit': 0 is below 1")
+
+        lines = Self.good
+        lines[0] = #"{"task": "demo", "kind": "multiple_choice", "chat_template": 1}"#
+        #expect(message(lines) == "tasks/demo.jsonl:1: key 'chat_template': expected true or false, got 1")
+
+        lines = Self.good
+        lines[0] = #"{"task": "demo", "kind": "multiple_choice", "stop": ["Q:", 3]}"#
+        #expect(message(lines) == "tasks/demo.jsonl:1: key 'stop': expected an array of strings, got 3 among them")
+
+        lines = Self.good
+        lines[5] = #"{"id": [1], "context": "four", "choices": ["x", "y"], "gold": 0}"#
+        #expect(message(lines) == "tasks/demo.jsonl:6: key 'id': expected a string or an integer, got an array")
+
+        lines = Self.good
+        lines[5] = #"{"id": "d", "context": "four", "choices": ["x", "y"], "gold": "0"}"#
+        #expect(message(lines) == "tasks/demo.jsonl:6: key 'gold': expected an integer ≥ 0, got \"0\"")
+
+        lines = Self.good
+        lines[5] = #"{"id": "d", "context": 4, "choices": ["x", "y"], "gold": 0}"#
+        #expect(message(lines) == "tasks/demo.jsonl:6: key 'context': expected a string, got 4")
+
+        lines = Self.good
+        lines[5] = #"{"id": "d", "choices": ["x", "y"], "gold": 0}"#
+        #expect(message(lines) == "tasks/demo.jsonl:6: key 'context': missing (a string)")
+
+        #expect(message(["[1, 2]"]) == "tasks/demo.jsonl:1: expected a JSON object, got [1,2]")
+    }
+
+    /// A seed is any 64-bit unsigned integer, as `--seed` is; a negative one names the key.
+    @Test func aSeedIsAnyUInt64() throws {
+        var lines = Self.good
+        lines[0] = #"{"task": "demo", "kind": "multiple_choice", "num_fewshot": 1, "seed": 18446744073709551615}"#
+        #expect(try EvalTask(text: lines.joined(separator: "\n"), path: "demo.jsonl").spec.seed == UInt64.max)
+        lines[0] = #"{"task": "demo", "kind": "multiple_choice", "seed": -1}"#
+        #expect(message(lines) == "tasks/demo.jsonl:1: key 'seed': -1 is not an integer ≥ 0")
+    }
+
     @Test func aMissingFileSaysSo() {
         #expect(throws: EvalError.file(path: "/nonexistent/task.jsonl", reason: "cannot read the task file (missing or unreadable)")) {
             try EvalTask(contentsOf: "/nonexistent/task.jsonl")

@@ -85,9 +85,9 @@ extension GGUFLlamaConvert {
         let folder = model.companionFolder ?? folder
         let tokenizerPath = folder + "/tokenizer.json"
         if FileManager.default.fileExists(atPath: tokenizerPath) {
-            let tokenizer = try readJSON(tokenizerPath)
+            let tokenizer = try JSONValue.read(contentsOf: tokenizerPath, error: CheckpointError.json)
             let configPath = folder + "/tokenizer_config.json"
-            let tokenizerConfig = FileManager.default.fileExists(atPath: configPath) ? (try readJSON(configPath).objectValue ?? JSONObject()) : JSONObject()
+            let tokenizerConfig = FileManager.default.fileExists(atPath: configPath) ? (try JSONValue.read(contentsOf: configPath, error: CheckpointError.json).objectValue ?? JSONObject()) : JSONObject()
             let template = (try? String(contentsOfFile: folder + "/chat_template.jinja", encoding: .utf8))
             metadata += try GGUFLlamaTokenizer.metadata(tokenizer: tokenizer, tokenizerConfig: tokenizerConfig, chatTemplate: template,
                                                         pre: preTokenizer, vocabularySize: llama.vocabSize,
@@ -98,13 +98,5 @@ extension GGUFLlamaConvert {
         }
         metadata.append(("general.quantization_version", .uint32(2)))
         try GGUFWriter(path: output).write(metadata: metadata, tensors: entries, overwrite: overwrite)
-    }
-
-    static func readJSON(_ path: String) throws(CheckpointError) -> JSONValue {
-        let file: MappedFile
-        do { file = try MappedFile(path: path) } catch { throw .file(error) }
-        do { return try JSONValue.parse(file.bytes(offset: 0, count: file.count)) } catch {
-            throw .invalidConfig(path: path, key: "(file)", reason: error.description)
-        }
     }
 }

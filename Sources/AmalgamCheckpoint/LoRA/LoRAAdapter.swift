@@ -54,17 +54,8 @@ public struct LoRAAdapter: Sendable {
             throw .missingFile(folder: folder, file: "adapter_model.safetensors",
                                hint: legacy ? "it has the pickled adapter_model.bin, which Amalgam does not read: re-save it with PeftModel.save_pretrained(dir, safe_serialization=True)" : "")
         }
-        let config: JSONObject
-        do {
-            let file = try MappedFile(path: configPath)
-            guard let object = try JSONValue.parse(file.bytes(offset: 0, count: file.count)).objectValue else {
-                throw LoRAError.invalidConfig(path: configPath, key: "(file)", reason: "not a JSON object")
-            }
-            config = object
-        } catch let error as LoRAError { throw error } catch {
-            throw .invalidConfig(path: configPath, key: "(file)", reason: "cannot read: \(error)")
-        }
-        let settings = try Settings(config, path: configPath)
+        let config = try ConfigMapping<LoRAError>.readJSON(configPath)
+        let settings = try Settings(config)
         fanInFanOut = settings.fanInFanOut
         do { tensors = try SafetensorsFile(path: weightsPath) } catch {
             throw .unexpectedTensor(path: weightsPath, tensor: "(file)", reason: error.description)
@@ -138,33 +129,41 @@ public struct LoRAAdapter: Sendable {
         var alphaPattern: [(pattern: String, regex: ScalarRegex, value: Double)] = []
         var modulesToSave: [String]
 
-        init(_ c: JSONObject, path: String) throws(LoRAError) {
-            let type = c["peft_type"]?.stringValue ?? "LORA"
+        /// Reads the keys PEFT's arithmetic depends on; every other key of `adapter_config.json` passes.
+        init(_ c: ConfigMapping<LoRAError>) throws(LoRAError) {
+            let path = c.path
+            let type = try c.string("peft_type") ?? "LORA"
             guard type == "LORA" else {
                 throw .unsupported(path: path, key: "peft_type", reason: "'\(type)' adapters are not read; Amalgam applies LORA adapters")
             }
-            if c["use_dora"]?.boolValue == true {
+            if try c.bool("use_dora") == true {
                 throw .unsupported(path: path, key: "use_dora", reason: "DoRA adapters are not applied (the magnitude re-normalisation is not implemented); merge it with PEFT (merge_and_unload) and give the merged model")
             }
             for key in ["layer_replication", "trainable_token_indices", "target_parameters", "use_qalora", "use_bdlora"] {
-                if let v = c[key], !v.isNull, v.boolValue != false, !(v.arrayValue?.isEmpty ?? false), !(v.objectValue?.count == 0) {
+                guard let v = c[key] else { continue }
+                let unset: Bool
+                switch v {
+                case .scalar(_, .bool): unset = v.bool == false
+                case let .sequence(items): unset = items.isEmpty
+                case let .mapping(entries): unset = entries.isEmpty
+                default: unset = false
+                }
+                if !unset {
                     throw .unsupported(path: path, key: key, reason: "set, which Amalgam's LoRA reader does not apply; merge this adapter with PEFT (merge_and_unload) first")
                 }
             }
-            guard let r = c["r"]?.intValue, r > 0 else { throw .invalidConfig(path: path, key: "r", reason: "missing or not a positive integer") }
-            rank = r
-            guard let a = c["lora_alpha"]?.doubleValue else { throw .invalidConfig(path: path, key: "lora_alpha", reason: "missing or not a number") }
-            alpha = a
-            useRSLoRA = c["use_rslora"]?.boolValue ?? false
-            fanInFanOut = c["fan_in_fan_out"]?.boolValue ?? false
-            loraBias = c["lora_bias"]?.boolValue ?? false
-            modulesToSave = c["modules_to_save"]?.arrayValue?.compactMap(\.stringValue) ?? []
-            for (k, v) in c["rank_pattern"]?.objectValue ?? JSONObject() {
-                guard let n = v.intValue, n > 0 else { throw .invalidConfig(path: path, key: "rank_pattern." + k, reason: "not a positive integer") }
+            rank = try c.require("r", "the rank, an integer ≥ 1").int(minimum: 1)
+            alpha = try c.require("lora_alpha", "a number; the scale is lora_alpha / r").double()
+            useRSLoRA = try c.bool("use_rslora") ?? false
+            fanInFanOut = try c.bool("fan_in_fan_out") ?? false
+            loraBias = try c.bool("lora_bias") ?? false
+            modulesToSave = try c.strings("modules_to_save") ?? []
+            for (k, v) in try c.value("rank_pattern")?.mapping().entries ?? [] {
+                let n = try ConfigValue<LoRAError>(v, path: path, keyPath: "rank_pattern." + k, syntax: .json).int(minimum: 1)
                 rankPattern.append((k, try Self.regex(k, path: path, key: "rank_pattern"), n))
             }
-            for (k, v) in c["alpha_pattern"]?.objectValue ?? JSONObject() {
-                guard let n = v.doubleValue else { throw .invalidConfig(path: path, key: "alpha_pattern." + k, reason: "not a number") }
+            for (k, v) in try c.value("alpha_pattern")?.mapping().entries ?? [] {
+                let n = try ConfigValue<LoRAError>(v, path: path, keyPath: "alpha_pattern." + k, syntax: .json).double()
                 alphaPattern.append((k, try Self.regex(k, path: path, key: "alpha_pattern"), n))
             }
         }

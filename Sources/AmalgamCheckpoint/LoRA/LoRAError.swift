@@ -1,3 +1,5 @@
+import AmalgamCore
+
 /// Everything that can be wrong with a PEFT LoRA adapter or with applying it to a base model. Each case
 /// names the adapter file (and the key or tensor) and says what to do.
 public enum LoRAError: Error, CustomStringConvertible, Equatable {
@@ -37,5 +39,11 @@ public enum LoRAError: Error, CustomStringConvertible, Equatable {
         case let .extraction(reason):
             return reason
         }
+    }
+}
+
+extension LoRAError: ConfigErrorReporting {
+    public static func config(path: String, key: String, reason: String) -> LoRAError {
+        .invalidConfig(path: path, key: key, reason: reason)
     }
 }

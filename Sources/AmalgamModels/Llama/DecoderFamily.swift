@@ -69,13 +69,12 @@ public struct DecoderFamily: Sendable, Equatable {
     /// Resolves the options of `text` (the text decoder's config; `outer` the file's own, which differs
     /// for a Gemma 3 multimodal checkpoint). Throws naming the key when a setting is not supported.
     init(config: LlamaConfig, text: ModelConfig, outer: ModelConfig) throws(ModelError) {
-        let raw = text.raw
+        let m = text.fields(as: ModelError.self)
         modelType = config.modelType
         rotaryDim = config.headDim
-        func fail(_ key: String, _ reason: String) -> ModelError { .unsupportedConfig(path: text.path, key: key, reason: reason) }
-        func number(_ key: String) -> Double? { raw[key].flatMap { $0.isNull ? nil : $0.doubleValue } }
+        func fail(_ key: String, _ reason: String) -> ModelError { m.fail(key, reason) }
         if outer.modelType == "gemma3" { tensorPrefix = "language_model." }
-        let act = raw["hidden_activation"].flatMap { $0.isNull ? nil : $0.stringValue } ?? raw["hidden_act"]?.stringValue
+        let act = try m.value(anyOf: "hidden_activation", "hidden_act")?.string()
         switch config.modelType {
         case "gemma2", "gemma3_text":
             normOffset = 1
@@ -87,13 +86,13 @@ public struct DecoderFamily: Sendable, Equatable {
             if let act, !["gelu_pytorch_tanh", "gelu_new"].contains(act) {
                 throw fail("hidden_activation", "'\(act)' is not supported; Gemma runs gelu_pytorch_tanh")
             }
-            attentionScale = Float(Foundation.pow(number("query_pre_attn_scalar") ?? 256, -0.5))
+            attentionScale = Float(Foundation.pow(try m.double("query_pre_attn_scalar") ?? 256, -0.5))
             embeddingScale = Float(Double(config.hiddenSize).squareRoot())
             // transformers applies it in Gemma2/Gemma3ForCausalLM; Gemma3ForConditionalGeneration (a gemma3
             // checkpoint) never does, whatever text_config says
-            finalSoftCap = outer.modelType == "gemma3" ? nil : number("final_logit_softcapping").map(Float.init)
+            finalSoftCap = outer.modelType == "gemma3" ? nil : try m.double("final_logit_softcapping").map(Float.init)
             if config.modelType == "gemma2" {
-                attentionSoftCap = number("attn_logit_softcapping").map(Float.init)
+                attentionSoftCap = try m.double("attn_logit_softcapping").map(Float.init)
             } else {
                 qkNorm = .perHead  // gemma3 reads attn_logit_softcapping but never applies it
             }
@@ -104,13 +103,13 @@ public struct DecoderFamily: Sendable, Equatable {
             mlpOutputNorm = "post_feedforward_layernorm"
             qkNorm = .fullWidth
         case "granite":
-            embeddingScale = Float(number("embedding_multiplier") ?? 1)
-            attentionScale = Float(number("attention_multiplier") ?? 1)
-            residualScale = Float(number("residual_multiplier") ?? 1)
-            logitDivisor = Float(number("logits_scaling") ?? 1)
+            embeddingScale = Float(try m.double("embedding_multiplier") ?? 1)
+            attentionScale = Float(try m.double("attention_multiplier") ?? 1)
+            residualScale = Float(try m.double("residual_multiplier") ?? 1)
+            logitDivisor = Float(try m.double("logits_scaling") ?? 1)
         case "phi3":
             fusedProjections = true
-            let factor = number("partial_rotary_factor") ?? 1
+            let factor = try m.double("partial_rotary_factor") ?? 1
             rotaryDim = Int(Double(config.headDim) * factor)
             guard rotaryDim > 0, rotaryDim % 2 == 0, rotaryDim <= config.headDim else {
                 throw fail("partial_rotary_factor", "\(factor) gives \(rotaryDim) rotary dimensions of head_dim \(config.headDim); it must give an even number in 2...head_dim")
@@ -119,7 +118,7 @@ public struct DecoderFamily: Sendable, Equatable {
             normKind = .layer
             attentionInputNorm = "ln_1"
             mlpInputNorm = "ln_2"
-            let function = raw["activation_function"]?.stringValue ?? "gelu_new"
+            let function = try m.string("activation_function") ?? "gelu_new"
             guard ["gelu_new", "gelu_pytorch_tanh"].contains(function) else {
                 throw fail("activation_function", "'\(function)' is not supported; the engine runs gelu_new (the tanh GELU)")
             }
@@ -128,8 +127,8 @@ public struct DecoderFamily: Sendable, Equatable {
             rotary = false
             conv1D = true
             // reorder_and_upcast_attn only changes the precision of the scores below f32
-            let base = raw["scale_attn_weights"]?.boolValue == false ? 1 : 1 / Double(config.headDim).squareRoot()
-            let byLayer = raw["scale_attn_by_inverse_layer_idx"]?.boolValue ?? false
+            let base = try m.bool("scale_attn_weights") == false ? 1 : 1 / Double(config.headDim).squareRoot()
+            let byLayer = try m.bool("scale_attn_by_inverse_layer_idx") ?? false
             layerAttentionScales = (0..<config.numHiddenLayers).map { Float(byLayer ? base / Double($0 + 1) : base) }
         case "qwen3", "qwen3_moe":
             qkNorm = .perHead
@@ -140,7 +139,7 @@ public struct DecoderFamily: Sendable, Equatable {
             if let act, act != "silu" {
                 throw fail("hidden_act", "'\(act)' is not supported; \(config.modelType) runs SwiGLU (silu)")
             }
-            if config.modelType != "phi3", let factor = number("partial_rotary_factor"), factor != 1 {
+            if config.modelType != "phi3", let factor = try m.double("partial_rotary_factor"), factor != 1 {
                 throw fail("partial_rotary_factor", "\(factor) is not supported for \(config.modelType); rotary embedding covers the whole head")
             }
         }
@@ -152,25 +151,27 @@ public struct DecoderFamily: Sendable, Equatable {
     static func rotaryEmbeddings(config: LlamaConfig, text: ModelConfig, family: DecoderFamily,
                                  windows: [Int?]) throws(ModelError) -> (tables: [RotaryEmbedding], layerTable: [Int]) {
         let raw = text.raw
+        let m = text.fields(as: ModelError.self)
         var rotary = config
         rotary.headDim = family.rotaryDim
-        let topOriginal = raw["original_max_position_embeddings"]?.intValue
+        let topOriginal = try m.int("original_max_position_embeddings")
         guard config.modelType == "gemma3_text" else {
             let rope = try RotaryEmbedding(rotary, path: text.path,
-                                           section: raw["rope_scaling"]?.objectValue != nil ? "rope_scaling" : "rope_parameters",
+                                           section: m["rope_scaling"] != nil ? "rope_scaling" : "rope_parameters",
                                            topLevelOriginalMaxPositions: topOriginal)
             return ([rope], Array(repeating: 0, count: config.numHiddenLayers))
         }
         var global = rotary, local = rotary
-        let parameters = raw["rope_parameters"]?.objectValue
-        if let full = parameters?["full_attention"]?.objectValue, let sliding = parameters?["sliding_attention"]?.objectValue {
-            global.ropeTheta = full["rope_theta"]?.doubleValue ?? 1_000_000
-            global.ropeScaling = (full["rope_type"]?.stringValue ?? "default") == "default" ? nil : full
-            local.ropeTheta = sliding["rope_theta"]?.doubleValue ?? 10_000
-            local.ropeScaling = (sliding["rope_type"]?.stringValue ?? "default") == "default" ? nil : sliding
+        let parameters = try m.value("rope_parameters")?.mapping()
+        if let full = try parameters?.value("full_attention")?.mapping(), let sliding = try parameters?.value("sliding_attention")?.mapping(),
+           let fullObject = raw["rope_parameters"]?["full_attention"]?.objectValue, let slidingObject = raw["rope_parameters"]?["sliding_attention"]?.objectValue {
+            global.ropeTheta = try full.double("rope_theta") ?? 1_000_000
+            global.ropeScaling = (try full.string("rope_type") ?? "default") == "default" ? nil : fullObject
+            local.ropeTheta = try sliding.double("rope_theta") ?? 10_000
+            local.ropeScaling = (try sliding.string("rope_type") ?? "default") == "default" ? nil : slidingObject
         } else {
-            global.ropeTheta = raw["rope_theta"]?.doubleValue ?? parameters?["rope_theta"]?.doubleValue ?? 1_000_000
-            local.ropeTheta = raw["rope_local_base_freq"]?.doubleValue ?? 10_000
+            global.ropeTheta = try (m.value("rope_theta") ?? parameters?.value("rope_theta"))?.double() ?? 1_000_000
+            local.ropeTheta = try m.double("rope_local_base_freq") ?? 10_000
             local.ropeScaling = nil
         }
         let globalRope = try RotaryEmbedding(global, path: text.path, section: "rope_parameters.full_attention",

@@ -210,23 +210,23 @@ struct LlamaWeights: Sendable {
     static func moeLayers(config: LlamaConfig, raw: ModelConfig) throws(ModelError) -> [MoESpec?] {
         let n = config.numHiddenLayers
         guard ["mixtral", "qwen2_moe", "qwen3_moe"].contains(config.modelType) else { return Array(repeating: nil, count: n) }
-        let r = raw.raw
-        func int(_ keys: [String]) -> Int? { keys.lazy.compactMap { r[$0].flatMap { $0.isNull ? nil : $0.intValue } }.first }
-        guard let experts = int(["num_experts", "num_local_experts"]), experts > 0 else {
+        let m = raw.fields(as: ModelError.self)
+        guard let experts = try m.value(anyOf: "num_experts", "num_local_experts")?.int(minimum: 1) else {
             throw .unsupportedConfig(path: raw.path, key: "num_experts", reason: "missing; an MoE config.json needs num_experts or num_local_experts")
         }
-        let topK = int(["num_experts_per_tok"]) ?? 2
+        let topK = try m.int("num_experts_per_tok") ?? 2
         guard topK > 0, topK <= experts else {
             throw .unsupportedConfig(path: raw.path, key: "num_experts_per_tok", reason: "\(topK) must be in 1...\(experts)")
         }
         if config.modelType == "mixtral" {
             return Array(repeating: MoESpec(experts: experts, topK: topK, width: config.intermediateSize, renormalize: true, sharedWidth: nil), count: n)
         }
-        let width = int(["moe_intermediate_size"]) ?? config.intermediateSize
-        let step = int(["decoder_sparse_step"]) ?? 1
-        let dense = Set(r["mlp_only_layers"]?.arrayValue?.compactMap(\.intValue) ?? [])
-        let renormalize = r["norm_topk_prob"]?.boolValue ?? false
-        let shared = config.modelType == "qwen2_moe" ? int(["shared_expert_intermediate_size"]) : nil
+        let width = try m.int("moe_intermediate_size") ?? config.intermediateSize
+        let step = try m.int("decoder_sparse_step") ?? 1
+        var dense = Set<Int>()
+        for item in try m.value("mlp_only_layers")?.items() ?? [] { dense.insert(try item.int()) }
+        let renormalize = try m.bool("norm_topk_prob") ?? false
+        let shared = config.modelType == "qwen2_moe" ? try m.int("shared_expert_intermediate_size") : nil
         return (0..<n).map { i in
             !dense.contains(i) && step > 0 && (i + 1) % step == 0
                 ? MoESpec(experts: experts, topK: topK, width: width, renormalize: renormalize, sharedWidth: shared) : nil
@@ -239,25 +239,26 @@ struct LlamaWeights: Sendable {
     static func layerWindows(config: LlamaConfig, raw: ModelConfig) throws(ModelError) -> [Int?] {
         let n = config.numHiddenLayers
         guard let window = config.slidingWindow else { return Array(repeating: nil, count: n) }
-        if let types = raw.raw["layer_types"]?.arrayValue {
+        let m = raw.fields(as: ModelError.self)
+        if let types = try m.strings("layer_types") {
             guard types.count == n else {
                 throw .unsupportedConfig(path: raw.path, key: "layer_types", reason: "has \(types.count) entries for \(n) layers")
             }
-            return types.map { $0.stringValue == "sliding_attention" ? window : nil }
+            return types.map { $0 == "sliding_attention" ? window : nil }
         }
         switch config.modelType {
         case "gemma2":  // alternating, the first layer sliding
             return (0..<n).map { ($0 + 1) % 2 != 0 ? window : nil }
         case "gemma3_text":  // every `sliding_window_pattern`-th layer global
-            let pattern = (raw.raw["sliding_window_pattern"] ?? raw.raw["_sliding_window_pattern"])?.intValue ?? 6
+            let pattern = try m.value(anyOf: "sliding_window_pattern", "_sliding_window_pattern")?.int(minimum: 1) ?? 6
             return (0..<n).map { ($0 + 1) % pattern != 0 ? window : nil }
         case "olmo2", "granite":
             return Array(repeating: nil, count: n)
         case "mistral":
             return Array(repeating: window, count: n)
         case "qwen2", "qwen3", "qwen2_moe", "qwen3_moe":
-            guard raw.raw["use_sliding_window"]?.boolValue == true else { return Array(repeating: nil, count: n) }
-            let first = raw.raw["max_window_layers"]?.intValue ?? n
+            guard try m.bool("use_sliding_window") == true else { return Array(repeating: nil, count: n) }
+            let first = try m.int("max_window_layers") ?? n
             return (0..<n).map { $0 >= first ? window : nil }
         default:
             return Array(repeating: window, count: n)

@@ -27,7 +27,7 @@ public struct ChatTemplateSet: Sendable {
     /// the list's other entries and `additional_chat_templates/NAME.jinja` are named.
     public init(folder: String) throws(TokenizerError) {
         let configPath = folder + "/tokenizer_config.json"
-        let config = FileManager.default.fileExists(atPath: configPath) ? try Tokenizer.readJSON(configPath) : nil
+        let config = FileManager.default.fileExists(atPath: configPath) ? try JSONValue.read(contentsOf: configPath, error: TokenizerError.json) : nil
         var texts: [String: String] = [:]
         texts["chat_template.jinja"] = try? String(contentsOfFile: folder + "/chat_template.jinja", encoding: .utf8)
         let extra = folder + "/additional_chat_templates"
