@@ -47,6 +47,14 @@ struct OutputOwnershipTests {
         // Killed, the holder's lock is dropped by the kernel: the folder is now a leftover.
         holder.send(SIGKILL)
         holder.wait()
+        // The lock goes with the last descriptor on it: flock's child closes its inherited copy only just before
+        // it execs `sleep`, which under load can come after the kill. Wait (bounded) for the kernel to drop it.
+        let dropped = Date().addingTimeInterval(10)
+        while Date() < dropped {
+            guard let probe = try ProcessLock.tryAcquire(held) else { usleep(10_000); continue }
+            probe.release()
+            break
+        }
         let out = try AtomicOutput(path: dir + "/merged", overwrite: false)
         #expect(out.removedLeftovers.map(\.path) == [held])
         out.abandon()
