@@ -37,14 +37,7 @@ struct Evolve: ParsableCommand {
     @Flag(help: "With --workers: leave every evaluation to the workers (this process only asks, waits and tells).")
     var coordinateOnly = false
 
-    @Option(help: "With --workers: the lease (seconds) of a candidate this process evaluates; a claimant that stops heartbeating loses its candidate when the lease runs out.")
-    var lease: Double = 60
-
-    @Option(help: "With --workers: claims of one candidate at most before the run stops with an error.")
-    var maxAttempts: Int = 3
-
-    @Option(help: .hidden)
-    var testDelayMs: Int = 0
+    @OptionGroup var claim: ClaimOptions
 
     @Option(help: "Overrides the config's seed.")
     var seed: UInt64?
@@ -60,7 +53,7 @@ struct Evolve: ParsableCommand {
         if let seed { configuration.seed = seed }
         let name = ((config as NSString).lastPathComponent as NSString).deletingPathExtension
         let directory = runDir ?? configuration.runDirectory ?? "evolve-runs/" + name
-        let storeURL = store ?? ProcessInfo.processInfo.environment["AMALGAM_STORE"].flatMap { $0.isEmpty ? nil : $0 }
+        let storeURL = runStoreURL(store)
         if let storeURL, !PostgresAddress.isPostgresURL(storeURL) {
             throw CLIInputError("--store \(PostgresAddress.displayed(storeURL)): not a PostgreSQL URL (postgres://USER@HOST:PORT/DB); without --store the run lives in the run folder")
         }
@@ -68,8 +61,7 @@ struct Evolve: ParsableCommand {
         if workers && storeURL == nil { throw CLIInputError("--workers shares a run kept in a --store database; give --store (or AMALGAM_STORE)") }
         if coordinateOnly && !workers { throw CLIInputError("--coordinate-only leaves the evaluations to workers: give --workers too") }
         if workers && configuration.method != .cmaes { throw CLIInputError("--workers shares CMA-ES runs only (method: cmaes); M2N2 over workers is not built") }
-        guard lease >= 1, lease.isFinite else { throw CLIInputError("--lease \(lease): give at least 1 second") }
-        guard maxAttempts >= 1 else { throw CLIInputError("--max-attempts \(maxAttempts): give at least 1") }
+        try claim.check()
         if storeURL == nil, !resume, FileManager.default.fileExists(atPath: directory) {
             throw CLIInputError("\(directory) already exists: pass --resume to continue that run, or choose another --run-dir")
         }
@@ -82,9 +74,9 @@ struct Evolve: ParsableCommand {
         if workers {
             var queue = EvolveQueueOptions()
             queue.evaluateLocally = !coordinateOnly
-            queue.leaseSeconds = lease
-            queue.maxAttempts = maxAttempts
-            queue.delayBeforeEvaluation = Double(testDelayMs) / 1000
+            queue.leaseSeconds = claim.lease
+            queue.maxAttempts = claim.maxAttempts
+            queue.delayBeforeEvaluation = claim.delayBeforeEvaluation
             runner.queue = queue
         }
         let place = storeURL.map { "\(PostgresAddress.displayed($0)) (run `\(runName ?? name)`)" } ?? directory

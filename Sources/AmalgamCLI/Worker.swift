@@ -27,29 +27,21 @@ struct Worker: ParsableCommand {
     @Option(help: "Evaluations at once in this process (each its own thread and connection).")
     var concurrency: Int = 1
 
-    @Option(help: "The lease (seconds) of a claimed candidate; a heartbeat extends it every third of it.")
-    var lease: Double = 60
-
-    @Option(help: "Claims of one candidate at most before it is marked failed.")
-    var maxAttempts: Int = 3
-
-    @Option(help: .hidden)
-    var testDelayMs: Int = 0
+    @OptionGroup var claim: ClaimOptions
 
     @Flag(help: "No line per evaluation.")
     var quiet = false
 
     func run() throws {
         relaunchWithOpenBLASCoreTypeIfNeeded()
-        guard let url = store ?? ProcessInfo.processInfo.environment["AMALGAM_STORE"].flatMap({ $0.isEmpty ? nil : $0 }) else {
+        guard let url = runStoreURL(store) else {
             throw CLIInputError("give the run store with --store postgres://USER@HOST:PORT/DB (or AMALGAM_STORE)")
         }
         guard PostgresAddress.isPostgresURL(url) else {
             throw CLIInputError("--store \(PostgresAddress.displayed(url)): not a PostgreSQL URL (postgres://USER@HOST:PORT/DB)")
         }
         guard concurrency >= 1 else { throw CLIInputError("--concurrency \(concurrency): give at least 1") }
-        guard lease >= 1, lease.isFinite else { throw CLIInputError("--lease \(lease): give at least 1 second") }
-        guard maxAttempts >= 1 else { throw CLIInputError("--max-attempts \(maxAttempts): give at least 1") }
+        try claim.check()
         let run = try runName ?? EvolveWorker.soleUnfinishedRun(url: url)
         let place = "\(PostgresAddress.displayed(url)) (run `\(run)`)"
         let configuration = try EvolveWorker.configuration(url: url, run: run) {
@@ -59,9 +51,9 @@ struct Worker: ParsableCommand {
         let runner = try EvolveRunner(configuration: configuration, runDirectory: place, tokenizer: tokenizer)
         var options = EvolveWorker.Options()
         options.concurrency = concurrency
-        options.leaseSeconds = lease
-        options.maxAttempts = maxAttempts
-        options.delayBeforeEvaluation = Double(testDelayMs) / 1000
+        options.leaseSeconds = claim.lease
+        options.maxAttempts = claim.maxAttempts
+        options.delayBeforeEvaluation = claim.delayBeforeEvaluation
         printError("worker for \(place): \(configuration.models.count) models, \(runner.tasks.exampleCount) training examples, \(concurrency) at once")
         let log = WorkerLog(quiet: quiet)
         let started = Date()

@@ -1,0 +1,29 @@
+import ArgumentParser
+import Foundation
+
+/// The run store a command names: `--store`, else the environment's `AMALGAM_STORE` (empty counts as unset).
+func runStoreURL(_ store: String?) -> String? {
+    store ?? ProcessInfo.processInfo.environment["AMALGAM_STORE"].flatMap { $0.isEmpty ? nil : $0 }
+}
+
+/// How a process claims candidates from a run's work queue: `amalgam worker`, and `amalgam evolve --workers`
+/// when the coordinator evaluates too.
+struct ClaimOptions: ParsableArguments {
+    @Option(help: "The lease (seconds) of a claimed candidate; a heartbeat extends it every third of it, and a claimant that stops heartbeating loses its candidate when it runs out. (evolve: with --workers)")
+    var lease: Double = 60
+
+    @Option(help: "Claims of one candidate at most; after as many expired leases it is marked failed and the run stops with an error. (evolve: with --workers)")
+    var maxAttempts: Int = 3
+
+    @Option(help: .hidden)
+    var testDelayMs: Int = 0
+
+    /// Refuses a lease under a second or no attempt at all.
+    func check() throws {
+        guard lease >= 1, lease.isFinite else { throw CLIInputError("--lease \(lease): give at least 1 second") }
+        guard maxAttempts >= 1 else { throw CLIInputError("--max-attempts \(maxAttempts): give at least 1") }
+    }
+
+    /// Seconds slept after a claim, before evaluating (tests only: makes an evaluation long enough to be killed in).
+    var delayBeforeEvaluation: Double { Double(testDelayMs) / 1000 }
+}
