@@ -55,7 +55,10 @@ struct FineTuneRunFolderTests {
         let work = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: work) }
         let text = try trainingText(in: work)
-        let straight = try runAmalgam(["finetune", model, text, work + "/straight"] + small)
+        // The old layout's first steps are trained in this process: the command runs with its BLAS kernels
+        // (on an AVX-512 machine it would otherwise relaunch itself with others, which round differently).
+        let blas = ["OPENBLAS_CORETYPE": OpenBLASCoreType.current]
+        let straight = try runAmalgam(["finetune", model, text, work + "/straight"] + small, environment: blas)
         #expect(straight.status == 0, "\(straight.err)")
 
         // The old layout, as the old command wrote it after 2 of 4 steps.
@@ -74,7 +77,8 @@ struct FineTuneRunFolderTests {
         for _ in 0..<2 { _ = try old.trainStep() }
         try old.saveCheckpoint(to: work + "/run/checkpoint")
 
-        let resumed = try runAmalgam(["finetune", model, text, work + "/parts", "--run-dir", work + "/run", "--resume"] + small)
+        let resumed = try runAmalgam(["finetune", model, text, work + "/parts", "--run-dir", work + "/run", "--resume"] + small,
+                                     environment: blas)
         #expect(resumed.status == 0, "\(resumed.err)")
         #expect(resumed.err.contains("resumed at step 2"), "\(resumed.err)")
         #expect(!FileManager.default.fileExists(atPath: work + "/run/checkpoint"), "the old checkpoint is removed once taken in")
