@@ -74,9 +74,7 @@ struct Evolve: ParsableCommand {
         if workers {
             var queue = EvolveQueueOptions()
             queue.evaluateLocally = !coordinateOnly
-            queue.leaseSeconds = claim.lease
-            queue.maxAttempts = claim.maxAttempts
-            queue.delayBeforeEvaluation = claim.delayBeforeEvaluation
+            queue.claim = claim.applied(to: queue.claim)
             runner.queue = queue
         }
         let place = storeURL.map { "\(PostgresAddress.displayed($0)) (run `\(runName ?? name)`)" } ?? directory

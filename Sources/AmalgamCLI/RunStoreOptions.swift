@@ -1,3 +1,4 @@
+import AmalgamSearch
 import ArgumentParser
 import Foundation
 
@@ -24,6 +25,12 @@ struct ClaimOptions: ParsableArguments {
         guard maxAttempts >= 1 else { throw CLIInputError("--max-attempts \(maxAttempts): give at least 1") }
     }
 
-    /// Seconds slept after a claim, before evaluating (tests only: makes an evaluation long enough to be killed in).
-    var delayBeforeEvaluation: Double { Double(testDelayMs) / 1000 }
+    /// `settings`, with the lease and attempts given here (and the tests' delay before evaluating).
+    func applied(to settings: ClaimSettings) -> ClaimSettings {
+        var s = settings
+        s.leaseSeconds = lease
+        s.maxAttempts = maxAttempts
+        s.delayBeforeEvaluation = Double(testDelayMs) / 1000
+        return s
+    }
 }

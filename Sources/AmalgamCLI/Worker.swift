@@ -51,9 +51,7 @@ struct Worker: ParsableCommand {
         let runner = try EvolveRunner(configuration: configuration, runDirectory: place, tokenizer: tokenizer)
         var options = EvolveWorker.Options()
         options.concurrency = concurrency
-        options.leaseSeconds = claim.lease
-        options.maxAttempts = claim.maxAttempts
-        options.delayBeforeEvaluation = claim.delayBeforeEvaluation
+        options.claim = claim.applied(to: options.claim)
         printError("worker for \(place): \(configuration.models.count) models, \(runner.tasks.exampleCount) training examples, \(concurrency) at once")
         let log = WorkerLog(quiet: quiet)
         let started = Date()

@@ -93,18 +93,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let inputs = try evolve.makeInputs(dir)
         let budget = 16
-        let config = dir + "/evolve.yml"
-        try """
-            method: cmaes
-            models: [\(inputs.a), \(inputs.b)]
-            tasks:
-              - path: \(inputs.task)
-                train_examples: 8
-                test_examples: 2
-            budget: \(budget)
-            seed: 3
-            cmaes: {merge_method: linear, population: 4, layer_granularity: 1, dtype: float32}
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let config = try evolve.writeCMAESConfig(dir + "/evolve.yml", inputs, budget: budget, seed: 3)
         let killer = KillResumeTests()
         #expect(try !killer.launch(binary, ["evolve", config, "--run-dir", dir + "/folder", "--quiet"], folder: "", target: nil, polls: 0))
         let run = "evolve-kill-\(UUID().uuidString.prefix(8))"

@@ -43,6 +43,26 @@ import Testing
         return (a, b, task)
     }
 
+    /// Writes the small CMA-ES config the command tests run (4 candidates a generation, linear, f32; 8
+    /// training and 2 test examples) to `path`, and returns `path`.
+    @discardableResult
+    func writeCMAESConfig(_ path: String, _ inputs: (a: String, b: String, task: String), budget: Int, seed: Int,
+                          extra: String = "") throws -> String {
+        try """
+            method: cmaes
+            models: [\(inputs.a), \(inputs.b)]
+            tasks:
+              - path: \(inputs.task)
+                train_examples: 8
+                test_examples: 2
+            budget: \(budget)
+            seed: \(seed)
+            cmaes: {merge_method: linear, population: 4, layer_granularity: 1, dtype: float32}
+
+            """.appending(extra).write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
     func configuration(_ method: String, _ inputs: (a: String, b: String, task: String), extra: String = "", budget: Int) throws -> EvolveConfiguration {
         let yaml = """
             method: \(method)
@@ -230,20 +250,7 @@ import Testing
         let inputs = try makeInputs(dir)
         let budget = 24
         func config(_ name: String) throws -> String {
-            let path = dir + "/\(name).yml"
-            try """
-                method: cmaes
-                models: [\(inputs.a), \(inputs.b)]
-                tasks:
-                  - path: \(inputs.task)
-                    train_examples: 8
-                    test_examples: 2
-                budget: \(budget)
-                seed: 3
-                output: \(dir)/\(name)-best
-                cmaes: {merge_method: linear, population: 4, layer_granularity: 1, dtype: float32}
-                """.write(toFile: path, atomically: true, encoding: .utf8)
-            return path
+            try writeCMAESConfig(dir + "/\(name).yml", inputs, budget: budget, seed: 3, extra: "output: \(dir)/\(name)-best\n")
         }
         let killer = KillResumeTests()
         func arguments(_ name: String) throws -> [String] { ["evolve", try config(name), "--run-dir", dir + "/" + name, "--resume", "--quiet"] }

@@ -17,18 +17,7 @@ import Testing
     /// The config (4 candidates a generation, 4 generations) and the reference: the run in one process, in a run folder.
     func prepare(_ dir: String) throws -> (config: String, folder: String) {
         let inputs = try evolve.makeInputs(dir)
-        let config = dir + "/evolve.yml"
-        try """
-            method: cmaes
-            models: [\(inputs.a), \(inputs.b)]
-            tasks:
-              - path: \(inputs.task)
-                train_examples: 8
-                test_examples: 2
-            budget: \(Self.budget)
-            seed: 4
-            cmaes: {merge_method: linear, population: 4, layer_granularity: 1, dtype: float32}
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let config = try evolve.writeCMAESConfig(dir + "/evolve.yml", inputs, budget: Self.budget, seed: 4)
         let single = try runAmalgam(["evolve", config, "--run-dir", dir + "/folder", "--quiet"])
         #expect(single.status == 0, "\(single.err)")
         return (config, dir + "/folder")

@@ -2,20 +2,29 @@ import AmalgamCore
 import Foundation
 import PostgresNIO
 
+/// How a process claims candidates from a run's work queue: an `amalgam worker`, and the coordinator of
+/// `amalgam evolve --workers` when it evaluates too.
+public struct ClaimSettings: Sendable, Equatable {
+    /// The lease of a claimed candidate (seconds, by the server's clock); heartbeats extend it every third of
+    /// it. A claimant that stops heartbeating (killed, cut off) loses the candidate when it runs out.
+    public var leaseSeconds = 60.0
+    /// Claims of one candidate at most: after as many expired leases it is marked failed and the run stops.
+    public var maxAttempts = 3
+    /// Seconds between two looks at the queue while it has nothing to claim (or while results are awaited).
+    public var pollSeconds: Double
+    /// Seconds slept after a claim, before evaluating (tests only: makes an evaluation long enough to be killed in).
+    public var delayBeforeEvaluation = 0.0
+
+    public init(pollSeconds: Double) { self.pollSeconds = pollSeconds }
+}
+
 /// How a CMA-ES run kept in PostgreSQL shares its evaluations through the store's work queue
 /// (`amalgam evolve --store URL --run NAME --workers`, docs/distributed.md).
 public struct EvolveQueueOptions: Sendable, Equatable {
     /// Whether the coordinating process evaluates queued candidates itself while it waits (`--coordinate-only`: no).
     public var evaluateLocally = true
-    /// The lease of a candidate this process claims (seconds, by the server's clock); heartbeats extend it
-    /// every third of it. A claimant that stops heartbeating (killed, cut off) loses the candidate when it runs out.
-    public var leaseSeconds = 60.0
-    /// Claims of one candidate at most: after as many expired leases it is marked failed and the run stops.
-    public var maxAttempts = 3
-    /// Seconds between two looks at the queue while waiting for results.
-    public var pollSeconds = 0.05
-    /// Seconds slept after a claim, before evaluating (tests only: makes an evaluation long enough to be killed in).
-    public var delayBeforeEvaluation = 0.0
+    /// How the coordinator claims (when it evaluates) and how often it looks for results.
+    public var claim = ClaimSettings(pollSeconds: 0.05)
 
     public init() {}
 }
@@ -216,37 +225,37 @@ extension EvolveRunner {
                 received(candidate, done.count)
             }
             if done.count == recipes.count { break }
-            try store.requeueExpired(maxAttempts: options.maxAttempts)
+            try store.requeueExpired(maxAttempts: options.claim.maxAttempts)
             if let failed = try store.failedItems(in: range).first {
-                throw .runFolder(path: store.location, reason: "candidate \(failed) was claimed \(options.maxAttempts) times and never "
+                throw .runFolder(path: store.location, reason: "candidate \(failed) was claimed \(options.claim.maxAttempts) times and never "
                     + "finished (each claimant died or lost its lease): see the workers' errors, then continue the run with --resume")
             }
             if options.evaluateLocally {
                 if let stopAfter, scored >= stopAfter { throw Self.stopped }
-                if let item = try store.claim(worker: me, leaseSeconds: options.leaseSeconds) {
+                if let item = try store.claim(worker: me, leaseSeconds: options.claim.leaseSeconds) {
                     scored += 1
                     if keeper == nil {
-                        keeper = try LeaseKeeper(store, leaseSeconds: options.leaseSeconds)
+                        keeper = try LeaseKeeper(store, leaseSeconds: options.claim.leaseSeconds)
                     }
-                    keeper!.hold(item)
-                    let candidate: StoredCandidate
-                    do throws(SearchError) {
-                        if options.delayBeforeEvaluation > 0 { usleep(UInt32(options.delayBeforeEvaluation * 1e6)) }
-                        candidate = try scoreCandidate(yaml: item.payload)
-                    } catch {
-                        keeper!.release()
-                        throw error
-                    }
-                    keeper!.release()
+                    let candidate = try scoreClaimed(item, keeper: keeper!, settings: options.claim)
                     _ = try store.finish(item, worker: me, result: try Self.encoded(candidate, at: store.location))
                     continue
                 }
             }
-            usleep(UInt32(options.pollSeconds * 1e6))
+            usleep(UInt32(options.claim.pollSeconds * 1e6))
         }
         // The generation's candidates as the blobs `candidate/N`, in one commit; the step stays at `first`.
         if !fresh.isEmpty { try store.commit(RunStep(number: first, blobs: fresh)) }
         return range.map { done[$0]! }
+    }
+
+    /// Scores a claimed candidate from its recipe while `keeper` holds the claim's lease (a worker, or the
+    /// coordinator evaluating too); the lease is let go when the score is done or fails.
+    func scoreClaimed(_ item: WorkItem, keeper: LeaseKeeper, settings: ClaimSettings) throws(SearchError) -> StoredCandidate {
+        keeper.hold(item)
+        defer { keeper.release() }
+        if settings.delayBeforeEvaluation > 0 { usleep(UInt32(settings.delayBeforeEvaluation * 1e6)) }
+        return try scoreCandidate(yaml: item.payload)
     }
 
     /// A candidate as the store and the queue keep it (JSON, sorted keys).
@@ -265,14 +274,8 @@ public final class EvolveWorker: @unchecked Sendable {
     public struct Options: Sendable {
         /// Evaluations at once in this process (each its own thread and connection).
         public var concurrency = 1
-        /// Lease of a claimed candidate (seconds); a heartbeat extends it every third of it.
-        public var leaseSeconds = 60.0
-        /// Claims of one candidate at most before it is marked failed (when this worker requeues expired leases).
-        public var maxAttempts = 3
-        /// Seconds between two looks at an empty queue.
-        public var pollSeconds = 0.2
-        /// Seconds slept after a claim, before evaluating (tests only).
-        public var delayBeforeEvaluation = 0.0
+        /// How each of them claims.
+        public var claim = ClaimSettings(pollSeconds: 0.2)
 
         public init() {}
     }
@@ -388,30 +391,22 @@ public final class EvolveWorker: @unchecked Sendable {
         let kind = EvolveRunner.cmaesKind
         let store = try PostgresRunStore.open(url: url, run: run, kind: kind, create: false, resume: true, claim: false)
         defer { store.close() }
-        let keeper = try LeaseKeeper(store, leaseSeconds: options.leaseSeconds)
+        let claim = options.claim
+        let keeper = try LeaseKeeper(store, leaseSeconds: claim.leaseSeconds)
         defer { keeper.stop() }
         let name = "\(PostgresRunStore.applicationName) #\(thread)"
         func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
         while !shouldStop {
             let t0 = now()
-            guard let item = try store.claim(worker: name, leaseSeconds: options.leaseSeconds) else {
+            guard let item = try store.claim(worker: name, leaseSeconds: claim.leaseSeconds) else {
                 if try store.blob("result") != nil { return }
                 // Expired leases go back to the queue even while no coordinator runs (it may be restarting).
-                try store.requeueExpired(maxAttempts: options.maxAttempts)
-                usleep(UInt32(options.pollSeconds * 1e6))
+                try store.requeueExpired(maxAttempts: claim.maxAttempts)
+                usleep(UInt32(claim.pollSeconds * 1e6))
                 continue
             }
             let claimed = now()
-            keeper.hold(item)
-            let candidate: StoredCandidate
-            do throws(SearchError) {
-                if options.delayBeforeEvaluation > 0 { usleep(UInt32(options.delayBeforeEvaluation * 1e6)) }
-                candidate = try runner.scoreCandidate(yaml: item.payload)
-            } catch {
-                keeper.release()
-                throw error
-            }
-            keeper.release()
+            let candidate = try runner.scoreClaimed(item, keeper: keeper, settings: claim)
             let bytes = try EvolveRunner.encoded(candidate, at: store.location)
             let t1 = now()
             let ok = try store.finish(item, worker: name, result: bytes)
