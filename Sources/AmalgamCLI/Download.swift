@@ -55,46 +55,36 @@ func reportHubDownloads() {
     HubCache.setProgressObserver { HubProgressLine.shared.report($0) }
 }
 
-/// Download progress on standard error: a line redrawn in place on a terminal, else one line per file.
+/// Download progress on standard error, through the one progress renderer: per model, the bytes of all its
+/// files so far, the file being fetched and the rate.
 final class HubProgressLine: @unchecked Sendable {
     static let shared = HubProgressLine()
     private let lock = NSLock()
-    private var lastDraw = Date.distantPast
-    private var lastFile = ""
+    private var line: ProgressDisplay?
+    private var reference = ""
     private var started = Date()
-    private var drawn = false
 
     func report(_ p: HubProgress) {
         lock.lock()
         defer { lock.unlock() }
-        let now = Date()
-        if p.file != lastFile {
-            lastFile = p.file
-            if p.fileIndex == 1 { started = now }
-            if !standardErrorIsTerminal {
-                printError("downloading \(p.reference): \(p.file) (\(formatBytes(p.bytesTotal)), file \(p.fileIndex)/\(p.fileCount))")
-            }
+        if line == nil || p.reference != reference {
+            line?.finish()
+            line = ProgressDisplay(label: "download", bytes: true)
+            reference = p.reference
+            started = Date()
         }
-        guard standardErrorIsTerminal, now.timeIntervalSince(lastDraw) > 0.1 || p.allBytesDone == p.allBytesTotal else { return }
-        lastDraw = now
-        let seconds = now.timeIntervalSince(started)
+        let seconds = Date().timeIntervalSince(started)
         let rate = seconds > 0 ? Double(p.allBytesDone) / seconds : 0
-        let line = String(format: "\r[download] %@ %d/%d %@ · %@ / %@ · %@/s   ", p.reference, p.fileIndex, p.fileCount, p.file,
-                          formatBytes(p.allBytesDone), formatBytes(p.allBytesTotal), formatBytes(Int(rate)))
-        FileHandle.standardError.write(Data(line.utf8))
-        drawn = true
-        if p.fileIndex == p.fileCount && p.bytesDone == p.bytesTotal {
-            FileHandle.standardError.write(Data("\n".utf8))
-            drawn = false
-        }
+        line?.update(done: p.allBytesDone, total: p.allBytesTotal,
+                     detail: "\(p.reference) file \(p.fileIndex)/\(p.fileCount) \(p.file) · \(formatBytes(Int(rate)))/s")
     }
 
     /// Ends a drawn line.
     func finish() {
         lock.lock()
         defer { lock.unlock() }
-        if drawn { FileHandle.standardError.write(Data("\n".utf8)) }
-        drawn = false
-        lastFile = ""
+        line?.finish()
+        line = nil
+        reference = ""
     }
 }

@@ -17,17 +17,11 @@ struct Merge: ParsableCommand {
     @Argument(help: "The output model folder.")
     var output: String?
 
-    @Option(help: "Largest shard, in bytes or as 5GB, 500MB, 2GiB.")
-    var outShardSize = "5GB"
-
     @Option(help: "Seed for random methods (dare, della, …). Same seed, same bytes.")
     var seed: UInt64 = 0
 
     @Flag(help: "Print the plan (inputs and parameters of every output tensor) without merging.")
     var dryRun = false
-
-    @Flag(help: "Replace the output folder if it exists.")
-    var overwrite = false
 
     @Flag(help: "Merge embeddings of different vocabulary sizes by cutting them to the common rows (mergekit's flag of the same name). Prefer tokenizer_source.")
     var unsafeTruncateEmbeddings = false
@@ -41,13 +35,11 @@ struct Merge: ParsableCommand {
     @Option(help: "Tensor type of a GGUF output: f32, f16, bf16 or q8_0.")
     var outType = "q8_0"
 
-    @Option(help: "What the finished output survives: machine (default: also power loss; the weights are flushed to disk before the folder takes its name) or process (a kill or crash of the program; the merge does not wait for the disk). A GGUF output is always flushed.")
-    var sync = "machine"
+    @OptionGroup var out: ModelOutputOptions
 
     func validate() throws {
         guard ["safetensors", "gguf"].contains(outFormat) else { throw ValidationError("--out-format must be safetensors or gguf") }
         guard GGMLType(name: outType) != nil else { throw ValidationError("--out-type must be one of f32, f16, bf16, q8_0") }
-        guard Durability(rawValue: sync) != nil else { throw ValidationError("--sync must be machine or process, not `\(sync)`") }
     }
 
     func run() throws {
@@ -55,7 +47,7 @@ struct Merge: ParsableCommand {
         // kernel: fresh pages fault on first touch, which costs more than the merge arithmetic here.
         _ = mallopt(mallocMmapThreshold, 1 << 30)
         _ = mallopt(mallocTrimThreshold, 1 << 30)
-        let shardSize = try parseShardSize(outShardSize)
+        let shardSize = try out.shardSize()
         let stages = try MergeConfig.stages(contentsOf: config)
         for warning in stages.flatMap(\.warnings) { printError("warning: " + warning) }
         for (i, stage) in stages.enumerated() {
@@ -73,8 +65,8 @@ struct Merge: ParsableCommand {
             if outFormat == "gguf" {
                 try mergeToGGUF(plan, destination: destination!, shardSize: shardSize, progress: progress)
             } else {
-                var options = MergeOptions(outputPath: destination!, maxShardSize: shardSize, overwrite: overwrite)
-                options.durability = Durability(rawValue: sync)!
+                var options = MergeOptions(outputPath: destination!, maxShardSize: shardSize, overwrite: out.overwrite)
+                options.durability = out.durability
                 options.progress = { p in progress.update(p) }
                 try MergeExecutor(plan: plan).run(options)
                 progress.finish()
@@ -91,9 +83,9 @@ extension Merge {
     /// written inside the GGUF's one working folder, so a kill at any moment leaves a single leftover,
     /// which the next run into `destination` removes.
     func mergeToGGUF(_ plan: MergePlan, destination: String, shardSize: Int, progress: ProgressDisplay) throws {
-        let out = try AtomicOutput(path: destination, overwrite: overwrite, kind: .file)
+        let gguf = try AtomicOutput(path: destination, overwrite: out.overwrite, kind: .file)
         do {
-            let folder = out.workingFolder + "/merged"
+            let folder = gguf.workingFolder + "/merged"
             var options = MergeOptions(outputPath: folder, maxShardSize: shardSize, overwrite: false)
             // The folder is deleted after: only the GGUF needs to reach the disk.
             options.durability = .process
@@ -104,17 +96,17 @@ extension Merge {
             // A GGUF tokenizer donor keeps its tokenizer.ggml.pre; a folder's tokenizer is identified as llama.cpp does.
             let donor = plan.models[plan.vocabulary?.tokenizerDonor ?? plan.donor]
             let pre = try llamaCppPreTokenizer(folder: folder, kept: try ggufPreTokenizer(of: donor.path))
-            try GGUFLlamaConvert.toGGUF(folder: folder, output: out.workingPath, type: GGMLType(name: outType)!, name: name,
+            try GGUFLlamaConvert.toGGUF(folder: folder, output: gguf.workingPath, type: GGMLType(name: outType)!, name: name,
                                         preTokenizer: pre, overwrite: true)
-            try out.commit()
+            try gguf.commit()
         } catch {
-            out.abandon()
+            gguf.abandon()
             // A full disk is reported for the file the user named, not the working copy.
             if case .checkpoint(.file(.noSpace)) = error as? MergeError {
-                throw FileError.noSpace(path: out.finalPath, needed: nil, free: freeBytes(near: out.finalPath))
+                throw FileError.noSpace(path: gguf.finalPath, needed: nil, free: freeBytes(near: gguf.finalPath))
             }
             if case .file(.noSpace) = error as? CheckpointError {
-                throw FileError.noSpace(path: out.finalPath, needed: nil, free: freeBytes(near: out.finalPath))
+                throw FileError.noSpace(path: gguf.finalPath, needed: nil, free: freeBytes(near: gguf.finalPath))
             }
             throw error
         }

@@ -44,36 +44,31 @@ struct MoE: ParsableCommand {
           help: "Allow every expert to be the same model (mergekit's flag).")
     var allowIdenticalExperts = false
 
-    @Option(help: "Largest shard, in bytes or as 5GB, 500MB, 2GiB.")
-    var outShardSize = "5GB"
-
-    @Flag(help: "Replace the output folder if it exists.")
-    var overwrite = false
+    @OptionGroup var out: ModelOutputOptions
 
     @Flag(help: "No progress line.")
     var quiet = false
 
     func run() throws {
         let start = Date()
-        let shardSize = try parseShardSize(outShardSize)
+        let shardSize = try out.shardSize()
         let text = try String(contentsOfFile: config, encoding: .utf8)
         let moe = try MoEConfig(yaml: text, path: config)
         try moe.validate(allowIdenticalSources: allowIdenticalExperts)
         let assembly = try MoEAssembly(config: moe)
-        let drawn = !quiet && standardErrorIsTerminal
-        func line(_ text: String) {
-            guard drawn else { return }
-            FileHandle.standardError.write(Data(("\r[moe] " + text + "   ").utf8))
-        }
         printError("moe: \(assembly.architecture.rawValue) with \(moe.experts.count) experts (\(moe.experts.count > 0 ? moe.expertsPerToken : 0) per token), \(assembly.layers) layers, gate_mode \(moe.gateMode.rawValue), \(assembly.outputDType.torchName)")
         let prompts = moe.gatedExperts.map { RouterGates.Prompts(positive: $0.positivePrompts, negative: $0.negativePrompts) }
+        let gateProgress = ProgressDisplay(label: "moe gates", enabled: !quiet)
         let gates = try RouterGates.compute(mode: mode(moe.gateMode), base: assembly.base, experts: prompts, seed: seed) { done, total in
-            line("gates: layer \(done)/\(total)")
+            gateProgress.update(done: done, total: total, unit: "layers")
         }
-        try assembly.write(to: output, gates: gates, configText: text, seed: seed, overwrite: overwrite, maxShardSize: shardSize) { p in
-            line("\(p.done)/\(p.total) tensors · \(p.tensor)")
+        gateProgress.finish()
+        let writeProgress = ProgressDisplay(label: "moe", enabled: !quiet)
+        try assembly.write(to: output, gates: gates, configText: text, seed: seed, overwrite: out.overwrite, maxShardSize: shardSize,
+                           durability: out.durability) { p in
+            writeProgress.update(done: p.done, total: p.total, unit: "tensors", detail: p.tensor)
         }
-        if drawn { FileHandle.standardError.write(Data("\n".utf8)) }
+        writeProgress.finish()
         printError(String(format: "wrote %@ (%@, %d experts) in %.1f s", output, assembly.architecture.rawValue, moe.experts.count, Date().timeIntervalSince(start)))
     }
 

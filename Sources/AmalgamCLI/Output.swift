@@ -37,15 +37,18 @@ final class ProgressDisplay: @unchecked Sendable {
     private let label: String
     private let terminal: Bool
     private let piped: Bool
+    private let bytes: Bool
     private let lock = Lock()
     private var lastDraw = -Double.infinity
     private var drawn = false
     /// When and at which step the first update came: the ETA is the pace since then.
     private var first: (time: Double, done: Int)?
 
-    /// `enabled: false` (`--quiet`) draws nothing; `piped: false` draws only on a terminal.
-    init(label: String, enabled: Bool = true, piped: Bool = true) {
+    /// `enabled: false` (`--quiet`) draws nothing; `piped: false` draws only on a terminal; `bytes: true`
+    /// shows the counts as byte sizes (1.20 GB / 14.48 GB).
+    init(label: String, enabled: Bool = true, piped: Bool = true, bytes: Bool = false) {
         self.label = label
+        self.bytes = bytes
         self.terminal = enabled && standardErrorIsTerminal
         self.piped = enabled && piped && !standardErrorIsTerminal
     }
@@ -63,7 +66,8 @@ final class ProgressDisplay: @unchecked Sendable {
             if remaining == nil, let first, done > first.done, now > first.time {
                 remaining = (now - first.time) / Double(done - first.done) * Double(max(total - done, 0))
             }
-            var text = "[\(label)] \(done)/\(total)" + (unit.isEmpty ? "" : " " + unit)
+            var text = "[\(label)] " + (bytes ? "\(formatBytes(done)) / \(formatBytes(total))" : "\(done)/\(total)")
+                + (unit.isEmpty ? "" : " " + unit)
             if !detail.isEmpty { text += "  " + detail }
             text += "  ETA " + (remaining.map(formatDuration) ?? "?")
             if terminal {

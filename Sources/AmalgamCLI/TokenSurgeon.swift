@@ -45,11 +45,7 @@ struct TokenSurgeonCommand: ParsableCommand {
     @Option(help: "Seed of --new-vocab-noise. Same seed, same bytes.")
     var seed: UInt64 = 0
 
-    @Option(help: "Largest shard, in bytes or as 5GB, 500MB, 2GiB.")
-    var outShardSize = "5GB"
-
-    @Flag(help: "Replace the output folder if it exists.")
-    var overwrite = false
+    @OptionGroup var out: ModelOutputOptions
 
     @Flag(help: "No progress line.")
     var quiet = false
@@ -59,7 +55,7 @@ struct TokenSurgeonCommand: ParsableCommand {
         guard let method = TokenSurgeon.Method(rawValue: approximationMethod) else {
             throw ValidationError("--approximation-method '\(approximationMethod)' is not one of \(TokenSurgeon.Method.allCases.map(\.rawValue).joined(separator: ", ")) (mergekit's other methods are not implemented; see docs/tokensurgeon.md)")
         }
-        let shardSize = try parseShardSize(outShardSize)
+        let shardSize = try out.shardSize()
         var options = TokenSurgeon.Options()
         options.method = method
         options.k = k
@@ -67,12 +63,11 @@ struct TokenSurgeonCommand: ParsableCommand {
         options.newVocabScale = newVocabScale
         options.seed = seed
         let surgeon = try TokenSurgeon(model: ModelSource.open(model), donor: ModelSource.open(donor), options: options)
-        let drawn = !quiet && standardErrorIsTerminal
-        let reports = try surgeon.write(to: output, overwrite: overwrite, maxShardSize: shardSize) { text in
-            guard drawn else { return }
-            FileHandle.standardError.write(Data(("\r[tokensurgeon] " + text + "   ").utf8))
+        let progress = ProgressDisplay(label: "tokensurgeon", enabled: !quiet)
+        let reports = try surgeon.write(to: output, overwrite: out.overwrite, maxShardSize: shardSize, durability: out.durability) { p in
+            progress.update(done: p.done, total: p.total, unit: "tensors", detail: p.item)
         }
-        if drawn { FileHandle.standardError.write(Data("\n".utf8)) }
+        progress.finish()
         for r in reports {
             printError("\(r.tensor): \(r.rows) rows, \(r.exact) copied from the model, \(r.approximated) approximated (\(method.rawValue)\(method == .omp ? ", k = \(k)" : ""))")
         }

@@ -150,17 +150,26 @@ public struct TokenSurgeon: Sendable {
     /// Whether the model's output shares the embedding (no lm_head of its own): then only the embedding is rebuilt.
     public var modelIsTied: Bool { model.tensors.info(Self.headName) == nil }
 
+    /// Where a write is: a matrix being rebuilt (nothing written yet), then each tensor written, of `total`.
+    public struct WriteProgress: Sendable {
+        public var done: Int
+        public var total: Int
+        /// The tensor written, or what is being rebuilt.
+        public var item: String
+    }
+
     /// Writes the transplanted model into `output` (a folder that appears only when complete): the weights,
     /// config.json with the donor's vocab size and special token ids, and the donor's tokenizer files.
-    public func write(to output: String, overwrite: Bool, maxShardSize: Int = 5_000_000_000,
-                      progress: (String) -> Void = { _ in }) throws(TokenSurgeonError) -> [MatrixReport] {
+    /// `durability`: what the finished folder survives (see `Durability`).
+    public func write(to output: String, overwrite: Bool, maxShardSize: Int = 5_000_000_000, durability: Durability = .machine,
+                      progress: (WriteProgress) -> Void = { _ in }) throws(TokenSurgeonError) -> [MatrixReport] {
         let out: AtomicOutput
         do {
             out = try AtomicOutput(path: output, overwrite: overwrite)
             try out.makeWorkingDirectory()
         } catch { throw .output(path: output, reason: "\(error)") }
         do {
-            let reports = try writeFolder(out.workingPath, maxShardSize: maxShardSize, progress: progress)
+            let reports = try writeFolder(out.workingPath, maxShardSize: maxShardSize, durability: durability, progress: progress)
             try out.commit()
             return reports
         } catch let error as TokenSurgeonError {
@@ -175,14 +184,15 @@ public struct TokenSurgeon: Sendable {
         }
     }
 
-    private func writeFolder(_ folder: String, maxShardSize: Int, progress: (String) -> Void) throws -> [MatrixReport] {
+    private func writeFolder(_ folder: String, maxShardSize: Int, durability: Durability, progress: (WriteProgress) -> Void) throws -> [MatrixReport] {
+        let tensorCount = model.tensors.tensorInfos.count
         var rebuilt: [String: Tensor] = [:]
         var reports: [MatrixReport] = []
         for name in [Self.embedName] + (modelIsTied ? [] : [Self.headName]) {
             // A tied donor's output rows are its embedding.
             let donorName = name == Self.headName && donor.tensors.info(name) == nil ? Self.embedName : name
-            progress("rebuilding \(name)")
-            let (tensor, report) = try rebuild(name, donorTensor: donorName, progress: progress)
+            progress(WriteProgress(done: 0, total: tensorCount, item: "rebuilding \(name)"))
+            let (tensor, report) = try rebuild(name, donorTensor: donorName)
             rebuilt[name] = tensor
             reports.append(report)
         }
@@ -194,7 +204,7 @@ public struct TokenSurgeon: Sendable {
                 infos.append(info)
             }
         }
-        let writer = try CheckpointWriter(directory: folder, tensors: infos, maxShardSize: maxShardSize)
+        let writer = try CheckpointWriter(directory: folder, tensors: infos, maxShardSize: maxShardSize, durability: durability)
         for (i, info) in infos.enumerated() {
             if let t = rebuilt[info.name] {
                 try writer.write(info.name, tensor: t)
@@ -202,7 +212,7 @@ public struct TokenSurgeon: Sendable {
                 try writer.write(info.name, tensor: try model.tensors.tensor(info.name))
                 model.tensors.release(info.name)
             }
-            progress("\(i + 1)/\(infos.count) tensors · \(info.name)")
+            progress(WriteProgress(done: i + 1, total: tensorCount, item: info.name))
         }
         try writer.finish()
         try writeFileAtomically(JSONValue.object(outputConfig()).pythonText() + "\n", to: folder + "/config.json")
@@ -223,7 +233,7 @@ public struct TokenSurgeon: Sendable {
     }
 
     /// One matrix in the donor's id order.
-    func rebuild(_ name: String, donorTensor donorName: String, progress: (String) -> Void) throws -> (Tensor, MatrixReport) {
+    func rebuild(_ name: String, donorTensor donorName: String) throws -> (Tensor, MatrixReport) {
         let modelTensor = try model.tensors.tensor(name)
         let donorTensor = try donor.tensors.tensor(donorName)
         guard modelTensor.shape.count == 2 else { throw TokenSurgeonError.model(path: model.path, reason: "\(name) is \(modelTensor.shape), not a matrix") }

@@ -150,9 +150,9 @@ public struct MoEAssembly: Sendable {
     /// mergekit-moe saves it) and the config as `mergekit_moe_config.yml`.
     ///
     /// `gates[layer]` holds `gateRows` rows of `hiddenSize` values. `seed` drives `noise_scale`'s draws
-    /// (one stream per output tensor and expert).
+    /// (one stream per output tensor and expert). `durability`: what the finished folder survives (see `Durability`).
     public func write(to output: String, gates: [[Float]], configText: String, seed: UInt64, overwrite: Bool,
-                      maxShardSize: Int = 5_000_000_000, progress: (Progress) -> Void = { _ in }) throws(MergeError) {
+                      maxShardSize: Int = 5_000_000_000, durability: Durability = .machine, progress: (Progress) -> Void = { _ in }) throws(MergeError) {
         guard gates.count == layers, gates.allSatisfy({ $0.count == gateRows * hiddenSize }) else {
             throw .config(path: config.path, key: "(gates)", reason: "expected \(layers) layers of \(gateRows)×\(hiddenSize) gate values")
         }
@@ -162,7 +162,7 @@ public struct MoEAssembly: Sendable {
             try out.makeWorkingDirectory()
         } catch { throw .config(path: output, key: "(output)", reason: "\(error)") }
         do {
-            try writeFolder(out.workingPath, gates: gates, configText: configText, seed: seed, maxShardSize: maxShardSize, progress: progress)
+            try writeFolder(out.workingPath, gates: gates, configText: configText, seed: seed, maxShardSize: maxShardSize, durability: durability, progress: progress)
             try out.commit()
         } catch let error as MergeError {
             out.abandon()
@@ -176,10 +176,10 @@ public struct MoEAssembly: Sendable {
         }
     }
 
-    private func writeFolder(_ folder: String, gates: [[Float]], configText: String, seed: UInt64, maxShardSize: Int,
+    private func writeFolder(_ folder: String, gates: [[Float]], configText: String, seed: UInt64, maxShardSize: Int, durability: Durability,
                              progress: (Progress) -> Void) throws {
         let planned = plan()
-        let writer = try CheckpointWriter(directory: folder, tensors: planned.map(\.info), maxShardSize: maxShardSize)
+        let writer = try CheckpointWriter(directory: folder, tensors: planned.map(\.info), maxShardSize: maxShardSize, durability: durability)
         let sources = experts + sharedExperts
         let settings = config.experts + config.sharedExperts
         let H = hiddenSize
