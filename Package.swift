@@ -17,7 +17,7 @@ let package = Package(
     name: "Amalgam",
     products: [
         .library(name: "Amalgam", targets: [
-            "AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamJinja", "AmalgamTokenizer", "AmalgamModels", "AmalgamEval", "AmalgamSearch", "AmalgamLab", "AmalgamReport",
+            "AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamJinja", "AmalgamTokenizer", "AmalgamModels", "AmalgamEval", "AmalgamSearch", "AmalgamLab", "AmalgamReport", "AmalgamJobs",
         ]),
         // The floors below search, which hold every reader of a user's file: the fuzz package (Fuzz/) links only
         // these, so its sanitizer build leaves out the PostgreSQL client and the TLS library under it.
@@ -55,12 +55,15 @@ let package = Package(
         // The published reproductions run by `amalgam experiment`: the digits MLP, M2N2 and DAM on digits,
         // digits merge recipes, CMA-ES test functions. Nothing below depends on it.
         .target(name: "AmalgamLab", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamModels", "AmalgamSearch", "CAmalgamBLAS"]),
+        // The jobs the command runs, each a library type that opens its inputs, runs, checkpoints and resumes,
+        // and reports through events the command renders (fine-tuning so far; issue #18 part 6).
+        .target(name: "AmalgamJobs", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamModels", "AmalgamEval", "AmalgamSearch"]),
         // `amalgam report`: run folders and eval records read through the run store, drawn as one HTML page (inline SVG).
         .target(name: "AmalgamReport", dependencies: ["AmalgamCore", "AmalgamEval", "AmalgamSearch"]),
         .executableTarget(
             name: "AmalgamCLI",
             dependencies: [
-                "AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamTokenizer", "AmalgamModels", "AmalgamEval", "AmalgamSearch", "AmalgamLab", "AmalgamReport",
+                "AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamTokenizer", "AmalgamModels", "AmalgamEval", "AmalgamSearch", "AmalgamLab", "AmalgamReport", "AmalgamJobs",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             plugins: ["BuildInfo"]

@@ -1,6 +1,7 @@
 import AmalgamCheckpoint
 import AmalgamCore
 import AmalgamEval
+import AmalgamJobs
 import AmalgamModels
 import AmalgamSearch
 import AmalgamTokenizer
@@ -87,85 +88,56 @@ struct FineTune: ParsableCommand {
 
     func run() throws {
         relaunchWithOpenBLASCoreTypeIfNeeded()
-        // A GGUF is read in place, dequantized to f32 as eval and score read it (no converted copy).
-        let source = try ModelSource.open(model)
-        let lm = try LlamaModel(source: source)
-        let tokenizer = try LanguageModel.tokenizer(of: source)
-        guard let eos = lm.eosTokenIds.first ?? tokenizer.eosTokenId else {
-            throw CLIInputError("\(model): no eos_token_id in config.json or the tokenizer; documents need an end token")
-        }
         let start = Date()
-        let docs = try TrainingText.documents(at: data)
-        let packed = try PackedSequences(documents: tokenizer.encodeBatch(docs), eos: eos, length: seqLen, source: data)
-        printError("data: \(docs.count) documents, \(packed.count) sequences of \(seqLen) tokens (\(String(format: "%.1f", Date().timeIntervalSince(start))) s to tokenize)")
-
-        var settings = FineTuneSettings()
-        settings.trainable = train == "all" ? .all : .pattern(train)
-        settings.learningRate = lr
-        settings.minimumLearningRate = minLr
-        settings.warmupSteps = warmup
-        settings.cosine = schedule == "cosine"
-        settings.steps = steps
-        settings.epochs = epochs
-        settings.batchTokens = batchTokens
-        settings.microBatchTokens = microBatchTokens
-        settings.optimizer = AdamWSettings(beta2: beta2, weightDecay: weightDecay, clipNorm: clip > 0 ? clip : nil, mofoFraction: mofo)
-        settings.seed = seed
-        let run = try FineTuning(model: lm, data: packed, settings: settings)
-        let trainable = run.trainer.parameters.reduce(0) { $0 + $1.count }
-        printError("training \(run.trainer.parameters.count) tensors (\(formatCount(trainable)) parameters), \(run.totalSteps) steps of \(run.sequencesPerStep) sequences")
-        // The run folder's store; one process at a time continues it (another one still running is named and refused).
-        let folder = try runDir.map { try FineTuneRunFolder(path: $0, run: run, resume: resume) }
-        defer { withExtendedLifetime(folder) {} }
-        if let folder, folder.resumed {
-            printError("resumed at step \(run.step) (epoch \(run.epoch), sequence \(run.position))")
-        }
-
-        var heldOut: [[Int]] = []
-        if let evalData {
-            let evalDocs = try TrainingText.documents(at: evalData)
-            let evalPacked = try PackedSequences(documents: tokenizer.encodeBatch(evalDocs), eos: eos, length: seqLen, source: evalData)
-            heldOut = (0..<min(evalSequences, evalPacked.count)).map { evalPacked[$0] }
-            if run.step == 0 { try report(run, heldOut, when: "before") }
-        }
+        var job = FineTuneJob(model: model, data: data)
+        job.evalData = evalData
+        job.evalSequences = evalSequences
+        job.sequenceLength = seqLen
+        job.settings.trainable = train == "all" ? .all : .pattern(train)
+        job.settings.learningRate = lr
+        job.settings.minimumLearningRate = minLr
+        job.settings.warmupSteps = warmup
+        job.settings.cosine = schedule == "cosine"
+        job.settings.steps = steps
+        job.settings.epochs = epochs
+        job.settings.batchTokens = batchTokens
+        job.settings.microBatchTokens = microBatchTokens
+        job.settings.optimizer = AdamWSettings(beta2: beta2, weightDecay: weightDecay, clipNorm: clip > 0 ? clip : nil, mofoFraction: mofo)
+        job.settings.seed = seed
+        job.runDirectory = runDir
+        job.resume = resume
+        job.checkpointEvery = checkpointEvery
+        job.stopAt = stopAt
 
         // A line per --log-every steps on standard output; the live line only on a terminal.
         let progress = ProgressDisplay(label: "finetune", piped: false)
-        let began = Date()
-        let firstStep = run.step
-        while !run.isFinished {
-            let stepStart = Date()
-            let s = try run.trainStep()
-            folder?.note(s)
-            let seconds = Date().timeIntervalSince(stepStart)
-            let done = s.step - firstStep
-            let eta = Date().timeIntervalSince(began) / Double(done) * Double(s.totalSteps - s.step)
-            let detail = String(format: "loss %.4f  lr %.3g  grad-norm %.3f  %.0f tok/s", s.loss, s.learningRate, s.gradientNorm,
-                                Double(s.tokens) / seconds)
-            progress.update(done: s.step, total: s.totalSteps, unit: "steps", detail: detail, eta: eta)
-            if s.step % max(1, logEvery) == 0 || run.isFinished {
+        let outcome = try job.run(output: output, overwrite: overwrite) { event in
+            switch event {
+            case let .data(documents, sequences, seconds):
+                printError("data: \(documents) documents, \(sequences) sequences of \(seqLen) tokens (\(String(format: "%.1f", seconds)) s to tokenize)")
+            case let .training(tensors, parameters, steps, sequencesPerStep):
+                printError("training \(tensors) tensors (\(formatCount(parameters)) parameters), \(steps) steps of \(sequencesPerStep) sequences")
+            case let .resumed(step, epoch, position):
+                printError("resumed at step \(step) (epoch \(epoch), sequence \(position))")
+            case let .heldOut(after, loss, tokens):
                 progress.clear()
-                printLine(String(format: "step %d/%d  %@  ETA %@", s.step, s.totalSteps, detail, formatDuration(eta)))
-            }
-            let stopping = stopAt.map { s.step >= $0 } ?? false
-            if let folder, (checkpointEvery > 0 && s.step % checkpointEvery == 0) || run.isFinished || stopping {
-                try folder.save(run)
-            }
-            if stopping && !run.isFinished {
-                progress.clear()
-                printLine("stopped after step \(s.step); continue with --resume --run-dir \(runDir!)")
-                return
+                printLine(String(format: "held-out %@: loss %.4f  perplexity %.3f  (%d tokens)", after ? "after" : "before", loss, exp(loss), tokens))
+            case let .step(s, seconds, eta):
+                let detail = String(format: "loss %.4f  lr %.3g  grad-norm %.3f  %.0f tok/s", s.loss, s.learningRate, s.gradientNorm,
+                                    Double(s.tokens) / seconds)
+                progress.update(done: s.step, total: s.totalSteps, unit: "steps", detail: detail, eta: eta)
+                if s.step % max(1, logEvery) == 0 || s.step == s.totalSteps {
+                    progress.clear()
+                    printLine(String(format: "step %d/%d  %@  ETA %@", s.step, s.totalSteps, detail, formatDuration(eta)))
+                }
             }
         }
         progress.clear()
-        if !heldOut.isEmpty { try report(run, heldOut, when: "after") }
-        try run.writeModel(to: output, from: source, overwrite: overwrite)
-        printLine("wrote \(output) (\(String(format: "%.1f", Date().timeIntervalSince(start))) s)")
-    }
-
-    /// Held-out loss and perplexity.
-    func report(_ run: FineTuning, _ sequences: [[Int]], when: String) throws {
-        let total = try run.evaluate(sequences)
-        printLine(String(format: "held-out %@: loss %.4f  perplexity %.3f  (%d tokens)", when, total.mean, exp(total.mean), total.count))
+        switch outcome {
+        case let .stopped(step):
+            printLine("stopped after step \(step); continue with --resume --run-dir \(runDir!)")
+        case .finished:
+            printLine("wrote \(output) (\(String(format: "%.1f", Date().timeIntervalSince(start))) s)")
+        }
     }
 }
