@@ -43,13 +43,13 @@ import Testing
         return (a, b, task)
     }
 
-    /// Writes the small CMA-ES config the command tests run (4 candidates a generation, linear, f32; 8
-    /// training and 2 test examples) to `path`, and returns `path`.
+    /// Writes an evolve config of the command tests to `path` (the two tiny models, 8 training and 2 test
+    /// examples of the tiny task; `extra`: the method's settings and any other keys), and returns `path`.
     @discardableResult
-    func writeCMAESConfig(_ path: String, _ inputs: (a: String, b: String, task: String), budget: Int, seed: Int,
-                          extra: String = "") throws -> String {
+    func writeConfig(_ path: String, _ inputs: (a: String, b: String, task: String), method: String, budget: Int, seed: Int,
+                     extra: String) throws -> String {
         try """
-            method: cmaes
+            method: \(method)
             models: [\(inputs.a), \(inputs.b)]
             tasks:
               - path: \(inputs.task)
@@ -57,10 +57,17 @@ import Testing
                 test_examples: 2
             budget: \(budget)
             seed: \(seed)
-            cmaes: {merge_method: linear, population: 4, layer_granularity: 1, dtype: float32}
 
             """.appending(extra).write(toFile: path, atomically: true, encoding: .utf8)
         return path
+    }
+
+    /// The small CMA-ES config of the command tests (4 candidates a generation, linear, f32), written to `path`.
+    @discardableResult
+    func writeCMAESConfig(_ path: String, _ inputs: (a: String, b: String, task: String), budget: Int, seed: Int,
+                          extra: String = "") throws -> String {
+        try writeConfig(path, inputs, method: "cmaes", budget: budget, seed: seed,
+                        extra: "cmaes: {merge_method: linear, population: 4, layer_granularity: 1, dtype: float32}\n" + extra)
     }
 
     func configuration(_ method: String, _ inputs: (a: String, b: String, task: String), extra: String = "", budget: Int) throws -> EvolveConfiguration {
@@ -209,18 +216,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let inputs = try makeInputs(dir)
         let budget = 60
-        let config = dir + "/evolve.yml"
-        try """
-            method: m2n2
-            models: [\(inputs.a), \(inputs.b)]
-            tasks:
-              - path: \(inputs.task)
-                train_examples: 8
-                test_examples: 2
-            budget: \(budget)
-            seed: 3
-            m2n2: {archive_size: 3}
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let config = try writeConfig(dir + "/evolve.yml", inputs, method: "m2n2", budget: budget, seed: 3, extra: "m2n2: {archive_size: 3}\n")
         let killer = KillResumeTests()
         func arguments(_ run: String) -> [String] { ["evolve", config, "--run-dir", run, "--resume", "--quiet"] }
         #expect(try !killer.launch(binary, arguments(dir + "/whole"), folder: "", target: nil, polls: 0))

@@ -32,22 +32,14 @@ struct ReportCommandTests {
     /// The runs: evolve M2N2 and CMA-ES, DAM and a fine-tune on the tiny llama; `eval` of the two evolve
     /// inputs on the tiny task; a step-timing table. Returns the inputs of `amalgam report`.
     func makeInputs(_ dir: String) throws -> [String] {
-        let inputs = try EvolveTests().makeInputs(dir)
+        let evolve = EvolveTests()
+        let inputs = try evolve.makeInputs(dir)
         for (name, method, budget) in [("m2n2", "m2n2", 8), ("cmaes", "cmaes", 8)] {
-            let config = dir + "/\(name).yml"
-            try """
-                method: \(method)
-                models: [\(inputs.a), \(inputs.b)]
-                tasks:
-                  - path: \(inputs.task)
-                    train_examples: 8
-                    test_examples: 2
-                budget: \(budget)
-                seed: 3
+            let config = try evolve.writeConfig(dir + "/\(name).yml", inputs, method: method, budget: budget, seed: 3, extra: """
                 batch_size: 4
                 m2n2: {archive_size: 3}
                 cmaes: {merge_method: linear, population: 4, layer_granularity: 1}
-                """.write(toFile: config, atomically: true, encoding: .utf8)
+                """)
             let run = try runAmalgam(["evolve", config, "--run-dir", dir + "/run-" + name, "--quiet"])
             #expect(run.status == 0, "evolve \(name): \(run.err)")
         }

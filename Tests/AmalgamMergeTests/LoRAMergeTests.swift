@@ -8,14 +8,48 @@ import Testing
 /// A config naming `model+adapter` (mergekit's LoRA syntax) merges the model with the PEFT adapter applied
 /// as mergekit 0.1.5 applies it (fixtures/lora, made by scripts/fixtures/make_lora_fixtures.py).
 /// Tolerance: `expectSameTensors`' 1e-5 relative in f32 (mergekit computes (B·A)·s then adds; we add
-/// s·B·A in one sgemm, a different rounding order, ≈1e-7) and one bf16 step in bf16 (both round W + s·B·A
+/// s·B·A in one sgemm, a different rounding order), plus the rounding allowance of that f32 sum where its
+/// terms are large (`roundingAllowance`), and one bf16 step in bf16 (both round W + s·B·A
 /// once from f32, so values can differ only where the f32 sums straddle a rounding boundary).
 @Suite struct LoRAMergeTests {
     @Test(arguments: ["passthrough-rslora", "passthrough-save", "passthrough-rslora-bf16", "linear", "ties"])
     func aConfigWithModelPlusAdapterGivesMergekitsTensors(_ name: String) throws {
         let out = try runMerge(try fixtureConfig("lora/configs/\(name).yml"))
         defer { try? FileManager.default.removeItem(atPath: (out as NSString).deletingLastPathComponent) }
-        try expectSameTensors(out, fixturesDirectory + "/lora/expected/\(name)")
+        // A passthrough output is W + s·B·A itself: allow for the rounding of that f32 sum.
+        let adapter = ["passthrough-rslora": "rslora", "passthrough-save": "save"][name]
+        let allowance = try adapter.map { try roundingAllowance(base: fixturesDirectory + "/merge/models/base-f32",
+                                                                adapter: fixturesDirectory + "/lora/adapters/" + $0) } ?? [:]
+        try expectSameTensors(out, fixturesDirectory + "/lora/expected/\(name)", allowance: allowance)
+    }
+
+    /// Per element of each tensor the adapter changes, what two correct f32 evaluations of W + Σₖ s·Bₒₖ·Aₖᵢ can
+    /// differ by: each is within γ(rank + 2) · (|W| + Σₖ |s·Bₒₖ·Aₖᵢ|) of the exact sum (Higham, γ(n) ≈ n·2⁻²⁴),
+    /// whatever the order of its operations (mergekit: (B·A)·s, then + W; Amalgam: one sgemm with the scale,
+    /// onto W; either in the order of its BLAS kernels). Where the rank products are large and cancel, that
+    /// is far above 1e-5 of the result: an element of the rslora embedding is 0.068 from products summing
+    /// to 15.8 in magnitude, and differs by 1.2e-6 between OpenBLAS's Haswell and SkylakeX kernels.
+    func roundingAllowance(base: String, adapter folder: String) throws -> [String: [Double]] {
+        let adapter = try LoRAAdapter(folder: folder)
+        try #require(!adapter.fanInFanOut, "the fixtures' adapters are not fan_in_fan_out")
+        let weights = try ModelSource.open(base).tensors
+        var allowance: [String: [Double]] = [:]
+        for (name, update) in adapter.updates {
+            let w = try weights.tensor(name).floats(), shape = try #require(weights.info(name)).shape
+            let a = try adapter.tensors.tensor(update.a).floats(), b = try adapter.tensors.tensor(update.b).floats()
+            let r = update.rank, columns = shape[1]
+            let gamma = 2 * Double(r + 2) * 0x1p-24
+            allowance[name] = (0..<w.count).map { e in
+                let (row, column) = (e / columns, e % columns)
+                // Linear: W[out, in] += s·B[out, k]·A[k, in]. Embedding: W[token, hidden] += s·A[k, token]·B[hidden, k].
+                let products = (0..<r).reduce(0.0) { sum, k in
+                    let (bk, ak) = update.isEmbedding ? (b[column * r + k], a[k * shape[0] + row]) : (b[row * r + k], a[k * columns + column])
+                    return sum + abs(update.scale * Double(bk) * Double(ak))
+                }
+                return gamma * (abs(Double(w[e])) + products)
+            }
+        }
+        return allowance
     }
 
     @Test func theLongFormWithLoraNamesTheSameModel() throws {
