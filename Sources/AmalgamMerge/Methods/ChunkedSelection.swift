@@ -68,6 +68,13 @@ final class ChunkedCuts: @unchecked Sendable {
         located = Array(repeating: false, count: requests.count)
         ranges = Array(repeating: nil, count: requests.count)
         rangeOffset = Array(repeating: 0, count: requests.count)
+        // Sized here, not lazily: the range pass's workers read them at once (a lazy first read from two
+        // threads initialises it twice, unsynchronised: ThreadSanitizer reported it).
+        binShift = Array(repeating: 0, count: requests.count)
+        binCount = Array(repeating: 0, count: requests.count)
+        countOffset = Array(repeating: nil, count: requests.count)
+        tieCounts = Array(repeating: nil, count: requests.count)
+        tiePrefix = Array(repeating: 0, count: requests.count)
         tiesKnown = Array(repeating: false, count: requests.count)
     }
 
@@ -118,10 +125,10 @@ final class ChunkedCuts: @unchecked Sendable {
     }
 
     /// Per request with a range: bins of `1 << binShift[r]` keys from the range's first key.
-    private lazy var binShift = [Int](repeating: 0, count: requests.count)
-    private lazy var binCount = [Int](repeating: 0, count: requests.count)
+    private var binShift: [Int]
+    private var binCount: [Int]
     /// Per request: where its per-chunk bucket counts start (nil: not counted, the range is too wide).
-    private lazy var countOffset = [Int?](repeating: nil, count: requests.count)
+    private var countOffset: [Int?]
     private var countsPerChunk = 0
 
     /// Turns the sample into a range of buckets around each open cut.
@@ -258,7 +265,7 @@ final class ChunkedCuts: @unchecked Sendable {
     }
 
     /// Per request: each chunk's keys equal to the threshold, when the range pass counted them.
-    private lazy var tieCounts = [[Int]?](repeating: nil, count: requests.count)
+    private var tieCounts: [[Int]?]
 
     /// After a pass that located buckets: drops resolved requests; readies the low-bits pass once every
     /// open request is located, or the cuts when none is open.
@@ -422,7 +429,7 @@ final class ChunkedCuts: @unchecked Sendable {
 
     private var chunkDone: [Bool] = []
     private var countedPrefix = 0
-    private lazy var tiePrefix = [Int](repeating: 0, count: requests.count)
+    private var tiePrefix: [Int]
 
     /// Turns per-chunk equal counts into the ties each chunk's scan starts from (chunks never counted
     /// lie past the last kept tie: they start with every kept tie behind them).
