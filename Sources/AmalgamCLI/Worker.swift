@@ -12,8 +12,9 @@ struct Worker: ParsableCommand {
         abstract: "Evaluate candidates of a CMA-ES run kept in PostgreSQL, beside its coordinator `amalgam evolve --store URL --run NAME --workers` (docs/distributed.md).",
         discussion: """
             Claims candidates from the run's work queue under a lease, merges each recipe in memory from the seed models the run's \
-            configuration names (at the same paths on this machine), scores it on the run's training examples, writes the result once, \
-            and claims the next. It waits for a named run that has not started yet, and exits when the run is finished. \
+            configuration names (at the same paths on this machine: a shared folder, or copies), scores it on the run's training \
+            examples, writes the result once, and claims the next. Before it starts, every seed model's files are hashed and \
+            compared with the coordinator's (a copy that differs is refused, naming it). It waits for a named run that has not started yet, and exits when the run is finished. \
             Kill it at any moment: its candidate goes back to the queue when its lease runs out.
             """
     )
@@ -44,9 +45,12 @@ struct Worker: ParsableCommand {
         try claim.check()
         let run = try runName ?? EvolveWorker.soleUnfinishedRun(url: url)
         let place = "\(PostgresAddress.displayed(url)) (run `\(run)`)"
-        let configuration = try EvolveWorker.configuration(url: url, run: run) {
+        let (configuration, seeds) = try EvolveWorker.configuration(url: url, run: run) {
             printError("waiting for run `\(run)` to be started in \(PostgresAddress.displayed(url)) (`amalgam evolve CONFIG --store URL --run \(run) --workers`)")
         }
+        let hashing = Date()
+        try EvolveWorker.checkSeedModels(configuration.models, against: seeds, run: run)
+        printError("seed models: \(seeds.count), the coordinator's bytes (content hashes checked in \(String(format: "%.1f", Date().timeIntervalSince(hashing))) s)")
         let tokenizer = try LanguageModel.tokenizer(of: ModelSource.open(configuration.models[0]))
         let runner = try EvolveRunner(configuration: configuration, runDirectory: place, tokenizer: tokenizer)
         var options = EvolveWorker.Options()

@@ -96,6 +96,39 @@ import Testing
         #expect(result.attempt == 2 && !result.worker.contains("amalgam \(slow.pid) "), "\(result)")
     }
 
+    /// A worker whose copy of a seed model is not the coordinator's (one byte more in its config.json) is
+    /// refused before it claims anything, naming the model; so is the coordinator, started again once a seed
+    /// model changed under the run.
+    @Test func aSeedModelThatIsNotTheCoordinatorsIsRefusedNamingIt() throws {
+        let url = try testPostgres.require()
+        let dir = temporaryFolder("evolve-worker-seed")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let inputs = try evolve.makeInputs(dir)
+        let config = try evolve.writeCMAESConfig(dir + "/evolve.yml", inputs, budget: Self.budget, seed: 4)
+        let run = "worker-seed-\(UUID().uuidString.prefix(8))"
+        let arguments = ["evolve", config, "--store", url, "--run", run, "--run-dir", dir + "/outputs", "--workers", "--coordinate-only", "--quiet"]
+        let coordinator = try start(arguments, dir, "coordinator")
+        var published = false
+        for _ in 0..<600 where !published {
+            usleep(50_000)
+            published = (try? queue(run).blob("seed-models")) != nil
+        }
+        #expect(published, "the coordinator never published its seed models: \(text(dir + "/coordinator.err"))")
+        let handle = try #require(FileHandle(forWritingAtPath: inputs.b + "/config.json"))
+        handle.seekToEndOfFile()
+        handle.write(Data("\n".utf8))
+        try handle.close()
+
+        let worker = try runAmalgam(["worker", "--store", url, "--run", run])
+        #expect(worker.status != 0 && worker.err.contains("seed model 2, \(inputs.b), is not the coordinator's"), "\(worker.err)")
+        #expect(try queue(run).workResults().isEmpty, "the refused worker scored something")
+        coordinator.send(SIGKILL)
+        #expect(coordinator.wait() == .signaled(SIGKILL))
+        // (Evaluating itself, so that a run that went on would end rather than wait for workers.)
+        let again = try runAmalgam(["evolve", config, "--store", url, "--run", run, "--run-dir", dir + "/outputs", "--workers", "--resume", "--quiet"])
+        #expect(again.status != 0 && again.err.contains("seed model \(inputs.b) changed since the run started"), "\(again.err)")
+    }
+
     /// The item being evaluated (the one running), if one is.
     func runningItem(_ run: String) throws -> (index: Int, attempt: Int)? {
         try queue(run).runningItems().first

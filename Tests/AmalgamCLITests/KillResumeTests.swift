@@ -31,7 +31,9 @@ import Testing
     /// run's progress.
     func launch(_ binary: String, _ arguments: [String], folder: String, target: Int?, polls: Int,
                 committed: (String) throws -> Int?) throws -> Bool {
-        let process = try Subprocess(executable: binary, arguments: arguments)
+        let errors = temporaryFolder("launch") + ".err"
+        defer { try? FileManager.default.removeItem(atPath: errors) }
+        let process = try Subprocess(executable: binary, arguments: arguments, standardOutput: "/dev/null", standardError: errors)
         if let target {
             var extra = polls
             while process.isRunning {
@@ -54,7 +56,8 @@ import Testing
         }
         let termination = process.wait()
         if termination == .signaled(SIGKILL) { return true }
-        #expect(termination == .exited(0), "amalgam \(arguments.joined(separator: " ")) ended with \(termination)")
+        #expect(termination == .exited(0), "amalgam \(arguments.joined(separator: " ")) ended with \(termination): "
+                + ((try? String(contentsOfFile: errors, encoding: .utf8)) ?? ""))
         return false
     }
 

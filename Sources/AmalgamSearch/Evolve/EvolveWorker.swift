@@ -1,3 +1,4 @@
+import AmalgamCheckpoint
 import AmalgamCore
 import Foundation
 import PostgresNIO
@@ -176,17 +177,68 @@ final class LeaseKeeper: @unchecked Sendable {
     }
 }
 
+/// A seed model of a run shared with workers: its reference in the run's configuration and the content
+/// hash of its files on the coordinator's machine (`ModelSource.contentHash`), which every worker's copy
+/// must have.
+public struct SeedModel: Codable, Sendable, Equatable {
+    public var reference: String
+    public var contentHash: String
+
+    public init(reference: String, contentHash: String) {
+        self.reference = reference
+        self.contentHash = contentHash
+    }
+
+    /// The seed models at `references`, hashed.
+    public static func hashed(_ references: [String]) throws(SearchError) -> [SeedModel] {
+        var out: [SeedModel] = []
+        for reference in references {
+            do { out.append(SeedModel(reference: reference, contentHash: try ModelSource.contentHash(reference))) } catch {
+                throw .badData(path: reference, reason: "cannot hash the model's files: \(error)")
+            }
+        }
+        return out
+    }
+}
+
 extension EvolveRunner {
     /// The blob a worker reads the run's configuration from (`EvolveConfiguration` as JSON).
     static let configurationBlob = "evolve-configuration"
+    /// The blob of the seed models' content hashes (`[SeedModel]` as JSON), published with workers.
+    static let seedModelsBlob = "seed-models"
 
-    /// Commits the configuration as the blob `evolve-configuration`, leaving the step at `step`.
+    /// Commits the configuration as the blob `evolve-configuration`, and, when the run shares its evaluations
+    /// with workers, the seed models' content hashes as `seed-models`, leaving the step at `step`. A seed
+    /// model whose bytes changed since the run published them is refused, naming it.
     func publishConfiguration(in store: any RunStore, step: Int) throws(SearchError) {
         guard let data = try? Self.jsonEncoder.encode(configuration) else {
             throw .runFolder(path: store.location, reason: "cannot encode the configuration")
         }
-        if try store.blob(Self.configurationBlob) == [UInt8](data) { return }
-        try store.commit(RunStep(number: step, blobs: [Self.configurationBlob: [UInt8](data)]))
+        var blobs: [String: [UInt8]] = [:]
+        if try store.blob(Self.configurationBlob) != [UInt8](data) { blobs[Self.configurationBlob] = [UInt8](data) }
+        if queue != nil {
+            let seeds = try SeedModel.hashed(configuration.models)
+            if let bytes = try store.blob(Self.seedModelsBlob) {
+                let published = try Self.decodedSeedModels(bytes, at: store.location)
+                for (then, now) in zip(published, seeds) where then != now {
+                    throw .runFolder(path: store.location, reason: "seed model \(now.reference) changed since the run started (content hash "
+                        + "\(then.contentHash.prefix(12))… then, \(now.contentHash.prefix(12))… now): put the run's model back, or start another run")
+                }
+            } else {
+                guard let encoded = try? Self.jsonEncoder.encode(seeds) else {
+                    throw .runFolder(path: store.location, reason: "cannot encode the seed models")
+                }
+                blobs[Self.seedModelsBlob] = [UInt8](encoded)
+            }
+        }
+        if !blobs.isEmpty { try store.commit(RunStep(number: step, blobs: blobs)) }
+    }
+
+    static func decodedSeedModels(_ bytes: [UInt8], at location: String) throws(SearchError) -> [SeedModel] {
+        guard let seeds = try? jsonDecoder.decode([SeedModel].self, from: Data(bytes)) else {
+            throw .runFolder(path: location, reason: "holds seed models this amalgam cannot read: run the same amalgam version as the coordinator")
+        }
+        return seeds
     }
 
     /// One generation's evaluations through the work queue, as the coordinator does them: the candidates
@@ -318,24 +370,40 @@ public final class EvolveWorker: @unchecked Sendable {
         return names[0]
     }
 
-    /// The configuration of the run `run`, once its coordinator has started it: polls every `poll` seconds
-    /// while the run does not exist yet or has not published its configuration, calling `waiting` once.
+    /// The configuration of the run `run` and its seed models' content hashes, once its coordinator has
+    /// started it with workers: polls every `poll` seconds while the run does not exist yet or has not
+    /// published them, calling `waiting` once.
     public static func configuration(url: String, run: String, poll: Double = 0.2,
-                                     waiting: () -> Void = {}) throws(SearchError) -> EvolveConfiguration {
+                                     waiting: () -> Void = {}) throws(SearchError) -> (EvolveConfiguration, [SeedModel]) {
         var told = false
         while true {
             if try PostgresRunStore.runNames(url: url, kind: EvolveRunner.cmaesKind).contains(run) {
                 let store = try PostgresRunStore.open(url: url, run: run, kind: EvolveRunner.cmaesKind, create: false, resume: true, claim: false)
                 defer { store.close() }
-                if let bytes = try store.blob(EvolveRunner.configurationBlob) {
+                if let bytes = try store.blob(EvolveRunner.configurationBlob), let seeds = try store.blob(EvolveRunner.seedModelsBlob) {
                     guard let c = try? EvolveRunner.jsonDecoder.decode(EvolveConfiguration.self, from: Data(bytes)) else {
                         throw .runFolder(path: store.location, reason: "holds a configuration this amalgam cannot read: run the same amalgam version as the coordinator")
                     }
-                    return c
+                    return (c, try EvolveRunner.decodedSeedModels(seeds, at: store.location))
                 }
             }
             if !told { waiting(); told = true }
             usleep(UInt32(poll * 1e6))
+        }
+    }
+
+    /// Checks that `models` (this machine's copies of the run's seed models, in the configuration's order)
+    /// hold the bytes the coordinator hashed; an error names the first that does not.
+    public static func checkSeedModels(_ models: [String], against seeds: [SeedModel], run: String) throws(SearchError) {
+        guard models.count == seeds.count else {
+            throw .runFolder(path: "run `\(run)`", reason: "names \(seeds.count) seed models, this worker has \(models.count)")
+        }
+        for (i, (local, seed)) in zip(models, seeds).enumerated() {
+            let hash = try SeedModel.hashed([local])[0].contentHash
+            guard hash == seed.contentHash else {
+                throw .runFolder(path: "run `\(run)`", reason: "seed model \(i + 1), \(local), is not the coordinator's on this machine: content hash "
+                    + "\(hash.prefix(12))… here, \(seed.contentHash.prefix(12))… there; copy the coordinator's model to this path")
+            }
         }
     }
 
