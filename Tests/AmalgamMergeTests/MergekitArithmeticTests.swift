@@ -95,6 +95,42 @@ import Testing
         #expect(differingAtTies * 50 < total, "\(name): \(differingAtTies) of \(total) elements at ties differ")
     }
 
+    /// SCE keeps the positions of the `int(nonzero·select_topk)` largest variances (bf16) with
+    /// `torch.topk`, whose choice among equal values at the cut is its own; that choice also changes each
+    /// model's weight (its masked mean square), so a tie moves values anywhere in its tensor. Tensors with
+    /// no variance tied across the cut are mergekit's bytes; the others differ in few elements.
+    @Test func sceGivesMergekitsBytesWhereNoVarianceTiesAtTheCut() throws {
+        let name = "sce_topk_bf16"
+        let c = try #require(Reference.cases[name])
+        let topk = try #require(c.rules.first?.global["select_topk"]?.value.doubleValue)
+        let outputs = try Reference.outputs(name, arithmetic: .mergekit)
+        #expect(!outputs.isEmpty)
+        var untied = 0, differingWithTies = 0, total = 0
+        for output in outputs {
+            let base = output.inputs[output.baseIndex!].values
+            let vectors = output.inputs.indices.filter { $0 != output.baseIndex }.map { j in
+                zip(output.inputs[j].values, base).map { BFloat16.round($0 - $1) }
+            }
+            let variances = base.indices.map { i -> Float in
+                let mean = vectors.reduce(0.0) { $0 + Double($1[i]) } / Double(vectors.count)
+                let v = vectors.reduce(0.0) { $0 + (Double($1[i]) - mean) * (Double($1[i]) - mean) } / Double(vectors.count)
+                return BFloat16.round(Float(v))
+            }
+            let k = Int(Double(variances.filter { $0 != 0 }.count) * topk)
+            let sorted = variances.sorted(by: >)
+            let differing = Self.differing(output, bf16: true).count
+            total += base.count
+            if k > 0, k < sorted.count, sorted[k - 1] == sorted[k] {
+                differingWithTies += differing
+            } else {
+                untied += 1
+                #expect(differing == 0, "\(name) \(output.tensor): \(differing) elements differ with no tie at the cut")
+            }
+        }
+        #expect(untied >= 5, "\(name): only \(untied) tensors without a tie at the cut")
+        #expect(differingWithTies * 50 < total, "\(name): \(differingWithTies) of \(total) elements differ")
+    }
+
     /// The whole path (YAML → plan → streamed merge → safetensors) with `arithmetic: .mergekit` writes
     /// mergekit's bytes: the executor hands the methods the working dtype's rounding.
     @Test(arguments: ["task_arithmetic_bf16", "linear_bf16", "nearswap_bf16", "ramplus_tl_bf16", "karcher_bf16"])
