@@ -2,6 +2,7 @@ import AmalgamCheckpoint
 import AmalgamCore
 import AmalgamMerge
 import AmalgamTestSupport
+import Foundation
 import Testing
 
 /// `--arithmetic mergekit`: the merge rounds where mergekit 0.1.5's torch arithmetic rounds, in its order
@@ -136,6 +137,8 @@ import Testing
     @Test(arguments: ["task_arithmetic_bf16", "linear_bf16", "nearswap_bf16", "ramplus_tl_bf16", "karcher_bf16"])
     func mergeFolderHasMergekitsBytes(_ name: String) throws {
         let out = try runMerge(fixtureConfig("merge/configs/\(name).yml"), arithmetic: .mergekit)
+        let card = try String(contentsOfFile: out + "/README.md", encoding: .utf8)
+        #expect(card.contains("--arithmetic mergekit"), "the model card says how the merge was computed")
         let ours = try ModelFolder.openWeights(folder: out)
         let theirs = try ModelFolder.openWeights(folder: fixturesDirectory + "/merge/expected/" + name)
         #expect(Set(ours.tensorNames) == Set(theirs.tensorNames))
