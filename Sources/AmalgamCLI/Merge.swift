@@ -24,7 +24,7 @@ struct Merge: ParsableCommand {
     var seed: UInt64 = 0
 
     @Option(help: ArgumentHelp(
-        "exact (default): compute in f32 and round once to the output dtype. mergekit: follow mergekit 0.1.5's arithmetic in the config's `dtype:` (bfloat16, float16), rounding every intermediate where torch does, to re-make a published merge from its mergekit_config.yml byte for byte. Which methods then give mergekit's exact bytes: docs/mergekit-differences.md.",
+        "exact (default): compute in f32 and round once to the output dtype. mergekit: follow mergekit 0.1.5's arithmetic in the config's `dtype:` (bfloat16, float16), rounding every intermediate where torch does, to re-make a published merge from its mergekit_config.yml byte for byte. Which methods then give mergekit's bytes, which do only in part and why: docs/mergekit-differences.md.",
         valueName: "exact|mergekit"))
     var arithmetic = "exact"
 
