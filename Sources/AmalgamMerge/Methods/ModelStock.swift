@@ -82,7 +82,8 @@ public struct ModelStock: MergeMethod {
 
     /// `t` as mergekit computes it in the working dtype: each norm, product, dot product (a sum, rounded
     /// once), cosine, mean and step of `N·cos/(1 + (N−1)·cos)` rounded. Sums are accumulated in f64, where
-    /// torch accumulates in f32 in its own order: the same bf16 value but at rare exact midpoints.
+    /// torch accumulates in f32 in its own order: on large tensors the two can round differently
+    /// (docs/mergekit-differences.md).
     static func mergekitT(_ offsets: [[Float]], _ range: Range<Int>, _ r: Rounding) -> Float {
         let count = Float(offsets.count)
         let norms = offsets.map { o in r(Float(o[range].reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot())) }
