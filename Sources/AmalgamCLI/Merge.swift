@@ -20,6 +20,11 @@ struct Merge: ParsableCommand {
     @Option(help: "Seed for random methods (dare, della, …). Same seed, same bytes.")
     var seed: UInt64 = 0
 
+    @Option(help: ArgumentHelp(
+        "exact (default): compute in f32 and round once to the output dtype. mergekit: follow mergekit 0.1.5's arithmetic in the config's `dtype:` (bfloat16, float16), rounding every intermediate where torch does, to re-make a published merge from its mergekit_config.yml byte for byte. Which methods then give mergekit's bytes, which do only in part and why: docs/mergekit-differences.md.",
+        valueName: "exact|mergekit"))
+    var arithmetic = "exact"
+
     @Flag(help: "Print the plan (inputs and parameters of every output tensor) without merging.")
     var dryRun = false
 
@@ -40,6 +45,7 @@ struct Merge: ParsableCommand {
     func validate() throws {
         guard ["safetensors", "gguf"].contains(outFormat) else { throw ValidationError("--out-format must be safetensors or gguf") }
         guard GGMLType(name: outType) != nil else { throw ValidationError("--out-type must be one of f32, f16, bf16, q8_0") }
+        guard MergeArithmetic(rawValue: arithmetic) != nil else { throw ValidationError("--arithmetic must be exact or mergekit, not `\(arithmetic)`") }
     }
 
     func run() throws {
@@ -55,7 +61,8 @@ struct Merge: ParsableCommand {
             let destination = (isLast ? output : nil) ?? stage.outPath
             if !dryRun && destination == nil { throw ValidationError("give an output folder (or --dry-run)") }
             if stages.count > 1 { printError("stage \(i + 1)/\(stages.count)\(stage.name.map { " (\($0))" } ?? "") → \(destination ?? "-")") }
-            let plan = try MergePlan(config: stage, seed: seed, truncateEmbeddings: unsafeTruncateEmbeddings)
+            let plan = try MergePlan(config: stage, seed: seed, truncateEmbeddings: unsafeTruncateEmbeddings,
+                                     arithmetic: MergeArithmetic(rawValue: arithmetic)!)
             if dryRun {
                 print(PlanReport.text(plan), terminator: "")
                 continue

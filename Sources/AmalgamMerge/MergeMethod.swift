@@ -93,8 +93,13 @@ public struct MergeContext: Sendable {
     /// Whether the tensor is embedding-like (embed_tokens, lm_head): vocab mismatches are cut to the
     /// common top-left submatrix by the methods that allow it.
     public let isEmbedding: Bool
+    /// Where intermediates are rounded: nowhere (exact arithmetic) or as mergekit's torch arithmetic does
+    /// in the working dtype (`--arithmetic mergekit`).
+    public let rounding: Rounding
 
-    public init(tensorName: String, baseIndex: Int?, parameters: Parameters, seed: UInt64, isEmbedding: Bool) {
+    public init(tensorName: String, baseIndex: Int?, parameters: Parameters, seed: UInt64, isEmbedding: Bool,
+                rounding: Rounding = .exact) {
+        self.rounding = rounding
         self.tensorName = tensorName
         self.baseIndex = baseIndex
         self.parameters = parameters
@@ -132,6 +137,9 @@ public protocol MergeMethod: Sendable {
     var isRandom: Bool { get }
     /// What to do with an optional tensor some inputs lack.
     var missingTensorPolicy: MissingTensorPolicy { get }
+    /// Whether mergekit 0.1.5 returns this method's result in f32 whatever `dtype:` says, so that it writes
+    /// f32 tensors unless `out_dtype` is set (ramplus_tl); `--arithmetic mergekit` then does the same.
+    var mergekitResultIsF32: Bool { get }
     /// Merges one tensor. `inputs` are in config order (the base among them at `context.baseIndex`).
     /// Returns the values and the shape of the result (usually the inputs' shape).
     func merge(_ inputs: [MergeInput], context: MergeContext) throws(MergeError) -> (values: [Float], shape: [Int])
@@ -141,4 +149,5 @@ extension MergeMethod {
     public var requiresBase: Bool { false }
     public var isRandom: Bool { false }
     public var missingTensorPolicy: MissingTensorPolicy { .error }
+    public var mergekitResultIsF32: Bool { false }
 }

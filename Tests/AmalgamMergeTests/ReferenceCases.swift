@@ -115,8 +115,9 @@ enum Reference {
         let mergekit: [Float]
     }
 
-    /// Runs `name` through our method tensor by tensor.
-    static func outputs(_ name: String, seed: UInt64 = 0) throws -> [Output] {
+    /// Runs `name` through our method tensor by tensor, in `arithmetic` (mergekit's: rounded to the case's
+    /// working dtype, `math`).
+    static func outputs(_ name: String, seed: UInt64 = 0, arithmetic: MergeArithmetic = .exact) throws -> [Output] {
         let c = try #require(cases[name], "missing case \(name): run scripts/fixtures/make_merge_fixtures.py")
         let method = try #require(MergeMethods.named(c.method))
         let expected = try SafetensorsFile(path: fixturesDirectory + "/merge/expected/\(name)/model.safetensors")
@@ -132,13 +133,16 @@ enum Reference {
             for (path, folder) in zip(paths, folders) {
                 let t = try folder.weights.tensor(info.name)
                 let params = (rule.models[path] ?? [:]).mapValues(\.value)
-                inputs.append(MergeInput(model: path, values: t.floats(), shape: t.shape, parameters: Parameters(params)))
+                // mergekit converts the inputs to the config's dtype first (f16 math on f32 models).
+                let values = c.math == "f16" ? t.floats().map { Float(Float16($0)) } : t.floats()
+                inputs.append(MergeInput(model: path, values: values, shape: t.shape, parameters: Parameters(params)))
             }
             let context = MergeContext(
                 tensorName: info.name, baseIndex: baseIndex,
                 parameters: Parameters(rule.global.mapValues(\.value)),
                 seed: SeedDerivation.seed(run: seed, tensor: info.name),
-                isEmbedding: truncate && TensorName(info.name).role.isEmbeddingLike)
+                isEmbedding: truncate && TensorName(info.name).role.isEmbeddingLike,
+                rounding: Rounding(arithmetic, workingDType: ["bf16": .bf16, "f16": .f16][c.math ?? c.dtype] ?? .f32))
             let (values, shape) = try method.merge(inputs, context: context)
             #expect(shape == info.shape, "\(name) \(info.name): shape \(shape), mergekit \(info.shape)")
             results.append(Output(tensor: info.name, shape: info.shape, inputs: inputs, baseIndex: baseIndex,

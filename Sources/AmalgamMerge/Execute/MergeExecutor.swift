@@ -108,8 +108,9 @@ public struct MergeExecutor: Sendable {
 
     /// How `plan`'s tensors are split, if its method merges in chunks (`chunkElements` rounded up to a
     /// multiple of `Sparsification.randomChunk`, so random draws keep their streams); nil merges whole tensors.
+    /// mergekit's arithmetic merges whole tensors: its rounding points are in the whole-tensor methods only.
     static func chunking(_ plan: MergePlan, chunkElements: Int, threads: Int) -> Chunking? {
-        guard chunkElements > 0, plan.method is any ChunkedMergeMethod else { return nil }
+        guard chunkElements > 0, plan.method is any ChunkedMergeMethod, plan.arithmetic == .exact else { return nil }
         let randomChunk = Sparsification.randomChunk
         return Chunking(elements: (chunkElements + randomChunk - 1) / randomChunk * randomChunk, threads: max(1, threads))
     }
@@ -187,7 +188,7 @@ public struct MergeExecutor: Sendable {
             inputs = zip(inputs, permuted).map { MergeInput(model: $0.model, values: $1, shape: step.outputShape, parameters: $0.parameters) }
         }
         let context = MergeContext(tensorName: step.outputName, baseIndex: step.baseIndex, parameters: step.parameters,
-                                   seed: step.seed, isEmbedding: step.isEmbedding)
+                                   seed: step.seed, isEmbedding: step.isEmbedding, rounding: plan.rounding(for: step))
         let (values, shape) = try plan.method.merge(inputs, context: context)
         guard shape == step.outputShape, values.count == Tensor.elementCount(shape) else {
             throw .method(method: plan.method.name, tensor: step.outputName,
@@ -199,7 +200,7 @@ public struct MergeExecutor: Sendable {
     /// The method's chunked kernel for this step, when the step allows one: floating-point inputs of the
     /// output's shape, no vocabulary to re-index, at least one element.
     static func chunkedKernel(_ step: MergePlan.Step, plan: MergePlan) throws(MergeError) -> (any ChunkedKernel)? {
-        guard let method = plan.method as? any ChunkedMergeMethod, !step.permutesVocabulary,
+        guard plan.arithmetic == .exact, let method = plan.method as? any ChunkedMergeMethod, !step.permutesVocabulary,
               Tensor.elementCount(step.outputShape) > 0,
               step.inputs.allSatisfy({ $0.info.shape == step.outputShape && [.bf16, .f16, .f32].contains($0.info.dtype) })
         else { return nil }

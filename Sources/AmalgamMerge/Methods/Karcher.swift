@@ -23,6 +23,10 @@ public struct Karcher: MergeMethod {
         let aligned = try align(inputs, context)
         let tensors = aligned.tensors
         if tensors.count == 1 { return (tensors[0], aligned.shape) }
+        if context.rounding.followsMergekit {
+            return (Karcher.mergekitMean(tensors, maxIterations: Int(try globalNumber("max_iter", context)),
+                                         tol: try globalNumber("tol", context), context.rounding), aligned.shape)
+        }
         let coefficients = Karcher.coefficients(gram: Gram.of(tensors), maxIterations: Int(try globalNumber("max_iter", context)),
                                                 tol: try globalNumber("tol", context))
         return (Gram.combine(tensors, coefficients: coefficients, base: nil), aligned.shape)
@@ -71,5 +75,52 @@ public struct Karcher: MergeMethod {
         // The scale uses the original 1/N weights, zero-norm inputs included.
         let scale = norms.reduce(0) { $0 + alpha * $1 }
         return mean.map { Float($0 * scale) }
+    }
+
+    /// mergekit's iterations on the vectors themselves, as torch computes them in the working dtype (the
+    /// coefficient form above never forms the vectors, so it cannot round where torch does): norms in f32,
+    /// the unit vectors, the running mean, each dot product (f32 accumulation, rounded once), θ, θ/sin θ,
+    /// each step of the tangent and of the exponential map rounded. Where a 0-dim f32 tensor multiplies a
+    /// tensor of the working dtype from the left (`cos(‖τ‖)·m`, `sin(‖τ‖)·…`, `scale·m`) torch first
+    /// converts it to that dtype; as a divisor it stays f32.
+    static func mergekitMean(_ tensors: [[Float]], maxIterations: Int, tol: Double, _ r: Rounding) -> [Float] {
+        let n = tensors[0].count, k = tensors.count
+        let alphas = [Double](repeating: 1.0 / Double(k), count: k)
+        func norm(_ v: [Float]) -> Float { Float(Kernels.norm(v)) }
+        let norms = tensors.map(norm)
+        let units = zip(tensors, norms).map { t, length in length == 0 ? [Float](repeating: 0, count: n) : t.map { r($0 / length) } }
+        let valid = (0..<k).filter { Double(norms[$0]) > tol }
+        if valid.isEmpty { return [Float](repeating: 0, count: n) }
+        let alphaSum = valid.reduce(0.0) { $0 + alphas[$1] }
+        let weights = valid.map { Float(alphas[$0] / alphaSum) }
+
+        var mean = [Float](repeating: 0, count: n)
+        for (a, i) in zip(weights, valid) { for j in 0..<n { mean[j] = r(mean[j] + r(a * units[i][j])) } }
+        let meanNorm = norm(mean)
+        mean = Double(meanNorm) < tol ? units[valid[0]] : mean.map { r($0 / meanNorm) }
+        for _ in 0..<maxIterations {
+            var tangent = [Float](repeating: 0, count: n)
+            for (a, i) in zip(weights, valid) {
+                let u = units[i]
+                var d = 0.0
+                for j in 0..<n { d += Double(mean[j]) * Double(u[j]) }
+                let dot = min(max(r(Float(d)), -1), 1)
+                let theta = r(Float(acos(Double(dot))))
+                if Double(theta) < tol { continue }
+                let q = r(a * r(theta / r(Float(sin(Double(theta))))))
+                for j in 0..<n { tangent[j] = r(tangent[j] + r(q * r(u[j] - r(dot * mean[j])))) }
+            }
+            let tangentNorm = norm(tangent)
+            if Double(tangentNorm) < tol { break }
+            let c = r(Float(cos(Double(tangentNorm)))), s = r(Float(sin(Double(tangentNorm))))
+            for j in 0..<n { mean[j] = r(r(c * mean[j]) + r(s * r(tangent[j] / tangentNorm))) }
+            let unitNorm = norm(mean)
+            if Double(unitNorm) > tol { mean = mean.map { r($0 / unitNorm) } }
+        }
+        // The scale uses the original 1/N weights, zero-norm inputs included (an f32 sum).
+        var scale: Float = 0
+        for (a, length) in zip(alphas, norms) { scale += Float(a) * length }
+        let rounded = r(scale)
+        return mean.map { r(rounded * $0) }
     }
 }

@@ -46,13 +46,15 @@ enum Kernels {
         return total
     }
 
-    /// out = Σ wᵢ·xᵢ in f32, accumulated in input order as mergekit's `addcmul_` loop does.
-    static func weightedSum(_ tensors: [[Float]], weights: [Float], count: Int) -> [Float] {
+    /// out = Σ wᵢ·xᵢ in f32, accumulated in input order as mergekit's `addcmul_` loop does; `fused`:
+    /// each step one fused multiply-add, as torch's vectorised `addcmul_` computes it.
+    static func weightedSum(_ tensors: [[Float]], weights: [Float], count: Int, fused: Bool = false) -> [Float] {
         var out = [Float](repeating: 0, count: count)
         out.withUnsafeMutableBufferPointer { o in
             for (x, w) in zip(tensors, weights) {
                 x.withUnsafeBufferPointer { xs in
-                    for i in 0..<count { o[i] += xs[i] * w }
+                    if fused { for i in 0..<count { o[i].addProduct(xs[i], w) } }
+                    else { for i in 0..<count { o[i] += xs[i] * w } }
                 }
             }
         }

@@ -1,5 +1,5 @@
 /// Weighted average: `Σ wᵢ·xᵢ`, divided by `Σ wᵢ` when `normalize` (mergekit computes this in f32 even
-/// for bf16 models, so our numbers match to the last bit there too).
+/// for bf16 models; with `--arithmetic mergekit` our numbers are its bytes, fused multiply-adds included).
 public struct Linear: MergeMethod {
     /// The method; it has no configuration of its own.
     public init() {}
@@ -15,7 +15,10 @@ public struct Linear: MergeMethod {
         let aligned = try align(inputs, context)
         var weights: [Float] = []
         for input in inputs { weights.append(Float(try modelNumber("weight", input, context))) }
-        var out = Kernels.weightedSum(aligned.tensors, weights: weights, count: aligned.elementCount)
+        // mergekit 0.1.5 computes linear in f32 whatever the dtype, each term a fused multiply-add
+        // (torch's `addcmul_`); our exact arithmetic rounds the product first.
+        var out = Kernels.weightedSum(aligned.tensors, weights: weights, count: aligned.elementCount,
+                                      fused: context.rounding.followsMergekit)
         if try globalBool("normalize", context) {
             let total = weights.reduce(0, +)
             guard total != 0 else {
@@ -24,6 +27,8 @@ public struct Linear: MergeMethod {
             }
             out.withUnsafeMutableBufferPointer { o in for i in o.indices { o[i] /= total } }
         }
+        // mergekit returns the f32 result in the inputs' dtype (an `out_dtype` of f32 keeps that rounding).
+        context.rounding.apply(&out)
         return (out, aligned.shape)
     }
 }

@@ -25,36 +25,79 @@ public struct ModelStock: MergeMethod {
         }
         let shape = aligned.shape
         let base = aligned.tensors[baseIndex]
-        let offsets = others.map { Kernels.difference(aligned.tensors[$0], base) }
+        let r = context.rounding
+        let offsets = others.map { o in
+            var d = Kernels.difference(aligned.tensors[o], base)
+            r.apply(&d)
+            return d
+        }
         let n = base.count
         let rowLength = (try globalBool("filter_wise", context)) && !shape.isEmpty ? shape[shape.count - 1] : n
         let count = Double(others.count)
+        // mergekit's arithmetic: `sum(ws) / N` is Python's sum, one rounded addition per model.
+        var average = [Float](repeating: 0, count: n)
+        if r.followsMergekit {
+            for o in others { for j in 0..<n { average[j] = r(average[j] + aligned.tensors[o][j]) } }
+            for j in 0..<n { average[j] = r(average[j] / Float(count)) }
+        }
         var out = [Float](repeating: 0, count: n)
         var row = 0
         while row * rowLength < n || (n == 0 && row == 0) {
             let range = row * rowLength..<min(n, (row + 1) * rowLength)
-            var cosSum = 0.0, pairs = 0.0
-            let norms = offsets.map { o in o[range].reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot() }
-            for a in offsets.indices {
-                for b in offsets.indices where b > a {
-                    var d = 0.0
-                    for j in range { d += Double(offsets[a][j]) * Double(offsets[b][j]) }
-                    cosSum += min(max(d / max(norms[a] * norms[b], 1e-6), -1), 1)
-                    pairs += 1
+            let t = r.followsMergekit ? Self.mergekitT(offsets, range, r) : Self.t(offsets, range)
+            if r.followsMergekit {
+                // Each torch operation rounded: t·avg, 1 − t, (1 − t)·base, their sum.
+                for j in range { out[j] = r(r(t * average[j]) + r(r(1 - t) * base[j])) }
+            } else {
+                for j in range {
+                    var sum: Float = 0
+                    for o in others { sum += aligned.tensors[o][j] }
+                    out[j] = t * (sum / Float(count)) + (1 - t) * base[j]
                 }
-            }
-            let cosTheta = cosSum / pairs
-            let denominator = 1 + (count - 1) * cosTheta
-            // At the singularity mergekit keeps the base for that row.
-            let t = Float(abs(denominator) < 1e-6 ? 0 : count * cosTheta / denominator)
-            for j in range {
-                var sum: Float = 0
-                for o in others { sum += aligned.tensors[o][j] }
-                out[j] = t * (sum / Float(count)) + (1 - t) * base[j]
             }
             row += 1
             if n == 0 { break }
         }
         return (out, shape)
+    }
+
+    /// `t` of one row (or the whole tensor) from the task vectors' mean pairwise cosine, in f64.
+    static func t(_ offsets: [[Float]], _ range: Range<Int>) -> Float {
+        let count = Double(offsets.count)
+        var cosSum = 0.0, pairs = 0.0
+        let norms = offsets.map { o in o[range].reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot() }
+        for a in offsets.indices {
+            for b in offsets.indices where b > a {
+                var d = 0.0
+                for j in range { d += Double(offsets[a][j]) * Double(offsets[b][j]) }
+                cosSum += min(max(d / max(norms[a] * norms[b], 1e-6), -1), 1)
+                pairs += 1
+            }
+        }
+        let cosTheta = cosSum / pairs
+        let denominator = 1 + (count - 1) * cosTheta
+        // At the singularity mergekit keeps the base for that row.
+        return Float(abs(denominator) < 1e-6 ? 0 : count * cosTheta / denominator)
+    }
+
+    /// `t` as mergekit computes it in the working dtype: each norm, product, dot product (a sum, rounded
+    /// once), cosine, mean and step of `N·cos/(1 + (N−1)·cos)` rounded. Sums are accumulated in f64, where
+    /// torch accumulates in f32 in its own order: on large tensors the two can round differently
+    /// (docs/mergekit-differences.md).
+    static func mergekitT(_ offsets: [[Float]], _ range: Range<Int>, _ r: Rounding) -> Float {
+        let count = Float(offsets.count)
+        let norms = offsets.map { o in r(Float(o[range].reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot())) }
+        var cosines: [Float] = []
+        for a in offsets.indices {
+            for b in offsets.indices where b > a {
+                var d = 0.0
+                for j in range { d += Double(r(offsets[a][j] * offsets[b][j])) }
+                let product = max(r(norms[a] * norms[b]), r(1e-6))
+                cosines.append(min(max(r(r(Float(d)) / product), -1), 1))
+            }
+        }
+        let cosTheta = r(Float(cosines.reduce(0.0) { $0 + Double($1) }) / Float(cosines.count))
+        let denominator = r(1 + r((count - 1) * cosTheta))
+        return abs(denominator) < 1e-6 ? 0 : r(r(count * cosTheta) / denominator)
     }
 }

@@ -25,9 +25,20 @@ public struct NearSwap: MergeMethod {
         let t = Float(try globalNumber("t", context))
         let a = aligned.tensors[baseIndex], b = aligned.tensors[1 - baseIndex]
         var out = [Float](repeating: 0, count: a.count)
-        for i in out.indices {
-            let w = min(max(t / max(abs(a[i] - b[i]), 1e-6), 0), 1)
-            out[i] = w * b[i] + (1 - w) * a[i]
+        let r = context.rounding
+        if r.followsMergekit {
+            // mergekit's order of torch operations, each rounded to the working dtype: `t / x` is
+            // `x.reciprocal() * t` (Tensor.__rtruediv__) and the clamp's bound is of that dtype too.
+            let floor = r(1e-6)
+            for i in out.indices {
+                let w = min(max(r(r(1 / max(r(abs(a[i] - b[i])), floor)) * t), 0), 1)
+                out[i] = r(r(w * b[i]) + r(r(1 - w) * a[i]))
+            }
+        } else {
+            for i in out.indices {
+                let w = min(max(t / max(abs(a[i] - b[i]), 1e-6), 0), 1)
+                out[i] = w * b[i] + (1 - w) * a[i]
+            }
         }
         return (out, aligned.shape)
     }

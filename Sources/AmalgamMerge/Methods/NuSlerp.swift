@@ -31,9 +31,12 @@ public struct NuSlerp: MergeMethod {
         let total = w1 + w2
         let t = abs(total) < 1e-6 ? 0.5 : w2 / total
         var v0 = aligned.tensors[others[0]], v1 = aligned.tensors[others[1]]
+        let r = context.rounding
         if let base = aligned.base {
             v0 = Kernels.difference(v0, base)
             v1 = Kernels.difference(v1, base)
+            r.apply(&v0)
+            r.apply(&v1)
         }
         let flatten = try globalBool("nuslerp_flatten", context)
         let rowWise = try globalBool("nuslerp_row_wise", context)
@@ -53,10 +56,18 @@ public struct NuSlerp: MergeMethod {
         for v in 0..<count {
             let start = stride == 1 ? v * length : v
             for j in 0..<length { a[j] = v0[start + j * stride]; b[j] = v1[start + j * stride] }
+            if r.followsMergekit {
+                let result = NuSlerp.mergekitInterpolation(t: t, a, b, r)
+                for j in 0..<length { out[start + j * stride] = result[j] }
+                continue
+            }
             let (c0, c1) = NuSlerp.coefficients(t: t, a, b)
             for j in 0..<length { out[start + j * stride] = c0 * a[j] + c1 * b[j] }
         }
-        if let base = aligned.base { out = Kernels.sum(base, out) }
+        if let base = aligned.base {
+            out = Kernels.sum(base, out)
+            r.apply(&out)
+        }
         return (out, shape)
     }
 
@@ -74,5 +85,31 @@ public struct NuSlerp: MergeMethod {
         let theta = acos(cosTheta)
         let s = sin(theta)
         return (Float(sin((1 - t) * theta) / s), Float(sin(t * theta) / s))
+    }
+
+    /// mergekit's `nuslerp` of one vector pair in the working dtype, each torch operation rounded: the
+    /// norms (clamped at 1e-7), the unit vectors, their products and the dot product (a sum, rounded once),
+    /// `1 − cos²` against 1e-16 for colinearity, θ = acos, sin θ, sin((1−t)θ), sin(tθ), then
+    /// `(sin((1−t)θ)·a + sin(tθ)·b) / sin θ` element by element (`(1−t)·a + t·b` when colinear).
+    /// Reductions are accumulated in f64 (torch: f32 in its own order), then rounded.
+    static func mergekitInterpolation(t: Double, _ a: [Float], _ b: [Float], _ r: Rounding) -> [Float] {
+        let n = a.count
+        let floor = r(1e-7)
+        let na = max(r(Float(Kernels.sumOfSquares(a).squareRoot())), floor)
+        let nb = max(r(Float(Kernels.sumOfSquares(b).squareRoot())), floor)
+        var dot = 0.0
+        for j in 0..<n { dot += Double(r(r(a[j] / na) * r(b[j] / nb))) }
+        let cosTheta = min(max(r(Float(dot)), -1), 1)
+        let u = Float(1 - t), v = Float(t)
+        var out = [Float](repeating: 0, count: n)
+        if r(1 - r(cosTheta * cosTheta)) <= 1e-16 {
+            for j in 0..<n { out[j] = r(r(u * a[j]) + r(v * b[j])) }
+            return out
+        }
+        let theta = r(Float(acos(Double(cosTheta))))
+        let sinTheta = r(Float(sin(Double(theta))))
+        let s0 = r(Float(sin(Double(r(u * theta))))), s1 = r(Float(sin(Double(r(v * theta)))))
+        for j in 0..<n { out[j] = r(r(r(s0 * a[j]) + r(s1 * b[j])) / sinTheta) }
+        return out
     }
 }

@@ -19,13 +19,23 @@ public struct RAM: MergeMethod {
     public var perModelParameters: [ParameterSpec] { [] }
     /// The config must name a `base_model`.
     public var requiresBase: Bool { true }
+    /// mergekit's ramplus_tl returns an f32 tensor whatever the dtype (its boost is f32).
+    public var mergekitResultIsF32: Bool { plus }
 
     /// Merges one tensor as the type's summary describes.
     public func merge(_ inputs: [MergeInput], context: MergeContext) throws(MergeError) -> (values: [Float], shape: [Int]) {
         let (aligned, base, others) = try baseRelative(inputs, context)
         if others.isEmpty { return (base, aligned.shape) }
         let epsilon = Float(try globalNumber("epsilon", context))
-        let vectors = others.map { Kernels.difference(aligned.tensors[$0], base) }
+        // mergekit's arithmetic: task vectors and shares `v / count` rounded to the working dtype; for ram
+        // also their sum over the models (accumulated in f32) and the final sum. ramplus_tl's boost is an
+        // f32 tensor there, which makes its sums, and its result, f32 (`mergekitResultIsF32`).
+        let rounding = context.rounding
+        let vectors = others.map { i in
+            var v = Kernels.difference(aligned.tensors[i], base)
+            rounding.apply(&v)
+            return v
+        }
         let n = base.count
         // Models changing each position by more than epsilon.
         var counts = [UInt16](repeating: 0, count: n)   // up to 65535 models
@@ -47,9 +57,9 @@ public struct RAM: MergeMethod {
             if c == 0 { continue }
             var sum: Float = 0
             for (m, v) in vectors.enumerated() where abs(v[i]) > epsilon {
-                sum += c == 1 ? v[i] * boost[m] : v[i] / Float(c)
+                sum += c == 1 ? v[i] * boost[m] : rounding(v[i] / Float(c))
             }
-            out[i] = base[i] + sum
+            out[i] = plus ? base[i] + sum : rounding(base[i] + rounding(sum))
         }
         return (out, aligned.shape)
     }

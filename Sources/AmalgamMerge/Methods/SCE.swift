@@ -19,12 +19,19 @@ public struct SCE: MergeMethod {
     public func merge(_ inputs: [MergeInput], context: MergeContext) throws(MergeError) -> (values: [Float], shape: [Int]) {
         let (aligned, base, others) = try baseRelative(inputs, context)
         if others.isEmpty { return (base, aligned.shape) }
-        var vectors = others.map { Kernels.difference(aligned.tensors[$0], base) }
+        // mergekit's arithmetic rounds the task vectors, the variances ranked, each mean square, their
+        // sum, each weight, each weighted entry, both sums over the models and the last two steps.
+        let r = context.rounding
+        var vectors = others.map { i in
+            var v = Kernels.difference(aligned.tensors[i], base)
+            r.apply(&v)
+            return v
+        }
         let n = base.count
 
         let topk = try globalNumber("select_topk", context)
         if topk < 1 {
-            let keep = SCE.selection(vectors, density: topk)
+            let keep = SCE.selection(vectors, density: topk, rounding: r)
             for v in vectors.indices {
                 vectors[v].withUnsafeMutableBufferPointer { p in
                     for i in 0..<n where !keep[i] { p[i] = 0 }
@@ -32,25 +39,39 @@ public struct SCE: MergeMethod {
             }
         }
         // ωᵢ = mean(τᵢ²) / Σⱼ mean(τⱼ²), uniform when that sum is below 1e-6.
-        var weights = vectors.map { Float(Kernels.sumOfSquares($0) / Double(max(n, 1))) }
-        let total = weights.reduce(0, +)
-        weights = abs(total) < 1e-6 ? weights.map { _ in 1 / Float(weights.count) } : weights.map { $0 / total }
+        var weights = vectors.map { v in
+            r.isExact ? Float(Kernels.sumOfSquares(v) / Double(max(n, 1)))
+                : r(Float(v.reduce(0.0) { $0 + Double(r($1 * $1)) } / Double(max(n, 1))))
+        }
+        let total = r(weights.reduce(0, +))
+        weights = abs(total) < 1e-6 ? weights.map { _ in r(1 / Float(weights.count)) } : weights.map { r($0 / total) }
 
-        var (mixed, divisor) = SignConsensus.mix(vectors, scales: weights, coefficients: weights)
-        for i in 0..<n { mixed[i] = base[i] + mixed[i] / max(divisor[i], 1e-6) }
+        var (mixed, divisor) = SignConsensus.mix(vectors, scales: weights, coefficients: weights, rounding: r)
+        r.apply(&mixed)
+        r.apply(&divisor)
+        let floor = r(1e-6)
+        for i in 0..<n { mixed[i] = r(base[i] + r(mixed[i] / max(divisor[i], floor))) }
         return (mixed, aligned.shape)
     }
 
     /// The positions kept by `select_topk`: the `int(count_nonzero(var)·density)` largest variances
     /// across models (biased), ties at the threshold to the lowest indices.
-    static func selection(_ vectors: [[Float]], density: Double) -> [Bool] {
+    /// With a rounding (mergekit's arithmetic) the variances are ranked as rounded to the working dtype.
+    static func selection(_ vectors: [[Float]], density: Double, rounding: Rounding = .exact) -> [Bool] {
         let n = vectors.first?.count ?? 0
         if density <= 0 || n == 0 { return [Bool](repeating: false, count: n) }
         var nonzero = 0
-        let keys = Gram.withPointers(vectors) { pointers in
+        var keys = Gram.withPointers(vectors) { pointers in
             [UInt32](unsafeUninitializedCapacity: n) { out, count in
                 nonzero = varianceKeys(pointers, count: n, into: out.baseAddress!)
                 count = n
+            }
+        }
+        if !rounding.isExact {
+            nonzero = 0
+            for i in keys.indices {
+                keys[i] = Selection.key(rounding(Float(bitPattern: keys[i])))
+                if keys[i] != 0 { nonzero += 1 }
             }
         }
         let k = Int(Double(nonzero) * density)

@@ -11,8 +11,10 @@ public enum SignConsensus {
     /// Elects signs on `vectors` (each n values) and mixes only the agreeing entries:
     /// `mixed = Σ scaleᵢ·vᵢ·maskᵢ`, `divisor = Σ coefficientᵢ·maskᵢ`.
     /// TIES passes the weighted deltas with scale 1 and the weights as coefficients; SCE the raw task
-    /// vectors with their variance weights as both.
-    public static func mix(_ vectors: [[Float]], scales: [Float], coefficients: [Float]) -> (mixed: [Float], divisor: [Float]) {
+    /// vectors with their variance weights as both. `rounding` rounds each product `scaleᵢ·vᵢ` (mergekit's
+    /// arithmetic: a torch product in the working dtype before the sum); the sums stay f32.
+    public static func mix(_ vectors: [[Float]], scales: [Float], coefficients: [Float],
+                           rounding: Rounding = .exact) -> (mixed: [Float], divisor: [Float]) {
         let n = vectors.first?.count ?? 0
         // Vector by vector (not position by position) so that each pass is a plain vectorisable loop.
         var sum = [Float](repeating: 0, count: n)
@@ -29,10 +31,18 @@ public enum SignConsensus {
                     for (index, v) in vectors.enumerated() {
                         let scale = scales[index], coefficient = coefficients[index]
                         v.withUnsafeBufferPointer { p in
-                            for i in 0..<n {
-                                let agree = agrees(p[i], sum: s[i])
-                                mx[i] += agree ? p[i] * scale : 0
-                                dv[i] += agree ? coefficient : 0
+                            if rounding.isExact {
+                                for i in 0..<n {
+                                    let agree = agrees(p[i], sum: s[i])
+                                    mx[i] += agree ? p[i] * scale : 0
+                                    dv[i] += agree ? coefficient : 0
+                                }
+                            } else {
+                                for i in 0..<n {
+                                    let agree = agrees(p[i], sum: s[i])
+                                    mx[i] += agree ? rounding(p[i] * scale) : 0
+                                    dv[i] += agree ? coefficient : 0
+                                }
                             }
                         }
                     }

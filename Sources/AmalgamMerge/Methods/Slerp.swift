@@ -30,6 +30,8 @@ public struct Slerp: MergeMethod {
         let (c0, c1) = Slerp.coefficients(t: t, v0, v1)
         var out = [Float](repeating: 0, count: v0.count)
         for i in out.indices { out[i] = c0 * v0[i] + c1 * v1[i] }
+        // mergekit writes the f32 result into a tensor of the inputs' dtype.
+        context.rounding.apply(&out)
         return (out, aligned.shape)
     }
 

@@ -72,18 +72,24 @@ public struct TaskArithmetic: MergeMethod {
         let normalize = try globalBool("normalize", context)
         let rescale = try globalBool("rescale", context)
         let lambda = Float(try globalNumber("lambda", context))
+        // mergekit's arithmetic rounds, in the working dtype, each delta, each weight (a tensor of that
+        // dtype), each weighted delta, each sum over the models (accumulated in f32), the quotient, the
+        // product by lambda and the final sum; exact arithmetic rounds nothing (`r` is the identity).
+        let r = context.rounding
 
         var deltas: [[Float]] = []
         var weights: [Float] = []
         for (position, index) in others.enumerated() {
             let input = inputs[index]
-            let weight = Float(try modelNumber("weight", input, context))
+            let weight = r(Float(try modelNumber("weight", input, context)))
             var delta = Kernels.difference(aligned.tensors[index], base)
+            r.apply(&delta)
             try sparsify(&delta, input: input, shape: aligned.shape, rescale: rescale,
                          seed: SeedDerivation.seed(context.seed, stream: position), context: context)
             delta.withUnsafeMutableBufferPointer { d in
                 for i in d.indices { d[i] *= weight }
             }
+            r.apply(&delta)
             deltas.append(delta)
             weights.append(weight)
         }
@@ -92,9 +98,12 @@ public struct TaskArithmetic: MergeMethod {
         var mixed: [Float]
         if signConsensus {
             let ones = [Float](repeating: 1, count: weights.count)
-            let (m, divisor) = SignConsensus.mix(deltas, scales: ones, coefficients: weights)
+            let (m, d) = SignConsensus.mix(deltas, scales: ones, coefficients: weights)
             mixed = m
+            var divisor = d
             if normalize {
+                r.apply(&mixed)
+                r.apply(&divisor)
                 for i in 0..<n { mixed[i] /= divisor[i] == 0 ? 1 : divisor[i] }
             }
         } else {
@@ -105,17 +114,24 @@ public struct TaskArithmetic: MergeMethod {
                 }
             }
             if normalize {
-                var divisor: Float = weights.reduce(0, +)
+                var divisor: Float = r(weights.reduce(0, +))
                 if abs(divisor) < 1e-8 { divisor = 1 }
+                r.apply(&mixed)
                 mixed.withUnsafeMutableBufferPointer { mx in for i in 0..<n { mx[i] /= divisor } }
             }
         }
+        r.apply(&mixed)
+        if r.followsMergekit && lambda != 1 {
+            // Rounded between the product and the sum, as two torch operations.
+            mixed.withUnsafeMutableBufferPointer { mx in for i in 0..<n { mx[i] = r(mx[i] * lambda) } }
+        }
         mixed.withUnsafeMutableBufferPointer { mx in
             base.withUnsafeBufferPointer { b in
-                if lambda != 1 { for i in 0..<n { mx[i] = b[i] + mx[i] * lambda } }
+                if lambda != 1 && !r.followsMergekit { for i in 0..<n { mx[i] = b[i] + mx[i] * lambda } }
                 else { for i in 0..<n { mx[i] = b[i] + mx[i] } }
             }
         }
+        r.apply(&mixed)
         return (mixed, aligned.shape)
     }
 

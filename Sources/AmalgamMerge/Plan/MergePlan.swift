@@ -46,6 +46,15 @@ public struct MergePlan: Sendable {
     public let computeDType: DType?
     /// The output vocabulary, when the config sets `tokenizer_source` or `tokenizer`.
     public let vocabulary: VocabularyPlan?
+    /// Exact (default) or mergekit's rounding of intermediates in the working dtype.
+    public let arithmetic: MergeArithmetic
+
+    /// Where `step`'s method rounds intermediates: in mergekit's arithmetic, to the working dtype, which is
+    /// the config's `dtype:` or, without one, the dtype of the step's first input (mergekit then computes
+    /// in the dtype the tensors were stored in).
+    public func rounding(for step: Step) -> Rounding {
+        Rounding(arithmetic, workingDType: computeDType ?? step.inputs.first?.info.dtype)
+    }
 
     /// Bytes the merge reads (every input tensor once).
     public var inputBytes: Int { steps.reduce(0) { $0 + $1.inputs.reduce(0) { $0 + $1.info.byteCount } } }
@@ -55,13 +64,16 @@ public struct MergePlan: Sendable {
     /// Plans `config`, opening every referenced model. `seed` makes random methods reproducible.
     /// `truncateEmbeddings` lets embeddings of different vocabulary sizes merge over their common rows
     /// (mergekit's `--unsafe-truncate-embeddings`); without it such a mismatch is an error.
-    public init(config: MergeConfig, seed: UInt64 = 0, truncateEmbeddings: Bool = false) throws(MergeError) {
+    /// `arithmetic`: `.mergekit` rounds intermediates where mergekit 0.1.5's torch arithmetic does.
+    public init(config: MergeConfig, seed: UInt64 = 0, truncateEmbeddings: Bool = false,
+                arithmetic: MergeArithmetic = .exact) throws(MergeError) {
         guard let method = MergeMethods.named(config.mergeMethod) else {
             throw .config(path: config.path, key: "merge_method", reason: "unknown method '\(config.mergeMethod)'")
         }
         self.config = config
         self.method = method
         computeDType = config.dtype
+        self.arithmetic = arithmetic
         let configDir = (config.path as NSString).deletingLastPathComponent
 
         var models: [ModelSource] = []
@@ -93,7 +105,7 @@ public struct MergePlan: Sendable {
 
         vocabulary = try config.tokenizer.map { t throws(MergeError) in try VocabularyPlan.build(settings: t, config: config, models: models, index: index) }
         var planner = Planner(config: config, method: method, models: models, modelIndex: index, seed: seed, vocabulary: vocabulary,
-                              truncateEmbeddings: truncateEmbeddings)
+                              truncateEmbeddings: truncateEmbeddings, arithmetic: arithmetic)
         try planner.plan(slices: slices)
         steps = planner.steps
 
@@ -114,6 +126,7 @@ private struct Planner {
     let seed: UInt64
     let vocabulary: VocabularyPlan?
     let truncateEmbeddings: Bool
+    let arithmetic: MergeArithmetic
     var steps: [MergePlan.Step] = []
     var outputLayers = 0
 
@@ -270,7 +283,9 @@ private struct Planner {
         } else {
             shape = try outputShape(inputs: inputs, baseIndex: baseIndex, isEmbedding: role.isEmbeddingLike, outputName: outputName)
         }
-        let outDType = !reference.dtype.isFloatingPoint ? reference.dtype : (config.outDType ?? config.dtype ?? reference.dtype)
+        var outDType = !reference.dtype.isFloatingPoint ? reference.dtype : (config.outDType ?? config.dtype ?? reference.dtype)
+        // mergekit writes the tensor a method returns: f32 for those that compute in f32 whatever `dtype:` says.
+        if arithmetic == .mergekit, method.mergekitResultIsF32, config.outDType == nil, !copies { outDType = .f32 }
         steps.append(MergePlan.Step(outputName: outputName, outputShape: shape, outputDType: outDType, inputs: inputs,
                                     baseIndex: baseIndex, parameters: Parameters(global), isEmbedding: isEmbedding,
                                     copiesInput: copies, permutesVocabulary: permutes, seed: SeedDerivation.seed(run: seed, tensor: outputName)))
