@@ -24,6 +24,9 @@ let package = Package(
         .library(name: "AmalgamReaders", targets: [
             "AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamJinja", "AmalgamTokenizer", "AmalgamModels", "AmalgamEval",
         ]),
+        // The floors that hold the parallel kernels (parallel chunks and the thread team, GGUF (de)quantization,
+        // the merge executors, matmul and attention): the ThreadSanitizer package (TSan/) links only these.
+        .library(name: "AmalgamKernels", targets: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamModels"]),
         .executable(name: "amalgam", targets: ["AmalgamCLI"]),
         .executable(name: "amalgam-bench", targets: ["AmalgamBench"]),
     ],

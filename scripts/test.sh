@@ -38,3 +38,9 @@ fuzz_seconds="${FUZZ_SECONDS:-20}"
 if [ $# -eq 0 ] && [ "$fuzz_seconds" != 0 ]; then
     FUZZ_JOBS="${FUZZ_JOBS:-2}" scripts/check/fuzz.sh "$fuzz_seconds"
 fi
+# The parallel-kernel tests under ThreadSanitizer (docs/reliability.md "Sanitizers"): their own small package,
+# TSan/, built with --sanitize=thread; the first race reported fails the run. TSAN_KERNELS=0 leaves it out; it is
+# skipped when the script is given test arguments.
+if [ $# -eq 0 ] && [ "${TSAN_KERNELS:-1}" != 0 ]; then
+    scripts/check/tsan-kernels.sh
+fi

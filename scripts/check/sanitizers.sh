@@ -6,7 +6,8 @@
 # Each sanitizer has its own build folder (.build-asan, .build-tsan; gitignored), built in release with the
 # flags of scripts/test.sh plus `--sanitize=…`, tests and the `amalgam` program included (the command tests
 # run the sanitized program). Arguments after the first go to `swift test`, e.g. `--filter ParallelTests`.
-# `scripts/test.sh` runs the parallel-kernel tests (SANITIZER_CI_FILTER) under ThreadSanitizer this way.
+# Not part of CI (a full sanitized build costs more than CI's own): CI runs the parallel-kernel tests under
+# ThreadSanitizer through scripts/check/tsan-kernels.sh, a small package (TSan/) over the kernels' floors only.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 which="${1:-both}"
