@@ -56,8 +56,8 @@ import Testing
         }
         let termination = process.wait()
         if termination == .signaled(SIGKILL) { return true }
-        #expect(termination == .exited(0), "amalgam \(arguments.joined(separator: " ")) ended with \(termination): "
-                + ((try? String(contentsOfFile: errors, encoding: .utf8)) ?? ""))
+        let said = (try? String(contentsOfFile: errors, encoding: .utf8)) ?? ""
+        #expect(termination == .exited(0), "amalgam \(arguments.joined(separator: " ")) ended with \(termination): \(said)")
         return false
     }
 
