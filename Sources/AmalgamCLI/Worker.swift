@@ -12,9 +12,11 @@ struct Worker: ParsableCommand {
         abstract: "Evaluate candidates of a CMA-ES run kept in PostgreSQL, beside its coordinator `amalgam evolve --store URL --run NAME --workers` (docs/distributed.md).",
         discussion: """
             Claims candidates from the run's work queue under a lease, merges each recipe in memory from the seed models the run's \
-            configuration names (at the same paths on this machine: a shared folder, or copies), scores it on the run's training \
-            examples, writes the result once, and claims the next. Before it starts, every seed model's files are hashed and \
-            compared with the coordinator's (a copy that differs is refused, naming it). It waits for a named run that has not started yet, and exits when the run is finished. \
+            configuration names (at the same paths on this machine: a shared folder, or copies; or elsewhere, through --path-map), \
+            scores it on the run's training examples, writes the result once, and claims the next. Before it starts, every seed \
+            model's and task file's bytes are hashed and compared with the coordinator's (a copy that differs is refused, naming it). \
+            Example, with the coordinator's models under /mnt/models and this machine's copies under /data/models: \
+            amalgam worker --store postgres://amalgam@db:5432/runs --path-map /mnt/models=/data/models. It waits for a named run that has not started yet, and exits when the run is finished. \
             Kill it at any moment: its candidate goes back to the queue when its lease runs out.
             """
     )
@@ -27,6 +29,10 @@ struct Worker: ParsableCommand {
 
     @Option(help: "Evaluations at once in this process (each its own thread and connection).")
     var concurrency: Int = 1
+
+    @Option(name: .customLong("path-map"), help: ArgumentHelp("Read a path of the run's configuration (models, task files; repeatable) that is FROM or lies under it at TO on this machine.",
+                                                               valueName: "FROM=TO"))
+    var pathMap: [String] = []
 
     @OptionGroup var claim: ClaimOptions
 
@@ -45,14 +51,25 @@ struct Worker: ParsableCommand {
         try claim.check()
         let run = try runName ?? EvolveWorker.soleUnfinishedRun(url: url)
         let place = "\(PostgresAddress.displayed(url)) (run `\(run)`)"
-        let (configuration, seeds) = try EvolveWorker.configuration(url: url, run: run) {
+        let paths: PathMap
+        do { paths = try PathMap(pathMap) } catch {
+            guard case let .invalidConfiguration(_, reason) = error else { throw error }
+            throw CLIInputError("--path-map: \(reason)")
+        }
+        let shared = try EvolveWorker.sharedRun(url: url, run: run) {
             printError("waiting for run `\(run)` to be started in \(PostgresAddress.displayed(url)) (`amalgam evolve CONFIG --store URL --run \(run) --workers`)")
         }
+        let configuration = shared.configuration.mapped(by: paths)
+        for (theirs, ours) in zip(shared.configuration.models + shared.configuration.taskPaths, configuration.models + configuration.taskPaths) where theirs != ours {
+            printError("\(theirs) → \(ours)")
+        }
         let hashing = Date()
-        try EvolveWorker.checkSeedModels(configuration.models, against: seeds, run: run)
-        printError("seed models: \(seeds.count), the coordinator's bytes (content hashes checked in \(String(format: "%.1f", Date().timeIntervalSince(hashing))) s)")
+        try EvolveWorker.checkSeedInputs(configuration, against: shared, run: run)
+        printError("seed models: \(shared.seedModels.count)" + (shared.taskFiles.map { ", task files: \($0.count)" } ?? "")
+                   + ", the coordinator's bytes (content hashes checked in \(String(format: "%.1f", Date().timeIntervalSince(hashing))) s)")
         let tokenizer = try LanguageModel.tokenizer(of: ModelSource.open(configuration.models[0]))
         let runner = try EvolveRunner(configuration: configuration, runDirectory: place, tokenizer: tokenizer)
+        runner.recipePaths = paths
         var options = EvolveWorker.Options()
         options.concurrency = concurrency
         options.claim = claim.applied(to: options.claim)

@@ -129,6 +129,41 @@ import Testing
         #expect(again.status != 0 && again.err.contains("seed model \(inputs.b) changed since the run started"), "\(again.err)")
     }
 
+    /// A worker whose copies of the seed models and the task file sit elsewhere than the coordinator's reads
+    /// them through `--path-map`: a mapped copy that differs (the task file, one byte) is refused naming it and
+    /// the path it was mapped from, with nothing scored; with identical copies the run ends as the
+    /// single-process run.
+    @Test func aWorkerReadsItsOwnCopiesThroughAPathMap() throws {
+        let url = try testPostgres.require()
+        let dir = temporaryFolder("evolve-worker-paths")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (config, folder) = try prepare(dir)
+        let copies = dir + "/copies", fm = FileManager.default
+        try fm.createDirectory(atPath: copies, withIntermediateDirectories: true)
+        for name in ["a", "b", "tiny-mc.jsonl"] { try fm.copyItem(atPath: dir + "/" + name, toPath: copies + "/" + name) }
+        let run = "worker-paths-\(UUID().uuidString.prefix(8))"
+        let coordinator = try start(["evolve", config, "--store", url, "--run", run, "--run-dir", dir + "/outputs", "--workers",
+                                     "--coordinate-only", "--quiet"], dir, "coordinator")
+        let map = ["--path-map", "\(dir)/a=\(copies)/a", "--path-map", "\(dir)/b=\(copies)/b", "--path-map", "\(dir)/tiny-mc.jsonl=\(copies)/tiny-mc.jsonl"]
+
+        let task = copies + "/tiny-mc.jsonl", original = try Data(contentsOf: URL(fileURLWithPath: task))
+        try (original + Data("\n".utf8)).write(to: URL(fileURLWithPath: task))
+        let refused = try runAmalgam(["worker", "--store", url, "--run", run] + map)
+        #expect(refused.status != 0 && refused.err.contains("task file 1, \(task), is not the coordinator's")
+                && refused.err.contains("mapped from \(dir)/tiny-mc.jsonl by --path-map"), "\(refused.err)")
+        #expect(try queue(run).workResults().isEmpty, "the refused worker scored something")
+
+        try original.write(to: URL(fileURLWithPath: task))
+        let worker = try runAmalgam(["worker", "--store", url, "--run", run, "--quiet"] + map)
+        #expect(worker.status == 0, "\(worker.err)")
+        #expect(worker.err.contains("\(dir)/b → \(copies)/b") && worker.err.contains("seed models: 2, task files: 1"), "\(worker.err)")
+        #expect(coordinator.wait() == .exited(0), "\(text(dir + "/coordinator.err"))")
+        try expectSameAsSingleProcess(run, folder: folder, outputs: dir + "/outputs")
+
+        let bad = try runAmalgam(["worker", "--store", url, "--run", run, "--path-map", "\(dir)/a"])
+        #expect(bad.status != 0 && bad.err.contains("--path-map: `\(dir)/a` is not FROM=TO"), "\(bad.err)")
+    }
+
     /// The item being evaluated (the one running), if one is.
     func runningItem(_ run: String) throws -> (index: Int, attempt: Int)? {
         try queue(run).runningItems().first
@@ -213,5 +248,42 @@ import Testing
         #expect(withoutStore.status != 0 && withoutStore.err.contains("--workers shares a run kept in a --store database"), "\(withoutStore.err)")
         let onlyCoordinate = try runAmalgam(["evolve", config, "--run-dir", dir + "/r", "--coordinate-only", "--store", try testPostgres.require()])
         #expect(onlyCoordinate.status != 0 && onlyCoordinate.err.contains("give --workers too"), "\(onlyCoordinate.err)")
+    }
+}
+
+/// `--path-map FROM=TO`: a worker's own paths for the files a run's configuration names.
+@Suite struct PathMapTests {
+    @Test func aPathUnderFromIsReadUnderToByWholeComponentsLongestFirst() throws {
+        let map = try PathMap(["/mnt/models=/data/m", "/mnt/models/special/=/fast/special", "/mnt=/other"])
+        #expect(map("/mnt/models/a/config.json") == "/data/m/a/config.json")
+        #expect(map("/mnt/models") == "/data/m")
+        #expect(map("/mnt/models/special/x") == "/fast/special/x", "the longest FROM wins")
+        #expect(map("/mnt/modelsX/a") == "/other/modelsX/a", "prefixes match whole components")
+        #expect(map("/elsewhere/a") == "/elsewhere/a")
+        #expect(map.reference("/mnt/models/a+/mnt/lora/b") == "/data/m/a+/other/lora/b", "both parts of MODEL+ADAPTER")
+        #expect(throws: SearchError.self) { try PathMap(["/mnt"]) }
+        #expect(throws: SearchError.self) { try PathMap(["=/x"]) }
+        #expect(throws: SearchError.self) { try PathMap(["/a=/x", "/a/=/y"]) }
+    }
+
+    /// A candidate recipe names the models at the coordinator's paths; a runner with the map merges this
+    /// machine's copies, and gives the scores of the same recipe at the real paths. Without the map, the
+    /// recipe cannot be merged here.
+    @Test func aRecipeAtTheCoordinatorsPathsMergesThisMachinesCopies() throws {
+        let evolve = EvolveTests()
+        let dir = temporaryFolder("path-map-recipe")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let inputs = try evolve.makeInputs(dir)
+        let runner = try EvolveRunner(configuration: try evolve.configuration("cmaes", inputs, budget: 4), runDirectory: dir + "/run",
+                                      tokenizer: evolve.tokenizer())
+        func recipe(_ a: String, _ b: String) -> String {
+            "merge_method: linear\nmodels:\n  - model: \(a)\n    parameters: {weight: 0.3}\n  - model: \(b)\n    parameters: {weight: 0.7}\ndtype: float32\n"
+        }
+        let elsewhere = recipe("/coordinator/models/a", "/coordinator/models/b")
+        #expect(throws: SearchError.self) { try runner.mergedModel(yaml: elsewhere) }
+        let here = try runner.tasks.trainScores(model: try runner.mergedModel(yaml: recipe(inputs.a, inputs.b)), tokenizer: runner.tokenizer, formatter: nil)
+        runner.recipePaths = try PathMap(["/coordinator/models=\(dir)"])
+        let mapped = try runner.tasks.trainScores(model: try runner.mergedModel(yaml: elsewhere), tokenizer: runner.tokenizer, formatter: nil)
+        #expect(mapped == here && !here.isEmpty)
     }
 }

@@ -112,8 +112,8 @@ public struct MergeConfig: Sendable, Equatable {
         return stages
     }
 
-    /// Applies `rename` to every model reference (stage names to their output paths).
-    mutating func renameModels(_ rename: (String) -> String) {
+    /// Applies `rename` to every model reference (stage names to their output paths; a worker's own paths).
+    public mutating func renameModels(_ rename: (String) -> String) {
         baseModel = baseModel.map(rename)
         models = models?.map { InputModel(model: rename($0.model), parameters: $0.parameters) }
         slices = slices?.map { s in

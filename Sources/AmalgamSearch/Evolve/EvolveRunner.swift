@@ -82,6 +82,9 @@ public final class EvolveRunner {
     /// With `store`: share each generation's evaluations with `amalgam worker` processes through the
     /// store's work queue (`amalgam evolve --workers`; EvolveWorker.swift).
     public var queue: EvolveQueueOptions?
+    /// The paths a candidate recipe names, read on this machine (an `amalgam worker --path-map`): recipes
+    /// name the models at the coordinator's paths.
+    public var recipePaths = PathMap()
 
     /// The run folder kinds.
     public static let m2n2Kind = "m2n2", cmaesKind = "evolve-cmaes"
@@ -278,8 +281,9 @@ public final class EvolveRunner {
     /// A recipe, as its YAML text, merged in memory and loaded as a model.
     public func mergedModel(yaml: String) throws(SearchError) -> LlamaModel {
         do {
-            let plan = try MergePlan(config: try MergeConfig(yaml: yaml, path: runDirectory + " (candidate recipe)"),
-                                     seed: configuration.cmaes.mergeSeed)
+            var config = try MergeConfig(yaml: yaml, path: runDirectory + " (candidate recipe)")
+            if !recipePaths.isEmpty { config.renameModels { recipePaths.reference($0) } }
+            let plan = try MergePlan(config: config, seed: configuration.cmaes.mergeSeed)
             let merged = try MergedModel(plan: plan)
             return try EvolveArchitecture(config: merged.config).model(weights: merged.checkpoint)
         } catch let error as SearchError {

@@ -177,10 +177,9 @@ final class LeaseKeeper: @unchecked Sendable {
     }
 }
 
-/// A seed model of a run shared with workers: its reference in the run's configuration and the content
-/// hash of its files on the coordinator's machine (`ModelSource.contentHash`), which every worker's copy
-/// must have.
-public struct SeedModel: Codable, Sendable, Equatable {
+/// A model or file a run shared with workers reads: its reference in the run's configuration and the
+/// content hash of its bytes on the coordinator's machine, which every worker's copy must have.
+public struct SeedInput: Codable, Sendable, Equatable {
     public var reference: String
     public var contentHash: String
 
@@ -189,27 +188,48 @@ public struct SeedModel: Codable, Sendable, Equatable {
         self.contentHash = contentHash
     }
 
-    /// The seed models at `references`, hashed.
-    public static func hashed(_ references: [String]) throws(SearchError) -> [SeedModel] {
-        var out: [SeedModel] = []
+    /// The seed models at `references`, hashed (`ModelSource.contentHash`: every file of the model).
+    public static func models(_ references: [String]) throws(SearchError) -> [SeedInput] {
+        var out: [SeedInput] = []
         for reference in references {
-            do { out.append(SeedModel(reference: reference, contentHash: try ModelSource.contentHash(reference))) } catch {
+            do { out.append(SeedInput(reference: reference, contentHash: try ModelSource.contentHash(reference))) } catch {
                 throw .badData(path: reference, reason: "cannot hash the model's files: \(error)")
             }
         }
         return out
     }
+
+    /// The files at `paths` (task files), hashed.
+    public static func files(_ paths: [String]) throws(SearchError) -> [SeedInput] {
+        var out: [SeedInput] = []
+        for path in paths {
+            guard let hash = SHA256.hex(contentsOf: path) else { throw .badData(path: path, reason: "cannot read the file to hash it") }
+            out.append(SeedInput(reference: path, contentHash: hash))
+        }
+        return out
+    }
+}
+
+/// What a worker needs of a run before it claims: the configuration, and the content hashes of the seed
+/// models and task files as the coordinator published them.
+public struct SharedRun: Sendable {
+    public var configuration: EvolveConfiguration
+    public var seedModels: [SeedInput]
+    /// Nil for a run started before task files were hashed.
+    public var taskFiles: [SeedInput]?
 }
 
 extension EvolveRunner {
     /// The blob a worker reads the run's configuration from (`EvolveConfiguration` as JSON).
     static let configurationBlob = "evolve-configuration"
-    /// The blob of the seed models' content hashes (`[SeedModel]` as JSON), published with workers.
-    static let seedModelsBlob = "seed-models"
+    /// The blobs of the seed models' and the task files' content hashes (`[SeedInput]` as JSON), published
+    /// with workers.
+    static let seedModelsBlob = "seed-models", taskFilesBlob = "task-files"
 
     /// Commits the configuration as the blob `evolve-configuration`, and, when the run shares its evaluations
-    /// with workers, the seed models' content hashes as `seed-models`, leaving the step at `step`. A seed
-    /// model whose bytes changed since the run published them is refused, naming it.
+    /// with workers, the seed models' and task files' content hashes as `seed-models` and `task-files`,
+    /// leaving the step at `step`. A seed model or task file whose bytes changed since the run published them
+    /// is refused, naming it.
     func publishConfiguration(in store: any RunStore, step: Int) throws(SearchError) {
         guard let data = try? Self.jsonEncoder.encode(configuration) else {
             throw .runFolder(path: store.location, reason: "cannot encode the configuration")
@@ -217,26 +237,28 @@ extension EvolveRunner {
         var blobs: [String: [UInt8]] = [:]
         if try store.blob(Self.configurationBlob) != [UInt8](data) { blobs[Self.configurationBlob] = [UInt8](data) }
         if queue != nil {
-            let seeds = try SeedModel.hashed(configuration.models)
-            if let bytes = try store.blob(Self.seedModelsBlob) {
-                let published = try Self.decodedSeedModels(bytes, at: store.location)
-                for (then, now) in zip(published, seeds) where then != now {
-                    throw .runFolder(path: store.location, reason: "seed model \(now.reference) changed since the run started (content hash "
-                        + "\(then.contentHash.prefix(12))… then, \(now.contentHash.prefix(12))… now): put the run's model back, or start another run")
+            for (blob, inputs, what) in [(Self.seedModelsBlob, try SeedInput.models(configuration.models), "seed model"),
+                                         (Self.taskFilesBlob, try SeedInput.files(configuration.taskPaths), "task file")] {
+                if let bytes = try store.blob(blob) {
+                    let published = try Self.decodedSeedInputs(bytes, at: store.location)
+                    for (then, now) in zip(published, inputs) where then != now {
+                        throw .runFolder(path: store.location, reason: "\(what) \(now.reference) changed since the run started (content hash "
+                            + "\(then.contentHash.prefix(12))… then, \(now.contentHash.prefix(12))… now): put the run's \(what) back, or start another run")
+                    }
+                } else {
+                    guard let encoded = try? Self.jsonEncoder.encode(inputs) else {
+                        throw .runFolder(path: store.location, reason: "cannot encode the \(what)s' content hashes")
+                    }
+                    blobs[blob] = [UInt8](encoded)
                 }
-            } else {
-                guard let encoded = try? Self.jsonEncoder.encode(seeds) else {
-                    throw .runFolder(path: store.location, reason: "cannot encode the seed models")
-                }
-                blobs[Self.seedModelsBlob] = [UInt8](encoded)
             }
         }
         if !blobs.isEmpty { try store.commit(RunStep(number: step, blobs: blobs)) }
     }
 
-    static func decodedSeedModels(_ bytes: [UInt8], at location: String) throws(SearchError) -> [SeedModel] {
-        guard let seeds = try? jsonDecoder.decode([SeedModel].self, from: Data(bytes)) else {
-            throw .runFolder(path: location, reason: "holds seed models this amalgam cannot read: run the same amalgam version as the coordinator")
+    static func decodedSeedInputs(_ bytes: [UInt8], at location: String) throws(SearchError) -> [SeedInput] {
+        guard let seeds = try? jsonDecoder.decode([SeedInput].self, from: Data(bytes)) else {
+            throw .runFolder(path: location, reason: "holds content hashes this amalgam cannot read: run the same amalgam version as the coordinator")
         }
         return seeds
     }
@@ -370,11 +392,10 @@ public final class EvolveWorker: @unchecked Sendable {
         return names[0]
     }
 
-    /// The configuration of the run `run` and its seed models' content hashes, once its coordinator has
+    /// The configuration of the run `run` and its seed inputs' content hashes, once its coordinator has
     /// started it with workers: polls every `poll` seconds while the run does not exist yet or has not
     /// published them, calling `waiting` once.
-    public static func configuration(url: String, run: String, poll: Double = 0.2,
-                                     waiting: () -> Void = {}) throws(SearchError) -> (EvolveConfiguration, [SeedModel]) {
+    public static func sharedRun(url: String, run: String, poll: Double = 0.2, waiting: () -> Void = {}) throws(SearchError) -> SharedRun {
         var told = false
         while true {
             if try PostgresRunStore.runNames(url: url, kind: EvolveRunner.cmaesKind).contains(run) {
@@ -384,7 +405,8 @@ public final class EvolveWorker: @unchecked Sendable {
                     guard let c = try? EvolveRunner.jsonDecoder.decode(EvolveConfiguration.self, from: Data(bytes)) else {
                         throw .runFolder(path: store.location, reason: "holds a configuration this amalgam cannot read: run the same amalgam version as the coordinator")
                     }
-                    return (c, try EvolveRunner.decodedSeedModels(seeds, at: store.location))
+                    let tasks = try store.blob(EvolveRunner.taskFilesBlob).map { b throws(SearchError) in try EvolveRunner.decodedSeedInputs(b, at: store.location) }
+                    return SharedRun(configuration: c, seedModels: try EvolveRunner.decodedSeedInputs(seeds, at: store.location), taskFiles: tasks)
                 }
             }
             if !told { waiting(); told = true }
@@ -392,17 +414,26 @@ public final class EvolveWorker: @unchecked Sendable {
         }
     }
 
-    /// Checks that `models` (this machine's copies of the run's seed models, in the configuration's order)
-    /// hold the bytes the coordinator hashed; an error names the first that does not.
-    public static func checkSeedModels(_ models: [String], against seeds: [SeedModel], run: String) throws(SearchError) {
-        guard models.count == seeds.count else {
-            throw .runFolder(path: "run `\(run)`", reason: "names \(seeds.count) seed models, this worker has \(models.count)")
-        }
-        for (i, (local, seed)) in zip(models, seeds).enumerated() {
-            let hash = try SeedModel.hashed([local])[0].contentHash
-            guard hash == seed.contentHash else {
-                throw .runFolder(path: "run `\(run)`", reason: "seed model \(i + 1), \(local), is not the coordinator's on this machine: content hash "
-                    + "\(hash.prefix(12))… here, \(seed.contentHash.prefix(12))… there; copy the coordinator's model to this path")
+    /// Checks that `configuration`'s seed models and task files (this machine's copies, at the paths it
+    /// names: the run's, or the worker's own through `--path-map`) hold the bytes the coordinator hashed; an
+    /// error names the first that does not.
+    public static func checkSeedInputs(_ configuration: EvolveConfiguration, against shared: SharedRun, run: String) throws(SearchError) {
+        let checks: [(what: String, local: [String], published: [SeedInput]?, hash: ([String]) throws(SearchError) -> [SeedInput])] = [
+            ("seed model", configuration.models, shared.seedModels, { p throws(SearchError) in try SeedInput.models(p) }),
+            ("task file", configuration.taskPaths, shared.taskFiles, { p throws(SearchError) in try SeedInput.files(p) }),
+        ]
+        for check in checks {
+            guard let published = check.published else { continue }
+            guard check.local.count == published.count else {
+                throw .runFolder(path: "run `\(run)`", reason: "names \(published.count) \(check.what)s, this worker has \(check.local.count)")
+            }
+            for (i, (local, seed)) in zip(check.local, published).enumerated() {
+                let hash = try check.hash([local])[0].contentHash
+                guard hash == seed.contentHash else {
+                    throw .runFolder(path: "run `\(run)`", reason: "\(check.what) \(i + 1), \(local), is not the coordinator's on this machine: content hash "
+                        + "\(hash.prefix(12))… here, \(seed.contentHash.prefix(12))… there; copy the coordinator's \(check.what) to this path"
+                        + (local == seed.reference ? "" : " (mapped from \(seed.reference) by --path-map)") + ", or map its path to a copy with --path-map FROM=TO")
+                }
             }
         }
     }
