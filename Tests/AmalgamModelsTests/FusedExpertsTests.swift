@@ -67,6 +67,16 @@ import Testing
         #expect(ours.values == (try LlamaModel(folder: fixture.folder).logits(fixture.batch)).values)
     }
 
+    /// What `amalgam moe` writes (mergekit-moe's fused layout, fixtures/moe/expected) opens in the engine
+    /// (before the fused reader it did not) and gives finite logits.
+    @Test(arguments: ["mixtral-cheap-embed", "qwen3-moe-cheap-embed"])
+    func mergekitMoEOutputsOpen(_ name: String) throws {
+        let model = try LlamaModel(folder: fixturePath("moe/expected/" + name))
+        let batch = try TokenBatch(padded: [[1, 5, 9, 12, 30]], mask: [[1, 1, 1, 1, 1]])
+        let logits = try model.logits(batch)
+        #expect(logits.values.allSatisfy(\.isFinite) && logits.values.contains { $0 != 0 })
+    }
+
     /// A fused tensor of the wrong shape is an error naming it.
     @Test func aFusedTensorOfTheWrongShapeIsNamed() throws {
         let fixture = try FamilyFixture("qwen3-moe")
