@@ -14,7 +14,8 @@ import Testing
     static let record: JSONValue = {
         (try? JSONValue.parse(String(contentsOfFile: folder + "/cases.json", encoding: .utf8))) ?? .null
     }()
-    static let smallCases = ["mixtral-ties", "mixtral-slerp", "mixtral-model_stock", "qwen3-moe-ties", "qwen3-moe-slerp", "qwen3-moe-model_stock"]
+    static let smallCases = ["mixtral-ties", "mixtral-slerp", "mixtral-model_stock", "qwen3-moe-ties", "qwen3-moe-slerp", "qwen3-moe-model_stock",
+                             "qwen2-moe-ties"]
 
     /// A case's mergekit config, with the fixture models' paths.
     static func config(_ name: String) throws -> MergeConfig {
