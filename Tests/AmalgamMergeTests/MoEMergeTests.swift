@@ -169,6 +169,25 @@ import Testing
         _ = try MergePlan(config: config, moeExperts: .perExpert)
     }
 
+    /// Inputs already fused (a merge's output) and stored per expert mix: the same logical tensors, so a
+    /// linear merge of a fused copy of ft1 with ft2 gives the bytes of the merge of ft1 with ft2.
+    @Test func fusedAndPerExpertInputsMix() throws {
+        let root = temporaryFolder("moe-merge-mixed")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let models = Self.folder + "/models"
+        let copy = try runMerge(try MergeConfig(yaml: "merge_method: linear\ndtype: float32\nmodels:\n  - model: \(models)/mixtral-ft1\n    parameters: {weight: 1.0}\n",
+                                                path: "copy.yml"), into: root + "/ft1-fused")
+        #expect(try ModelFolder.openWeights(folder: copy).info("model.layers.0.mlp.experts.gate_up_proj") != nil)
+        func linear(_ first: String) throws -> String {
+            let yaml = "merge_method: linear\ndtype: float32\nmodels:\n  - model: \(first)\n    parameters: {weight: 0.3}\n  - model: \(models)/mixtral-ft2\n    parameters: {weight: 0.7}\n"
+            return try runMerge(try MergeConfig(yaml: yaml, path: "mixed.yml"), into: root + "/out-" + (first as NSString).lastPathComponent)
+        }
+        let mixed = try ModelFolder.openWeights(folder: try linear(copy))
+        let stored = try ModelFolder.openWeights(folder: try linear(models + "/mixtral-ft1"))
+        #expect(Set(mixed.tensorNames) == Set(stored.tensorNames))
+        for info in stored.tensorInfos { #expect(try mixed.tensor(info.name).byteArray == stored.tensor(info.name).byteArray, "\(info.name)") }
+    }
+
     // MARK: - Larger than a chunk
 
     static let large = (experts: 4, hidden: 320, intermediate: 256, vocab: 64, heads: 4, kv: 2)
