@@ -25,6 +25,11 @@ struct Merge: ParsableCommand {
         valueName: "exact|mergekit"))
     var arithmetic = "exact"
 
+    @Option(help: ArgumentHelp(
+        "How the experts of Mixtral, Qwen2-MoE and Qwen3-MoE checkpoints are merged. fused (default): as mergekit 0.1.5 with transformers 5 does: one tensor per layer and projection, mlp.experts.gate_up_proj [experts, 2·intermediate, hidden] and mlp.experts.down_proj [experts, hidden, intermediate], so per-tensor statistics (TIES/breadcrumbs top-k, slerp and model_stock norms, DELLA ranks, ...) are taken over all experts together, and the output has these fused names. per-expert: each stored tensor (experts.N.w1.weight, ...) merged alone, statistics per expert, names as stored. docs/moe.md.",
+        valueName: "fused|per-expert"))
+    var moeExperts = "fused"
+
     @Flag(help: "Print the plan (inputs and parameters of every output tensor) without merging.")
     var dryRun = false
 
@@ -46,6 +51,7 @@ struct Merge: ParsableCommand {
         guard ["safetensors", "gguf"].contains(outFormat) else { throw ValidationError("--out-format must be safetensors or gguf") }
         guard GGMLType(name: outType) != nil else { throw ValidationError("--out-type must be one of f32, f16, bf16, q8_0") }
         guard MergeArithmetic(rawValue: arithmetic) != nil else { throw ValidationError("--arithmetic must be exact or mergekit, not `\(arithmetic)`") }
+        guard MoEExperts(rawValue: moeExperts) != nil else { throw ValidationError("--moe-experts must be fused or per-expert, not `\(moeExperts)`") }
     }
 
     func run() throws {
@@ -62,7 +68,7 @@ struct Merge: ParsableCommand {
             if !dryRun && destination == nil { throw ValidationError("give an output folder (or --dry-run)") }
             if stages.count > 1 { printError("stage \(i + 1)/\(stages.count)\(stage.name.map { " (\($0))" } ?? "") → \(destination ?? "-")") }
             let plan = try MergePlan(config: stage, seed: seed, truncateEmbeddings: unsafeTruncateEmbeddings,
-                                     arithmetic: MergeArithmetic(rawValue: arithmetic)!)
+                                     arithmetic: MergeArithmetic(rawValue: arithmetic)!, moeExperts: MoEExperts(rawValue: moeExperts)!)
             if dryRun {
                 print(PlanReport.text(plan), terminator: "")
                 continue
@@ -133,6 +139,7 @@ enum PlanReport {
             out += "\n"
             for (j, input) in s.inputs.enumerated() {
                 out += "    ← [\(input.model)] \(input.tensorName)"
+                if input.segments.count > 1 { out += " (fused from \(input.segments.count) tensors: \(input.segments[0]), …)" }
                 if j == s.baseIndex { out += " (base)" }
                 if !input.parameters.values.isEmpty { out += "  {" + describe(input.parameters) + "}" }
                 out += "\n"

@@ -17,9 +17,9 @@ func fixtureConfig(_ relativePath: String) throws -> MergeConfig {
 @discardableResult
 func runMerge(_ config: MergeConfig, seed: UInt64 = 0, threads: Int = 2, shardSize: Int = 5_000_000_000,
               truncateEmbeddings: Bool = false, durability: Durability = .machine, arithmetic: MergeArithmetic = .exact,
-              into out: String? = nil) throws -> String {
+              moeExperts: MoEExperts = .fused, into out: String? = nil) throws -> String {
     let output = out ?? temporaryFolder("merge") + "/out"
-    let plan = try MergePlan(config: config, seed: seed, truncateEmbeddings: truncateEmbeddings, arithmetic: arithmetic)
+    let plan = try MergePlan(config: config, seed: seed, truncateEmbeddings: truncateEmbeddings, arithmetic: arithmetic, moeExperts: moeExperts)
     try MergeExecutor(plan: plan).run(MergeOptions(outputPath: output, maxShardSize: shardSize, overwrite: true, concurrentTensors: threads,
                                                    durability: durability))
     return output

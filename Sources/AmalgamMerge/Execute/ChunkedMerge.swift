@@ -134,9 +134,26 @@ extension MergeExecutor {
     /// dtype, at a byte offset of the tensor's data) to `write`; returns the bytes read and produced.
     static func executeChunked(_ step: MergePlan.Step, plan: MergePlan, kernel: any ChunkedKernel, chunkElements: Int, threads: Int,
                                write: @escaping @Sendable (UnsafeRawBufferPointer, Int) throws(CheckpointError) -> Void) throws(MergeError) -> Int {
-        var tensors: [Tensor] = []
-        do {
-            for input in step.inputs { tensors.append(try plan.models[input.model].tensors.tensor(input.tensorName)) }
+        // Each input as its stored tensors (several for fused experts), mapped, never concatenated.
+        var tensors: [[Tensor]] = []
+        do throws(CheckpointError) {
+            for input in step.inputs {
+                let source = plan.models[input.model].tensors
+                var segments: [Tensor] = []
+                for name in input.segments {
+                    let t = try source.tensor(name)
+                    guard t.dtype == input.info.dtype else {
+                        throw CheckpointError.unexpectedTensor(path: source.path, tensor: name,
+                                                               reason: "\(t.dtype.rawValue), but the fused \(input.tensorName) is \(input.info.dtype.rawValue)")
+                    }
+                    segments.append(t)
+                }
+                guard segments.reduce(0, { $0 + $1.elementCount }) == Tensor.elementCount(input.info.shape) else {
+                    throw CheckpointError.unexpectedTensor(path: source.path, tensor: input.tensorName,
+                                                           reason: "its stored tensors hold \(segments.reduce(0) { $0 + $1.elementCount }) elements, the plan \(input.info.shape)")
+                }
+                tensors.append(segments)
+            }
         } catch { throw .checkpoint(error) }
         let n = Tensor.elementCount(step.outputShape)
         let chunks = (n + chunkElements - 1) / chunkElements
@@ -154,7 +171,7 @@ extension MergeExecutor {
         run.forEachTile(kernel, output: write)
         withExtendedLifetime(tensors) {}
         if let error = run.error { throw .checkpoint(error) }
-        return tensors.reduce(0) { $0 + $1.byteCount } + n * step.outputDType.byteSize
+        return tensors.joined().reduce(0) { $0 + $1.byteCount } + n * step.outputDType.byteSize
     }
 }
 
@@ -162,7 +179,15 @@ extension MergeExecutor {
 private final class ChunkedRun: ChunkInputReader, @unchecked Sendable {
     typealias Write = @Sendable (UnsafeRawBufferPointer, Int) throws(CheckpointError) -> Void
 
-    private let inputs: [(base: UnsafeRawPointer, dtype: DType, storage: TensorStorage, roundTo: DType?)]
+    /// One stored tensor of an input: its elements are the input's `[start, start + count)`.
+    private struct Segment {
+        let base: UnsafeRawPointer
+        let storage: TensorStorage
+        let start: Int
+        let count: Int
+    }
+
+    private let inputs: [(segments: [Segment], dtype: DType, roundTo: DType?)]
     private let outputDType: DType
     private let count: Int
     private let chunkElements: Int
@@ -174,10 +199,17 @@ private final class ChunkedRun: ChunkInputReader, @unchecked Sendable {
     private var nextChunk = 0
     private(set) var error: CheckpointError?
 
-    init(tensors: [Tensor], compute: DType?, outputDType: DType, count: Int, chunkElements: Int, workers: Int) {
-        inputs = tensors.map { t in
-            let narrower = compute.flatMap { c in c != t.dtype && c.byteSize < t.dtype.byteSize ? c : nil }
-            return (t.storage.base ?? UnsafeRawPointer(bitPattern: 64)!, t.dtype, t.storage, narrower)
+    init(tensors: [[Tensor]], compute: DType?, outputDType: DType, count: Int, chunkElements: Int, workers: Int) {
+        inputs = tensors.map { parts in
+            let dtype = parts.first?.dtype ?? outputDType
+            let narrower = compute.flatMap { c in c != dtype && c.byteSize < dtype.byteSize ? c : nil }
+            var start = 0
+            var segments: [Segment] = []
+            for t in parts {
+                segments.append(Segment(base: t.storage.base ?? UnsafeRawPointer(bitPattern: 64)!, storage: t.storage, start: start, count: t.elementCount))
+                start += t.elementCount
+            }
+            return (segments, dtype, narrower)
         }
         self.outputDType = outputDType
         self.count = count
@@ -250,7 +282,7 @@ private final class ChunkedRun: ChunkInputReader, @unchecked Sendable {
                 // them keeps the resident set at a few chunks.
                 if release {
                     let from = max(0, lo - kernel.reach), to = min(count, hi + kernel.reach)
-                    for input in inputs { input.storage.releasePages(from * input.dtype.byteSize..<to * input.dtype.byteSize) }
+                    for input in inputs { releasePages(input, from..<to) }
                 }
             }
         }
@@ -266,7 +298,7 @@ private final class ChunkedRun: ChunkInputReader, @unchecked Sendable {
             load(start, m, into: values)
             // Each sampled run faults in a whole fault-around window of every input (64 KB: 512 runs
             // would map 128 MB of four 65 MB inputs): a large tensor's are released at once.
-            if release { for input in inputs { input.storage.releasePages(start * input.dtype.byteSize..<(start + m) * input.dtype.byteSize) } }
+            if release { for input in inputs { releasePages(input, start..<(start + m)) } }
             return ChunkTile(worker: 0, chunk: start / chunkElements, startsChunk: false, start: start, count: m, values: values, stride: tile)
         }
     }
@@ -277,13 +309,33 @@ private final class ChunkedRun: ChunkInputReader, @unchecked Sendable {
         for i in inputs.indices { read(i, from: start, count: m, into: values + i * tile) }
     }
 
+    /// Releases the pages of an input's elements `range` (of each stored tensor they fall in).
+    private func releasePages(_ input: (segments: [Segment], dtype: DType, roundTo: DType?), _ range: Range<Int>) {
+        let size = input.dtype.byteSize
+        for s in input.segments where s.start < range.upperBound && s.start + s.count > range.lowerBound {
+            let lo = max(range.lowerBound, s.start) - s.start, hi = min(range.upperBound, s.start + s.count) - s.start
+            s.storage.releasePages(lo * size..<hi * size)
+        }
+    }
+
     /// Converts elements `[start, start + m)` of input `i` to f32, rounded to the compute dtype.
     @inline(__always)
     func read(_ i: Int, from start: Int, count m: Int, into dst: UnsafeMutablePointer<Float>) {
         let input = inputs[i]
         let size = input.dtype.byteSize
-        Convert.toFloat32(UnsafeRawBufferPointer(start: input.base + start * size, count: m * size), from: input.dtype,
-                          into: UnsafeMutableBufferPointer(start: dst, count: m))
+        if input.segments.count == 1 {
+            Convert.toFloat32(UnsafeRawBufferPointer(start: input.segments[0].base + start * size, count: m * size), from: input.dtype,
+                              into: UnsafeMutableBufferPointer(start: dst, count: m))
+        } else {
+            // A fused input: the part of each stored tensor the range crosses.
+            var at = start
+            for s in input.segments where s.start < start + m && s.start + s.count > start {
+                let lo = max(at, s.start), hi = min(start + m, s.start + s.count)
+                Convert.toFloat32(UnsafeRawBufferPointer(start: s.base + (lo - s.start) * size, count: (hi - lo) * size), from: input.dtype,
+                                  into: UnsafeMutableBufferPointer(start: dst + (lo - start), count: hi - lo))
+                at = hi
+            }
+        }
         switch input.roundTo {
         case .bf16?: for j in 0..<m { dst[j] = BFloat16.round(dst[j]) }
         case .f16?: for j in 0..<m { dst[j] = Float(Float16(dst[j])) }

@@ -65,7 +65,7 @@ public struct MergedModel: Sendable {
                     switch output {
                     case let .copied(t, input):
                         tensor = t.dtype == step.outputDType && !t.storage.isMapped ? t : Self.owned(t, as: step.outputDType)
-                        plan.models[input.model].tensors.release(input.tensorName)
+                        plan.release(input)
                     case let .merged(values):
                         tensor = Tensor(zeros: step.outputDType, shape: step.outputShape)
                         values.withUnsafeBufferPointer {

@@ -125,7 +125,7 @@ public struct MergeExecutor: Sendable {
         switch output {
         case let .copied(t, input):
             do { try writer.write(step.outputName, tensor: t) } catch { throw .checkpoint(error) }
-            plan.models[input.model].tensors.release(input.tensorName)
+            plan.release(input)
             return 2 * t.byteCount
         case let .merged(values):
             let bytes = values.count * step.outputDType.byteSize
@@ -164,18 +164,17 @@ public struct MergeExecutor: Sendable {
         do {
             if step.copiesInput {
                 let input = step.inputs[step.baseIndex ?? 0]
-                let t = try plan.models[input.model].tensors.tensor(input.tensorName)
+                let t = try plan.read(input)
                 return (.copied(t, input), t.byteCount)
             }
             for input in step.inputs {
-                let source = plan.models[input.model].tensors
-                let t = try source.tensor(input.tensorName)
+                let t = try plan.read(input)
                 read += input.info.byteCount
                 var values = t.floats()
                 if let compute = plan.computeDType, compute != t.dtype, compute.byteSize < t.dtype.byteSize {
                     roundInPlace(&values, to: compute)
                 }
-                source.release(input.tensorName)
+                plan.release(input)
                 inputs.append(MergeInput(model: plan.models[input.model].reference, values: values, shape: t.shape, parameters: input.parameters))
             }
         } catch {

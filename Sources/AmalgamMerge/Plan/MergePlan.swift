@@ -9,9 +9,12 @@ public struct MergePlan: Sendable {
     public struct Input: Sendable {
         /// Index into `models`.
         public let model: Int
-        /// The tensor's name in that model.
+        /// The tensor's name in that model (a fused expert tensor's name when `segments` has several).
         public let tensorName: String
         public let info: TensorInfo
+        /// The stored tensors whose flat concatenation is this input: `[tensorName]`, or a layer's
+        /// per-expert tensors in fused order (`MoEExperts.fused`).
+        public let segments: [String]
         /// Per-model parameters resolved for this tensor.
         public let parameters: Parameters
     }
@@ -48,6 +51,8 @@ public struct MergePlan: Sendable {
     public let vocabulary: VocabularyPlan?
     /// Exact (default) or mergekit's rounding of intermediates in the working dtype.
     public let arithmetic: MergeArithmetic
+    /// How MoE experts are merged: fused as mergekit does (default), or each stored tensor alone.
+    public let moeExperts: MoEExperts
 
     /// Where `step`'s method rounds intermediates: in mergekit's arithmetic, to the working dtype, which is
     /// the config's `dtype:` or, without one, the dtype of the step's first input (mergekit then computes
@@ -65,8 +70,10 @@ public struct MergePlan: Sendable {
     /// `truncateEmbeddings` lets embeddings of different vocabulary sizes merge over their common rows
     /// (mergekit's `--unsafe-truncate-embeddings`); without it such a mismatch is an error.
     /// `arithmetic`: `.mergekit` rounds intermediates where mergekit 0.1.5's torch arithmetic does.
+    /// `moeExperts`: `.fused` merges the experts of Mixtral / Qwen2-MoE / Qwen3-MoE checkpoints as
+    /// mergekit 0.1.5 does, one fused tensor per layer and projection; `.perExpert` each stored tensor.
     public init(config: MergeConfig, seed: UInt64 = 0, truncateEmbeddings: Bool = false,
-                arithmetic: MergeArithmetic = .exact) throws(MergeError) {
+                arithmetic: MergeArithmetic = .exact, moeExperts: MoEExperts = .fused) throws(MergeError) {
         guard let method = MergeMethods.named(config.mergeMethod) else {
             throw .config(path: config.path, key: "merge_method", reason: "unknown method '\(config.mergeMethod)'")
         }
@@ -74,6 +81,7 @@ public struct MergePlan: Sendable {
         self.method = method
         computeDType = config.dtype
         self.arithmetic = arithmetic
+        self.moeExperts = moeExperts
         let configDir = (config.path as NSString).deletingLastPathComponent
 
         var models: [ModelSource] = []
@@ -104,7 +112,9 @@ public struct MergePlan: Sendable {
         }
 
         vocabulary = try config.tokenizer.map { t throws(MergeError) in try VocabularyPlan.build(settings: t, config: config, models: models, index: index) }
-        var planner = Planner(config: config, method: method, models: models, modelIndex: index, seed: seed, vocabulary: vocabulary,
+        var views: [LogicalTensors] = []
+        for m in models { views.append(try LogicalTensors(m, mode: moeExperts)) }
+        var planner = Planner(config: config, method: method, models: models, views: views, modelIndex: index, seed: seed, vocabulary: vocabulary,
                               truncateEmbeddings: truncateEmbeddings, arithmetic: arithmetic)
         try planner.plan(slices: slices)
         steps = planner.steps
@@ -122,6 +132,8 @@ private struct Planner {
     let config: MergeConfig
     let method: any MergeMethod
     let models: [ModelSource]
+    /// Each model's tensors as the merge sees them (fused experts or as stored).
+    let views: [LogicalTensors]
     let modelIndex: [String: Int]
     let seed: UInt64
     let vocabulary: VocabularyPlan?
@@ -143,8 +155,8 @@ private struct Planner {
         }
         let first = slices[0]
         let last = slices[slices.count - 1]
-        let firstModel = models[modelIndex[first.sources[0].model]!]
-        let globals = firstModel.tensors.tensorInfos.filter { TensorName($0.name).layer == nil }
+        let firstModel = views[modelIndex[first.sources[0].model]!]
+        let globals = firstModel.infos.filter { TensorName($0.name).layer == nil }
         let isPost: (TensorInfo) -> Bool = { [.finalNorm, .lmHead].contains(TensorName($0.name).role) }
 
         for info in sortedForOutput(globals.filter { !isPost($0) }) {
@@ -155,7 +167,7 @@ private struct Planner {
             for offset in 0..<n {
                 let t = n > 1 ? Double(offset) / Double(n - 1) : 1
                 let templateLayer = s.sources[0].layerRange.lowerBound + offset
-                let template = firstLayerTensors(of: models[modelIndex[s.sources[0].model]!], layer: templateLayer)
+                let template = firstLayerTensors(of: views[modelIndex[s.sources[0].model]!], layer: templateLayer)
                 for info in template {
                     let name = TensorName(info.name)
                     try planTensor(outputName: name.withLayer(outputLayers),
@@ -166,10 +178,10 @@ private struct Planner {
             }
         }
         // Post weights: from the last slice's sources; lm_head only if some input has it.
-        let lastModels = last.sources.map { models[modelIndex[$0.model]!] }
+        let lastModels = last.sources.map { views[modelIndex[$0.model]!] }
         var post = sortedForOutput(globals.filter(isPost))
         if !post.contains(where: { TensorName($0.name).role == .lmHead }),
-           let head = lastModels.lazy.compactMap({ $0.tensors.info("lm_head.weight") }).first {
+           let head = lastModels.lazy.compactMap({ $0.info("lm_head.weight") }).first {
             post.append(head)
         }
         for info in post {
@@ -177,8 +189,8 @@ private struct Planner {
         }
     }
 
-    private func firstLayerTensors(of model: ModelSource, layer: Int) -> [TensorInfo] {
-        sortedForOutput(model.tensors.tensorInfos.filter { TensorName($0.name).layer == layer })
+    private func firstLayerTensors(of model: LogicalTensors, layer: Int) -> [TensorInfo] {
+        sortedForOutput(model.infos.filter { TensorName($0.name).layer == layer })
     }
 
     /// Orders tensors as transformers' state dict does (embeddings; per layer q, k, v, o, norms, gate,
@@ -221,10 +233,10 @@ private struct Planner {
         var missing: [String] = []
         for (src, name) in zip(slice.sources, inputNames) {
             let mi = modelIndex[src.model]!
-            let model = models[mi]
+            let model = views[mi]
             var tensorName = name
-            var info = model.tensors.info(name)
-            if info == nil, TensorName(name).role == .lmHead, let tied = model.tensors.info("model.embed_tokens.weight") {
+            var info = model.info(name)
+            if info == nil, TensorName(name).role == .lmHead, let tied = model.info("model.embed_tokens.weight") {
                 // A tied lm_head is the embedding (mergekit's `tied_names`).
                 tensorName = tied.name
                 info = tied
@@ -243,7 +255,8 @@ private struct Planner {
                 values[spec.name] = v
             }
             if isBase, baseIndex == nil { baseIndex = inputs.count }
-            inputs.append(MergePlan.Input(model: mi, tensorName: tensorName, info: TensorInfo(name: tensorName, dtype: info.dtype, shape: info.shape), parameters: Parameters(values)))
+            inputs.append(MergePlan.Input(model: mi, tensorName: tensorName, info: TensorInfo(name: tensorName, dtype: info.dtype, shape: info.shape),
+                                          segments: model.entry(tensorName)!.segments, parameters: Parameters(values)))
         }
         var copyOnly = false
         if !missing.isEmpty {
@@ -258,7 +271,7 @@ private struct Planner {
                 copyOnly = true
             default:
                 throw .config(path: config.path, key: outputName,
-                              reason: "tensor missing from \(missing.joined(separator: ", ")) but present in \(inputs.map { models[$0.model].reference }.joined(separator: ", ")); '\(method.name)' needs it in every input (the inputs must share an architecture)")
+                              reason: "tensor missing from \(missing.joined(separator: ", ")) but present in \(inputs.map { models[$0.model].reference }.joined(separator: ", ")); '\(method.name)' needs it in every input (the inputs must share an architecture\(outputName.contains(".experts.") ? "; MoE checkpoints whose experts are stored in different layouts, fused and per expert, merge only with --moe-experts fused" : ""))")
             }
         }
         var global: [String: ParameterValue] = [:]

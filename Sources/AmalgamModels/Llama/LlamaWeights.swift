@@ -143,11 +143,23 @@ struct LlamaWeights: Sendable {
                                   up: try matrix(p + names.1 + ".weight", rows: width, cols: C),
                                   down: try matrix(p + names.2 + ".weight", rows: C, cols: width))
                 }
+                // Mixtral's router and experts under `block_sparse_moe.` (as transformers saves them) or
+                // `mlp.` (as mergekit writes them); the experts per expert, or fused as transformers 5 holds
+                // them in memory: gate_up_proj [E, 2·width, C] (each expert's gate rows, then up), down_proj [E, C, width].
                 let mixtral = config.modelType == "mixtral"
-                let block = mixtral ? p + "block_sparse_moe." : m
+                let block = mixtral && source.info(prefix + p + "block_sparse_moe.gate.weight") != nil ? p + "block_sparse_moe." : m
                 let names = mixtral ? ("w1", "w3", "w2") : ("gate_proj", "up_proj", "down_proj")
                 var experts: [SwiGLUWeights] = []
-                for e in 0..<spec.experts { experts.append(try swiglu(block + "experts.\(e).", names, width: spec.width)) }
+                if source.info(prefix + block + "experts.gate_up_proj") != nil {
+                    let E = spec.experts, w = spec.width
+                    let gateUp = try loadMatrixRows(source, prefix + block + "experts.gate_up_proj", parts: Array(repeating: w, count: 2 * E), cols: C,
+                                                    precision: precision, shape: [E, 2 * w, C])
+                    let down = try loadMatrixRows(source, prefix + block + "experts.down_proj", parts: Array(repeating: C, count: E), cols: w,
+                                                  precision: precision, shape: [E, C, w])
+                    for e in 0..<E { experts.append(SwiGLUWeights(gate: gateUp[2 * e], up: gateUp[2 * e + 1], down: down[e])) }
+                } else {
+                    for e in 0..<spec.experts { experts.append(try swiglu(block + "experts.\(e).", names, width: spec.width)) }
+                }
                 let shared = try spec.sharedWidth.map { w throws(ModelError) in try swiglu(m + "shared_expert.", ("gate_proj", "up_proj", "down_proj"), width: w) }
                 var sharedGate: [Float]? = nil
                 if spec.sharedWidth != nil {
@@ -267,13 +279,15 @@ struct LlamaWeights: Sendable {
 }
 
 /// A fused weight [Σ parts × cols] (Phi-3's qkv_proj, gate_up_proj) as one matrix per row range, each a
-/// copy of its rows held as `precision` asks (nil: as stored). Throws naming the tensor if its shape is wrong.
+/// copy of its rows held as `precision` asks (nil: as stored). Throws naming the tensor if its shape is wrong
+/// (`shape`, when given, is the stored shape, e.g. fused experts [E, rows/E, cols]).
 func loadMatrixRows(_ source: TensorSource, _ name: String, parts: [Int], cols: Int,
-                    precision: WeightPrecision?) throws(ModelError) -> [WeightMatrix] {
+                    precision: WeightPrecision?, shape: [Int]? = nil) throws(ModelError) -> [WeightMatrix] {
     let tensor = try loadTensor(source, name)
     let rows = parts.reduce(0, +)
-    guard tensor.shape == [rows, cols] else {
-        throw .shapeMismatch(path: source.path, tensor: name, expected: [rows, cols], actual: tensor.shape)
+    let expected = shape ?? [rows, cols]
+    guard tensor.shape == expected, Tensor.elementCount(expected) == rows * cols else {
+        throw .shapeMismatch(path: source.path, tensor: name, expected: expected, actual: tensor.shape)
     }
     guard [.f32, .bf16, .f16].contains(tensor.dtype) else { throw .unsupportedDType(path: source.path, tensor: name, dtype: tensor.dtype) }
     let rowBytes = cols * tensor.dtype.byteSize
