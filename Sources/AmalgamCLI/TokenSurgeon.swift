@@ -12,22 +12,23 @@ struct TokenSurgeonCommand: ParsableCommand {
         discussion: """
             A donor token the model also has (compared as mergekit does: word-start markers and special-token \
             roles normalised) keeps the model's row exactly; the rows of the other tokens are approximated (-a):
-              omp (default)         the donor's row as a sparse combination of k donor rows of shared tokens; \
-            the same combination of the model's rows
-              common_interpolation  the k shared tokens nearest in the donor's space (Euclidean, or cosine with \
-            -c), weighted by -w: distance_proportional (default), barycentric or least_squares
-              subword               the model's rows of the token's text as the model's tokenizer splits it, \
-            combined by -s: mean (default), sum, weighted_mean or first_last
-              mean, zero            the mean of the model's rows; zeros
-              randn, john_hewitt    random rows: standard normal, or Gaussian with the mean and covariance of the \
-            model's rows. Drawn from Amalgam's seeded generator (--seed), NOT torch's: the same seed gives the \
-            same bytes, but not mergekit's numbers.
+
+            omp (default): the donor's row as a sparse combination of k donor rows of shared tokens; the same \
+            combination of the model's rows.
+            common_interpolation: the k shared tokens nearest in the donor's space (Euclidean, or cosine with -c), \
+            weighted by -w distance_proportional (default), barycentric or least_squares.
+            subword: the model's rows of the token's text as the model's tokenizer splits it, combined by -s mean \
+            (default), sum, weighted_mean or first_last.
+            mean, zero: the mean of the model's rows; zeros.
+            randn, john_hewitt: standard normal rows, or Gaussian with the mean and covariance of the model's rows, \
+            drawn from Amalgam's seeded generator (--seed), NOT torch's: same seed, same bytes, but not mergekit's.
+
             The output has the donor's tokenizer files and vocab size and appears only when complete. \
             See docs/tokensurgeon.md.
 
             Example:
               amalgam tokensurgeon models/my-model models/donor my-model-donor-vocab -k 32
-              amalgam tokensurgeon models/my-model models/donor out -a common_interpolation -k 8 -w barycentric
+              amalgam tokensurgeon model donor out -a common_interpolation -w barycentric
             """
     )
 
