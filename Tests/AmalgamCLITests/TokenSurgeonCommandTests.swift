@@ -126,6 +126,14 @@ struct TokenSurgeonCommandTests {
         try checkAgainstMergekit("ci-k8-least-squares", tolerance: 1e-5, mustFail: ["mean", "ci-k8", "ci-k8-barycentric"])
     }
 
+    /// k = 30 above the donor's hidden size 24: the least-squares systems are rank-deficient and mergekit
+    /// (torch.linalg.lstsq, gelsy) takes the minimum-norm solution. Barycentric squares the conditioning
+    /// (P·Pᵀ), so mergekit's f32 rows are further from the f64 ones.
+    @Test func commonInterpolationWithMoreNeighboursThanDimensionsTakesTheMinimumNormWeights() throws {
+        try checkAgainstMergekit("ci-k30-least-squares", tolerance: 1e-5, mustFail: ["ci-k8-least-squares", "ci-k30-barycentric"])
+        try checkAgainstMergekit("ci-k30-barycentric", tolerance: 1e-4, mustFail: ["ci-k8-barycentric", "ci-k30-least-squares"])
+    }
+
     @Test func commonInterpolationIntoATiedModelWithCosineAndLeastSquaresMatchesMergekit() throws {
         try checkAgainstMergekit("ci-k4-cosine-least-squares-tied-model", tolerance: 1e-5, mustFail: ["omp-k4-tied-model"])
     }
