@@ -145,6 +145,12 @@ struct TokenSurgeonCommandTests {
         try checkAgainstMergekit("subword-first-last", tolerance: 0, mustFail: ["subword-mean", "subword-weighted-mean"])
     }
 
+    /// The text of a word-start token (Ġthe → " the") and of a special token (the pad token → "pad_token",
+    /// mergekit's unnormalize_token) through the model's tokenizer.
+    @Test func subwordTextsOfWordStartAndSpecialTokensAreMergekits() throws {
+        try checkAgainstMergekit("subword-marked-donor", tolerance: 0)
+    }
+
     /// randn and john_hewitt draw from Amalgam's seeded generator: the same seed gives the same bytes, another
     /// seed other rows; shared rows are the model's. (Their distribution: TokenSurgeonDrawTests.)
     @Test func randomMethodsAreSeededAndKeepSharedRows() throws {
