@@ -81,16 +81,54 @@ public struct TokenSurgeon: Sendable {
         /// Orthogonal matching pursuit (mergekit's default): the donor's row as a combination of k donor rows of
         /// shared tokens, the same combination of the model's rows of those tokens.
         case omp
+        /// The k shared tokens nearest in the donor's space, weighted by `WeightScheme`; the same weights on the
+        /// model's rows of those tokens.
+        case commonInterpolation = "common_interpolation"
+        /// The model's rows of the token's text as the model's tokenizer splits it, combined by `SubwordMethod`.
+        case subword
         /// The mean of the model's rows.
         case mean
         /// Zeros.
         case zero
+        /// Standard normal draws from Amalgam's seeded generator (mergekit draws from torch's).
+        case randn
+        /// Draws from the Gaussian with the mean and covariance of the model's rows (seeded; mergekit: torch's).
+        case johnHewitt = "john_hewitt"
+
+        /// Whether the rows come from a random generator (then `seed` decides them).
+        public var isRandom: Bool { self == .randn || self == .johnHewitt }
+        /// Whether `k` shared tokens are combined.
+        public var usesK: Bool { self == .omp || self == .commonInterpolation }
+    }
+
+    /// How `common_interpolation` weights the k nearest shared tokens (mergekit's `--weight-scheme`).
+    public enum WeightScheme: String, Sendable, CaseIterable {
+        /// Inverse Euclidean distance, or the cosine similarity with `cosineSimilarity`; normalised to sum 1.
+        case distanceProportional = "distance_proportional"
+        /// The least-squares weights that sum to one.
+        case barycentric
+        /// The unconstrained least-squares weights.
+        case leastSquares = "least_squares"
+    }
+
+    /// How `subword` combines the model's rows of a token's pieces (mergekit's `--subword-method`).
+    public enum SubwordMethod: String, Sendable, CaseIterable {
+        case mean
+        case sum
+        /// Weights 1…n, the largest on the last piece for the embedding, on the first for the lm_head.
+        case weightedMean = "weighted_mean"
+        /// The last piece's row for the embedding, the first's for the lm_head.
+        case firstLast = "first_last"
     }
 
     public struct Options: Sendable {
         public var method: Method = .omp
-        /// Atoms per token (OMP).
+        /// Shared tokens per new token (omp, common_interpolation).
         public var k: Int = 64
+        /// common_interpolation: nearest by cosine similarity instead of Euclidean distance.
+        public var cosineSimilarity = false
+        public var weightScheme: WeightScheme = .distanceProportional
+        public var subwordMethod: SubwordMethod = .mean
         /// Standard deviation of seeded Gaussian noise added to approximated rows (mergekit's -nvn).
         public var newVocabNoise: Double?
         /// Factor applied to approximated rows (mergekit's -nvs).
@@ -105,6 +143,8 @@ public struct TokenSurgeon: Sendable {
         public let rows: Int
         public let exact: Int
         public let approximated: Int
+        /// Anything the user should know about this matrix (a fallback taken).
+        public var notes: [String] = []
     }
 
     public let model: ModelSource
@@ -112,6 +152,8 @@ public struct TokenSurgeon: Sendable {
     public let options: Options
     let modelVocabulary: NormalizedVocabulary
     let donorVocabulary: NormalizedVocabulary
+    /// The model's tokenizer (subword splits new tokens' text with it).
+    let modelTokenizer: Tokenizer
 
     static let embedName = "model.embed_tokens.weight"
     static let headName = "lm_head.weight"
@@ -120,22 +162,22 @@ public struct TokenSurgeon: Sendable {
         self.model = model
         self.donor = donor
         self.options = options
-        func vocabulary(_ source: ModelSource) throws(TokenSurgeonError) -> NormalizedVocabulary {
+        func vocabulary(_ source: ModelSource) throws(TokenSurgeonError) -> (NormalizedVocabulary, Tokenizer) {
             let tokenizer: Tokenizer
             do { tokenizer = try LanguageModel.tokenizer(of: source) } catch { throw .tokenizer(error) }
             var config: JSONObject?
             if let text = source.companionText("tokenizer_config.json") { config = (try? JSONValue.parse(text))?.objectValue }
-            return NormalizedVocabulary(tokenizer: tokenizer, tokenizerConfig: config)
+            return (NormalizedVocabulary(tokenizer: tokenizer, tokenizerConfig: config), tokenizer)
         }
-        modelVocabulary = try vocabulary(model)
-        donorVocabulary = try vocabulary(donor)
+        (modelVocabulary, modelTokenizer) = try vocabulary(model)
+        (donorVocabulary, _) = try vocabulary(donor)
         guard model.tensors.info(Self.embedName) != nil else {
             throw .model(path: model.path, reason: "no \(Self.embedName); tokensurgeon rebuilds a Llama-family model's embedding")
         }
         guard donor.tensors.info(Self.embedName) != nil else {
             throw .model(path: donor.path, reason: "no \(Self.embedName); the donor's embedding guides the new rows")
         }
-        if options.method == .omp {
+        if options.method.usesK {
             guard options.k >= 1 else { throw .option(name: "-k", reason: "must be at least 1") }
             let shared = Set(modelVocabulary.ids.keys).intersection(donorVocabulary.ids.keys).count
             guard options.k <= shared else {
@@ -258,6 +300,7 @@ public struct TokenSurgeon: Sendable {
             }
         }
         newTokens.sort { $0.id < $1.id }
+        var notes: [String] = []
         if !newTokens.isEmpty {
             var rowsOut: [[Float]]
             switch options.method {
@@ -268,7 +311,8 @@ public struct TokenSurgeon: Sendable {
                 for r in 0..<modelRows { for j in 0..<C { mean[j] += orig[r * C + j] } }
                 for j in 0..<C { mean[j] /= Float(modelRows) }
                 rowsOut = Array(repeating: mean, count: newTokens.count)
-            case .omp:
+            case .omp, .commonInterpolation:
+                // The shared tokens in donor id order: their donor rows guide, their model rows are combined.
                 let shared = safeOrig.keys.filter { safeDonor[$0] != nil }.sorted { safeDonor[$0]! < safeDonor[$1]! }
                 guard options.k <= shared.count else {
                     throw TokenSurgeonError.option(name: "-k", reason: "\(options.k) atoms, but only \(shared.count) shared tokens have rows in both \(name) matrices")
@@ -280,19 +324,53 @@ public struct TokenSurgeon: Sendable {
                     for j in 0..<D { atoms[i * D + j] = Double(donorValues[d * D + j]) }
                     for j in 0..<C { values[i * C + j] = Double(orig[o * C + j]) }
                 }
-                let pursuit = MatchingPursuit(atoms: atoms, count: shared.count, dimension: D, k: options.k)
                 let targets = newTokens.map { t in (0..<D).map { Double(donorValues[t.id * D + $0]) } }
+                let fit: @Sendable ([Double]) -> (chosen: [Int], weights: [Double])
+                if options.method == .omp {
+                    let pursuit = MatchingPursuit(atoms: atoms, count: shared.count, dimension: D, k: options.k)
+                    fit = { t in let (c, w) = pursuit.fit(t); return (c, w) }
+                } else {
+                    let interpolation = CommonInterpolation(atoms: atoms, count: shared.count, dimension: D, k: options.k,
+                                                            cosine: options.cosineSimilarity, scheme: options.weightScheme)
+                    fit = { t in interpolation.fit(t) }
+                }
                 let modelRowsOfShared = values
                 let flat = OutputRows(count: newTokens.count * C)
                 defer { flat.pointer.deallocate() }
                 // Each token's fit is independent: same values at any thread count.
                 DispatchQueue.concurrentPerform(iterations: newTokens.count) { i in
-                    let (chosen, coefficients) = pursuit.fit(targets[i])
+                    let (chosen, weights) = fit(targets[i])
                     var row = [Double](repeating: 0, count: C)
-                    for (a, c) in zip(chosen, coefficients) { for j in 0..<C { row[j] += c * modelRowsOfShared[a * C + j] } }
+                    for (a, w) in zip(chosen, weights) { for j in 0..<C { row[j] += w * modelRowsOfShared[a * C + j] } }
                     for j in 0..<C { flat.pointer[i * C + j] = Float(row[j]) }
                 }
                 rowsOut = (0..<newTokens.count).map { Array(UnsafeBufferPointer(start: flat.pointer + $0 * C, count: C)) }
+            case .subword:
+                rowsOut = []
+                for t in newTokens {
+                    let ids = modelTokenizer.encode(Self.text(of: t.key), addSpecialTokens: false)
+                    if let bad = ids.first(where: { $0 >= modelRows }) {
+                        throw TokenSurgeonError.model(path: model.path, reason: "its tokenizer gives id \(bad) for the text of donor token \(t.id), but \(name) has only \(modelRows) rows")
+                    }
+                    rowsOut.append(SubwordCombination.combine(ids: ids, method: options.subwordMethod, isHead: name == Self.headName,
+                                                              columns: C) { orig[($0 * C)..<(($0 + 1) * C)] })
+                }
+            case .randn, .johnHewitt:
+                var rng = SeededGenerator(seed: SeedDerivation.seed(run: options.seed, tensor: name + "/" + options.method.rawValue))
+                var drawn: [[Float]]? = nil
+                if options.method == .johnHewitt {
+                    drawn = Self.johnHewittRows(values: orig, rows: modelRows, columns: C, count: newTokens.count, generator: &rng)
+                    if drawn == nil {
+                        notes.append("the covariance of the model's rows is not positive definite: drew 0.02 × standard normal rows instead (mergekit's intended fallback)")
+                    }
+                }
+                if let drawn {
+                    rowsOut = drawn
+                } else {
+                    let scale: Float = options.method == .randn ? 1 : 0.02
+                    rowsOut = []
+                    for _ in newTokens { rowsOut.append((0..<C).map { _ in scale * rng.normal() }) }
+                }
             }
             if options.newVocabNoise != nil || options.newVocabScale != nil {
                 var rng = SeededGenerator(seed: SeedDerivation.seed(run: options.seed, tensor: name))
@@ -306,7 +384,17 @@ public struct TokenSurgeon: Sendable {
         let tensor = Tensor(result, shape: [rows, C]).converted(to: modelTensor.dtype)
         model.tensors.release(name)
         donor.tensors.release(donorName)
-        return (tensor, MatrixReport(tensor: name, rows: rows, exact: exact, approximated: newTokens.count))
+        return (tensor, MatrixReport(tensor: name, rows: rows, exact: exact, approximated: newTokens.count, notes: notes))
+    }
+
+    /// The text mergekit's `unnormalize_token` gives a normalised token: a word-start token's text with a
+    /// leading space, a special token's role name (`bos_token`, …), any other token as it is.
+    static func text(of key: NormalizedVocabulary.Key) -> String {
+        switch key {
+        case let .plain(t): return t
+        case let .wordStart(t): return " " + t
+        case let .special(role): return role
+        }
     }
 }
 
