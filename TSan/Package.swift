@@ -30,9 +30,11 @@ let package = Package(
         // parallelChunks and the thread team.
         suiteFiles("AmalgamCoreTests", ["ParallelTests.swift"]),
         // The merge executors (tensors and chunks on several threads; the same bytes at one thread and two), the
-        // seeded sparsification drawn chunk by chunk, and what these suites need from their neighbours.
+        // seeded sparsification drawn chunk by chunk, fused MoE experts read tensor by tensor across chunks, and
+        // what these suites need from their neighbours.
         suiteFiles("AmalgamMergeTests", ["MergeTestSupport.swift", "ReferenceCases.swift", "ChunkedMergeTests.swift",
-                                         "MergePipelineTests.swift", "SparsificationTests.swift"]),
+                                         "MergePipelineTests.swift", "SparsificationTests.swift", "MoEMergeTests.swift",
+                                         "MultiChunkReferenceTests.swift"]),
         // Matrix products and attention at sizes that split over the threads, the backward kernels and losses.
         suiteFiles("AmalgamModelsTests", ["LossesTests.swift", "BackwardKernelTests.swift", "ThreadedKernelTests.swift"]),
     ]

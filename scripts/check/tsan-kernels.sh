@@ -20,8 +20,8 @@ export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:${TSAN_OPTIONS:-}"
 # parallelChunks and the thread team; merges on two threads against one (whole tensors, seeded draws; every case
 # of ChunkedMergeTests, one per method and dtype: 98 s under ThreadSanitizer on a quiet machine, and the path of
 # the race the whole-suite run found in ChunkedCuts); sparsification's chunked draws; GEMV and attention split
-# over the threads; the backward kernels.
-kernel_tests='ParallelTests|ParallelTeamTests|ChunkedMergeTests'
+# over the threads; the backward kernels; a fused MoE tensor read from its stored experts across three chunks.
+kernel_tests='ParallelTests|ParallelTeamTests|ChunkedMergeTests|fusedTiesAcrossChunksMatchesMergekit'
 kernel_tests+='|sameBytesAtAnyThreadCount|SeededMergeTests|SparsificationTests|ThreadedKernelTests|BackwardKernelTests'
 [ $# -eq 0 ] && set -- --filter "${TSAN_KERNEL_TESTS:-$kernel_tests}"
 status=0
