@@ -181,7 +181,7 @@ public struct TokenSurgeon: Sendable {
             guard options.k >= 1 else { throw .option(name: "-k", reason: "must be at least 1") }
             let shared = Set(modelVocabulary.ids.keys).intersection(donorVocabulary.ids.keys).count
             guard options.k <= shared else {
-                throw .option(name: "-k", reason: "\(options.k) atoms, but the two tokenizers share only \(shared) tokens; lower -k")
+                throw .option(name: "-k", reason: "\(options.k) shared tokens per new token, but the two tokenizers share only \(shared) tokens; lower -k")
             }
         }
     }
@@ -315,7 +315,7 @@ public struct TokenSurgeon: Sendable {
                 // The shared tokens in donor id order: their donor rows guide, their model rows are combined.
                 let shared = safeOrig.keys.filter { safeDonor[$0] != nil }.sorted { safeDonor[$0]! < safeDonor[$1]! }
                 guard options.k <= shared.count else {
-                    throw TokenSurgeonError.option(name: "-k", reason: "\(options.k) atoms, but only \(shared.count) shared tokens have rows in both \(name) matrices")
+                    throw TokenSurgeonError.option(name: "-k", reason: "\(options.k) shared tokens per new token, but only \(shared.count) shared tokens have rows in both \(name) matrices")
                 }
                 var atoms = [Double](repeating: 0, count: shared.count * D)
                 var values = [Double](repeating: 0, count: shared.count * C)
