@@ -33,6 +33,8 @@ public final class PostgresRunStore: RunStore {
     let connection: PostgresConnection
     let logger: Logger
     private var closed = false
+    /// Whether this connection holds the run's lock (`claimRun`).
+    private var claimed = false
 
     /// Opens (and with `create`, creates) the run `run` of kind `kind` in the store at `url`.
     ///
@@ -78,9 +80,13 @@ public final class PostgresRunStore: RunStore {
 
     deinit { close() }
 
-    /// Closes the connection (and so frees the run's lock). Later calls fail.
+    /// Frees the run's lock and closes the connection. Later calls fail. The lock is let go explicitly
+    /// first: the server frees a closed session's locks only when its backend has ended, which on a loaded
+    /// server can come seconds after the client closed, and a process that opens the run again at once
+    /// would find it still held.
     public func close() {
         guard !closed else { return }
+        if claimed { _ = try? query("SELECT pg_advisory_unlock(\(Self.runLockClass), \(Int32(truncatingIfNeeded: runID)))") }
         closed = true
         _ = try? connection.close().wait()
     }
@@ -272,6 +278,7 @@ public final class PostgresRunStore: RunStore {
             if taken || attempt == 29 { break }
             usleep(100_000)
         }
+        claimed = taken
         guard taken else {
             let holder = try query("""
                 SELECT coalesce(a.application_name, ''), a.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
