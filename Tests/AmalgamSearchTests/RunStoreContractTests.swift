@@ -221,6 +221,32 @@ enum StoreBackend: String, CaseIterable, CustomTestStringConvertible, Sendable {
         #expect(try looking.latestStep() == 1, "a commit is seen by every connection")
     }
 
+    /// The first use of a database by several processes at once: one creates the tables while the others
+    /// wait on the schema lock, then find them. (Their re-check once read the session's stale catalog cache,
+    /// saw no tables and failed with "relation amalgam_schema already exists".) Fresh databases owned by the
+    /// tests' role, made and dropped by the server's superuser.
+    @Test func manyProcessesOpeningAFreshDatabaseAtOnceAllFindOneSchema() throws {
+        let admin = try PostgresRunStore.open(url: try url(user: "postgres"), run: "fresh-admin-\(UUID().uuidString.prefix(8))", kind: "test")
+        defer { try? admin.execute("DELETE FROM amalgam_runs WHERE id = \(admin.runID)") }
+        for round in 0..<6 {
+            let name = "amalgam_fresh_\(UUID().uuidString.prefix(8).lowercased())"
+            try admin.execute("CREATE DATABASE \(name) OWNER amalgam")
+            defer { try? admin.execute("DROP DATABASE \(name) WITH (FORCE)") }
+            let fresh = try url(database: name)
+            final class Failures: @unchecked Sendable {
+                let lock = NSLock()
+                var messages: [String] = []
+                func add(_ m: String) { lock.lock(); messages.append(m); lock.unlock() }
+            }
+            let failures = Failures()
+            DispatchQueue.concurrentPerform(iterations: 8) { i in
+                do { try PostgresRunStore.open(url: fresh, run: "run-\(i)", kind: "test").close() } catch { failures.add("\(error)") }
+            }
+            let errors = failures.messages
+            #expect(errors.isEmpty, "round \(round): \(errors.count) of 8 failed, first: \(errors.first ?? "")")
+        }
+    }
+
     @Test func aRunThatDoesNotExistIsNotCreatedByAProcessThatOnlyJoins() throws {
         let message = refusal { _ = try PostgresRunStore.open(url: try testPostgres.require(), run: "never-made", kind: "test", create: false) }
         #expect(message.contains("run `never-made`") && message.contains("no such run"), "\(message)")

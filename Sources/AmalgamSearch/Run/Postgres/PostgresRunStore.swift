@@ -191,7 +191,14 @@ public final class PostgresRunStore: RunStore {
     static func createSchema(_ connection: PostgresConnection, address: PostgresAddress) throws(SearchError) {
         let at = "PostgreSQL run store \(address.display)"
         func version() throws(SearchError) -> Int {
-            let exists = try run(connection, "SELECT to_regclass('amalgam_schema') IS NOT NULL", at: at)
+            // pg_class read with the statement's snapshot, not `to_regclass`: that looks the name up in the
+            // session's catalog cache, which inside a transaction is not refreshed by an advisory lock, so a
+            // process that waited on the lock below while another created the tables still saw none, and its
+            // CREATE TABLE failed with "relation amalgam_schema already exists".
+            let exists = try run(connection, """
+                SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                                WHERE c.relname = 'amalgam_schema' AND n.nspname = current_schema())
+                """, at: at)
             guard try exists.first.map({ (row) throws(SearchError) in try Self.decoded(at: at, { try row.decode(Bool.self) }) }) ?? false else { return 0 }
             let rows = try run(connection, "SELECT version FROM amalgam_schema", at: at)
             return try rows.first.map { (r) throws(SearchError) in Int(try Self.decoded(at: at) { try r.decode(Int32.self) }) } ?? 0
