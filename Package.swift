@@ -53,7 +53,7 @@ let package = Package(
         .target(name: "AmalgamJinja", dependencies: ["AmalgamCore"]),
         .target(name: "AmalgamTokenizer", dependencies: ["AmalgamCore", "AmalgamJinja"]),
         .target(name: "AmalgamModels", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "CAmalgamBLAS"]),
-        .target(name: "AmalgamEval", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamModels", "AmalgamTokenizer"]),
+        .target(name: "AmalgamEval", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamModels", "AmalgamTokenizer", "CAmalgamBLAS"]),
         .target(name: "AmalgamSearch", dependencies: ["AmalgamCore", "AmalgamCheckpoint", "AmalgamMerge", "AmalgamModels", "AmalgamTokenizer", "AmalgamEval", "CSQLite", .product(name: "PostgresNIO", package: "postgres-nio")], exclude: ["Run/README.md"]),
         // The published reproductions run by `amalgam experiment`: the digits MLP, M2N2 and DAM on digits,
         // digits merge recipes, CMA-ES test functions. Nothing below depends on it.

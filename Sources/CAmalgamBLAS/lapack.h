@@ -13,5 +13,9 @@ void dgeqrf_(const int *m, const int *n, double *a, const int *lda, double *tau,
 /// The first n columns of Q from dgeqrf's reflectors.
 void dorgqr_(const int *m, const int *n, const int *k, double *a, const int *lda, const double *tau,
              double *work, const int *lwork, int *info);
+/// Minimum-norm least squares by a complete orthogonal factorisation with column pivoting (torch.linalg.lstsq's
+/// CPU default driver, `gelsy`).
+void dgelsy_(const int *m, const int *n, const int *nrhs, double *a, const int *lda, double *b, const int *ldb,
+             int *jpvt, const double *rcond, int *rank, double *work, const int *lwork, int *info);
 
 #endif

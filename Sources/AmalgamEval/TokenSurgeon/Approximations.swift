@@ -1,4 +1,5 @@
 import AmalgamCore
+import CAmalgamBLAS
 import Foundation
 
 /// mergekit-tokensurgeon's `common_interpolation`: a new token's row from the `k` shared tokens whose donor rows
@@ -68,98 +69,26 @@ struct CommonInterpolation: Sendable {
     static func rcond(_ m: Int, _ n: Int) -> Double { Double(Float.ulpOfOne) * Double(max(m, n)) }
 }
 
-/// The minimum-norm least-squares solution of A·x = b (as LAPACK's gelsy, torch.linalg.lstsq's CPU default):
-/// Householder QR with column pivoting; the rank is the number of diagonal entries of R above
-/// `rcond` × the largest; a full-rank system is solved by back substitution, a rank-deficient one through a
-/// second QR of the leading rows of R (the complete orthogonal factorisation). f64.
+/// The minimum-norm least-squares solution of A·x = b by LAPACK's gelsy (torch.linalg.lstsq's CPU default):
+/// Householder QR with column pivoting, the rank being the number of diagonal entries of R above `rcond` ×
+/// the largest, then a complete orthogonal factorisation. f64.
 enum LeastSquares {
     /// `a`: row-major [rows × columns]; `b`: [rows]. Returns x [columns].
     static func minimumNorm(_ a: [Double], rows m: Int, columns n: Int, _ b: [Double], rcond: Double) -> [Double] {
-        var r = a
-        var rhs = b
-        var perm = Array(0..<n)
-        let steps = min(m, n)
-        for j in 0..<steps {
-            // Pivot: the remaining column of largest norm below row j.
-            var best = j, bestNorm = -1.0
-            for c in j..<n {
-                var s = 0.0
-                for i in j..<m { s += r[i * n + c] * r[i * n + c] }
-                if s > bestNorm { bestNorm = s; best = c }
-            }
-            if best != j {
-                for i in 0..<m { r.swapAt(i * n + j, i * n + best) }
-                perm.swapAt(j, best)
-            }
-            // Householder reflector zeroing column j below the diagonal.
-            let (v, beta) = householder((j..<m).map { r[$0 * n + j] })
-            guard beta != 0 else { continue }
-            for c in j..<n {
-                var s = 0.0
-                for i in j..<m { s += v[i - j] * r[i * n + c] }
-                s *= beta
-                for i in j..<m { r[i * n + c] -= s * v[i - j] }
-            }
-            var s = 0.0
-            for i in j..<m { s += v[i - j] * rhs[i] }
-            s *= beta
-            for i in j..<m { rhs[i] -= s * v[i - j] }
-        }
-        let largest = steps > 0 ? abs(r[0]) : 0
-        var rank = 0
-        while rank < steps && abs(r[rank * n + rank]) > rcond * largest { rank += 1 }
-        var y = [Double](repeating: 0, count: n)
-        if rank == n {
-            for i in stride(from: n - 1, through: 0, by: -1) {
-                var s = rhs[i]
-                for c in (i + 1)..<n { s -= r[i * n + c] * y[c] }
-                y[i] = s / r[i * n + i]
-            }
-        } else if rank > 0 {
-            // M = R[0..<rank, 0..<n] (full row rank): y = the minimum-norm solution of M·y = rhs[0..<rank].
-            // Mᵀ = Q₂·R₂ (QR of the n × rank matrix), so M = R₂ᵀ·Q₂ᵀ: solve R₂ᵀ·z = rhs, then y = Q₂·z.
-            var mt = [Double](repeating: 0, count: n * rank)  // row-major [n × rank]
-            for i in 0..<rank { for c in i..<n { mt[c * rank + i] = r[i * n + c] } }
-            var reflectors: [(v: [Double], beta: Double)] = []
-            for j in 0..<rank {
-                let (v, beta) = householder((j..<n).map { mt[$0 * rank + j] })
-                reflectors.append((v, beta))
-                guard beta != 0 else { continue }
-                for c in j..<rank {
-                    var s = 0.0
-                    for i in j..<n { s += v[i - j] * mt[i * rank + c] }
-                    s *= beta
-                    for i in j..<n { mt[i * rank + c] -= s * v[i - j] }
-                }
-            }
-            var z = [Double](repeating: 0, count: n)
-            for i in 0..<rank {
-                var s = rhs[i]
-                for c in 0..<i { s -= mt[c * rank + i] * z[c] }
-                z[i] = s / mt[i * rank + i]
-            }
-            for j in stride(from: rank - 1, through: 0, by: -1) {
-                let (v, beta) = reflectors[j]
-                var s = 0.0
-                for i in j..<n { s += v[i - j] * z[i] }
-                s *= beta
-                for i in j..<n { z[i] -= s * v[i - j] }
-            }
-            y = z
-        }
-        var x = [Double](repeating: 0, count: n)
-        for i in 0..<n { x[perm[i]] = y[i] }
-        return x
-    }
-
-    /// v and β with (I − β·v·vᵀ)·x = (−sign(x₀)·‖x‖, 0, …, 0).
-    static func householder(_ x: [Double]) -> (v: [Double], beta: Double) {
-        let norm = x.reduce(0) { $0 + $1 * $1 }.squareRoot()
-        guard norm > 0 else { return (x, 0) }
-        var v = x
-        v[0] += x[0] >= 0 ? norm : -norm
-        let vv = v.reduce(0) { $0 + $1 * $1 }
-        return (v, 2 / vv)
+        // Column-major for LAPACK; b holds max(m, n) entries, x in its first n.
+        var columnMajor = [Double](repeating: 0, count: m * n)
+        for i in 0..<m { for j in 0..<n { columnMajor[j * m + i] = a[i * n + j] } }
+        var rhs = b + [Double](repeating: 0, count: max(0, n - m))
+        var rows = Int32(m), columns = Int32(n), nrhs: Int32 = 1, lda = Int32(max(1, m)), ldb = Int32(max(1, m, n))
+        var pivots = [Int32](repeating: 0, count: n)
+        var cutoff = rcond, rank: Int32 = 0, info: Int32 = 0
+        var query = 0.0, lwork: Int32 = -1
+        dgelsy_(&rows, &columns, &nrhs, &columnMajor, &lda, &rhs, &ldb, &pivots, &cutoff, &rank, &query, &lwork, &info)
+        lwork = Int32(query)
+        var work = [Double](repeating: 0, count: Int(max(lwork, 1)))
+        dgelsy_(&rows, &columns, &nrhs, &columnMajor, &lda, &rhs, &ldb, &pivots, &cutoff, &rank, &work, &lwork, &info)
+        precondition(info == 0, "dgelsy failed (info \(info)) on a \(m)×\(n) system")
+        return Array(rhs.prefix(n))
     }
 }
 
