@@ -137,23 +137,7 @@ extension MergeExecutor {
         // Each input as its stored tensors (several for fused experts), mapped, never concatenated.
         var tensors: [[Tensor]] = []
         do throws(CheckpointError) {
-            for input in step.inputs {
-                let source = plan.models[input.model].tensors
-                var segments: [Tensor] = []
-                for name in input.segments {
-                    let t = try source.tensor(name)
-                    guard t.dtype == input.info.dtype else {
-                        throw CheckpointError.unexpectedTensor(path: source.path, tensor: name,
-                                                               reason: "\(t.dtype.rawValue), but the fused \(input.tensorName) is \(input.info.dtype.rawValue)")
-                    }
-                    segments.append(t)
-                }
-                guard segments.reduce(0, { $0 + $1.elementCount }) == Tensor.elementCount(input.info.shape) else {
-                    throw CheckpointError.unexpectedTensor(path: source.path, tensor: input.tensorName,
-                                                           reason: "its stored tensors hold \(segments.reduce(0) { $0 + $1.elementCount }) elements, the plan \(input.info.shape)")
-                }
-                tensors.append(segments)
-            }
+            for input in step.inputs { tensors.append(try plan.storedTensors(input)) }
         } catch { throw .checkpoint(error) }
         let n = Tensor.elementCount(step.outputShape)
         let chunks = (n + chunkElements - 1) / chunkElements

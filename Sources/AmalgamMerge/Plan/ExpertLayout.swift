@@ -124,17 +124,33 @@ struct LogicalTensors: Sendable {
 }
 
 extension MergePlan {
-    /// An input's values as one tensor: the stored tensor itself, or its segments concatenated in memory.
-    public func read(_ input: Input) throws(CheckpointError) -> Tensor {
+    /// An input's stored tensors (one, or a layer's per-expert tensors in fused order), checked against the
+    /// input: one dtype, and as many elements in all as its shape.
+    public func storedTensors(_ input: Input) throws(CheckpointError) -> [Tensor] {
         let source = models[input.model].tensors
-        if input.segments.count == 1 { return try source.tensor(input.segments[0]) }
-        let out = Tensor(zeros: input.info.dtype, shape: input.info.shape)
-        var offset = 0
+        var tensors: [Tensor] = []
         for name in input.segments {
             let t = try source.tensor(name)
-            guard t.dtype == input.info.dtype, offset + t.byteCount <= out.byteCount else {
-                throw .unexpectedTensor(path: source.path, tensor: name, reason: "\(t.dtype.rawValue) \(t.shape) does not fit the fused \(input.tensorName) \(input.info.dtype.rawValue) \(input.info.shape)")
+            guard t.dtype == input.info.dtype else {
+                throw .unexpectedTensor(path: source.path, tensor: name, reason: "\(t.dtype.rawValue), but the fused \(input.tensorName) is \(input.info.dtype.rawValue)")
             }
+            tensors.append(t)
+        }
+        let count = tensors.reduce(0) { $0 + $1.elementCount }
+        guard count == Tensor.elementCount(input.info.shape) else {
+            throw .unexpectedTensor(path: source.path, tensor: input.tensorName, reason: "its stored tensors hold \(count) elements, the plan \(input.info.shape)")
+        }
+        return tensors
+    }
+
+    /// An input's values as one tensor: the stored tensor itself, or its segments concatenated in memory.
+    public func read(_ input: Input) throws(CheckpointError) -> Tensor {
+        let parts = try storedTensors(input)
+        if parts.count == 1 { return parts[0] }
+        let source = models[input.model].tensors
+        let out = Tensor(zeros: input.info.dtype, shape: input.info.shape)
+        var offset = 0
+        for (name, t) in zip(input.segments, parts) {
             if t.byteCount > 0 { out.storage.mutableBase!.advanced(by: offset).copyMemory(from: t.bytes.baseAddress!, byteCount: t.byteCount) }
             offset += t.byteCount
             source.release(name)
