@@ -47,29 +47,27 @@ struct LogicalTensors: Sendable {
         let mixtral = type == "mixtral"
         // prefix (… "mlp.") → expert → projection (0 gate, 1 up, 2 down) → stored tensor.
         var groups: [String: [Int: [Int: TensorInfo]]] = [:]
-        var order: [(name: String, group: String?)] = []
-        var plain: [String: TensorInfo] = [:]
+        // In the checkpoint's order: a tensor as the merge names it with the stored one, or a group's prefix (nil).
+        var order: [(name: String, stored: TensorInfo?)] = []
         for info in tensors.tensorInfos {
             let name = mixtral ? info.name.replacingOccurrences(of: ".block_sparse_moe.", with: ".mlp.") : info.name
             if let (prefix, expert, projection) = Self.expertTensor(name, mixtral: mixtral) {
-                if groups[prefix] == nil { order.append((prefix, prefix)) }
+                if groups[prefix] == nil { order.append((prefix, nil)) }
                 groups[prefix, default: [:]][expert, default: [:]][projection] = info
             } else {
-                order.append((name, nil))
-                plain[name] = TensorInfo(name: info.name, dtype: info.dtype, shape: info.shape)
+                order.append((name, info))
             }
         }
         var infos: [TensorInfo] = []
         var entries: [String: Entry] = [:]
-        for (name, group) in order {
-            guard let prefix = group else {
-                let stored = plain[name]!
+        for (name, stored) in order {
+            if let stored {
                 let info = TensorInfo(name: name, dtype: stored.dtype, shape: stored.shape)
                 infos.append(info)
                 entries[name] = Entry(info: info, segments: [stored.name])
                 continue
             }
-            for entry in try Self.fuse(prefix: prefix, experts: groups[prefix]!, path: tensors.path) {
+            for entry in try Self.fuse(prefix: name, experts: groups[name]!, path: tensors.path) {
                 infos.append(entry.info)
                 entries[entry.info.name] = entry
             }
