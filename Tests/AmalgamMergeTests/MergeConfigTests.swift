@@ -36,6 +36,9 @@ import Testing
         #expect(error("merge_method: linear\nmodels:\n  - model: a\n    parameters: {weight: heavy}\n").contains("weight"))
         #expect(error("merge_method: linear\ndtype: float8\nmodels:\n  - model: a\n").contains("bfloat16"))
         #expect(error("merge_method: passthrough\nslices:\n  - sources:\n      - model: a\n        layer_range: [4, 2]\n").contains("layer_range"))
+        // Found by FuzzMergeYAML in CI (2026-12-07): an end beyond Int.max trapped converting to Int.
+        #expect(error("merge_method: passthrough\nslices:\n  - sources:\n      - model: a\n        layer_range: [1, 36666666666666666666666666666]\n").contains("layer_range"))
+        #expect(error("merge_method: passthrough\nslices:\n  - sources:\n      - model: a\n        layer_range: [0, 2.5]\n").contains("whole numbers"))
         #expect(error("merge_method: linear\nmodels:\n  - model: a\nslices:\n  - sources:\n      - model: a\n        layer_range: [0, 2]\n").contains("not both"))
         #expect(error("merge_method: ties\nmodels:\n  - model: a\n    parameters: {weight: 1}\n").contains("base_model"))
         #expect(error("merge_method: linear\nmodels:\n  - model: a\n    parameters:\n      weight:\n        - filter: mlp\n          valu: 1\n").contains("valu"))

@@ -253,10 +253,10 @@ public struct MergeConfig: Sendable, Equatable {
                 throw .config(path: path, key: s.child("model"), reason: "missing")
             }
             guard let range = try s.sequence("layer_range"), range.count == 2,
-                  let a = range[0].number, let b = range[1].number, a == a.rounded(), b == b.rounded(), a >= 0, b > a else {
-                throw .config(path: path, key: s.child("layer_range"), reason: "expected [start, end] with 0 ≤ start < end")
+                  let a = range[0].number.flatMap({ Int(exactly: $0) }), let b = range[1].number.flatMap({ Int(exactly: $0) }), a >= 0, b > a else {
+                throw .config(path: path, key: s.child("layer_range"), reason: "expected [start, end] with 0 ≤ start < end, whole numbers")
             }
-            sources.append(InputSlice(model: model, layerRange: Int(a)..<Int(b),
+            sources.append(InputSlice(model: model, layerRange: a..<b,
                                       parameters: try ParameterSettings.decode(s["parameters"], path: path, keyPath: s.child("parameters"))))
         }
         let lengths = Set(sources.map(\.layerRange.count))
